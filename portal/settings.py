@@ -76,6 +76,13 @@ def _refuse_unsafe_settings() -> None:
         problems.append("DJANGO_SECRET_KEY is missing, the sandbox default, or shorter than 50")
     if not INTERCHANGE_MASTER_KEY:
         problems.append("INTERCHANGE_MASTER_KEY (or INTERCHANGE_MASTER_KEY_FILE) is not set")
+    else:
+        from apps.keys.master import MasterKeyError, decode_key
+
+        try:
+            decode_key(INTERCHANGE_MASTER_KEY)
+        except MasterKeyError as exc:
+            problems.append(str(exc))
     if not PUBLIC_URL_IS_HTTPS:
         problems.append("INTERCHANGE_PUBLIC_URL must be https://")
     if problems:
@@ -109,6 +116,8 @@ INSTALLED_APPS = [
     "apps.keys",
     # roster layer
     "apps.roster",
+    # sandbox seeding (composes the apps above)
+    "apps.demo",
 ]
 
 MIDDLEWARE = [
@@ -181,11 +190,27 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_LONGEST_JOB_SECONDS = envint("CELERY_LONGEST_JOB_SECONDS", 3 * 3600)
+# The soft limit lets a job clean up; the hard limit kills it a little later. Redis redelivers an
+# unacknowledged message after the visibility timeout, so that must exceed the hard limit or a
+# long job still running would be started a second time.
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_LONGEST_JOB_SECONDS
+CELERY_TASK_TIME_LIMIT = CELERY_LONGEST_JOB_SECONDS + 300
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_LONGEST_JOB_SECONDS + 3600}
 CELERY_TASK_DEFAULT_RETRY_DELAY = 30
-CELERY_TASK_TIME_LIMIT = CELERY_LONGEST_JOB_SECONDS
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Keep Django's LOGGING (JSON lines with request ids) in the worker instead of Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+# Proves the whole path beat -> broker -> worker runs; /readyz reports its age.
+INTERCHANGE_WORKER_HEARTBEAT_SECONDS = envint("INTERCHANGE_WORKER_HEARTBEAT_SECONDS", 60)
+CELERY_BEAT_SCHEDULE: dict = {
+    "ops.heartbeat": {
+        "task": "ops.heartbeat",
+        "schedule": INTERCHANGE_WORKER_HEARTBEAT_SECONDS,
+        # A heartbeat nobody ran in time is worthless; do not let them pile up in the queue.
+        "options": {"expires": INTERCHANGE_WORKER_HEARTBEAT_SECONDS},
+    },
+}
 
 # --- auth, MFA, lockout, sessions -----------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -223,11 +248,17 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not IS_SANDBOX:
     SECURE_SSL_REDIRECT = envbool("INTERCHANGE_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # Probes and the Prometheus scrape come over the internal network in plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = envint("INTERCHANGE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = envbool("INTERCHANGE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading commits the whole registrable domain (a school's or district's, often
+        # shared with non-HTTPS services) to HTTPS in every browser for months; the operator
+        # opts in with INTERCHANGE_HSTS_PRELOAD=true rather than having it forced by default.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -274,6 +305,25 @@ INTERCHANGE_ACCESS_LOG_RETENTION_DAYS = envint("INTERCHANGE_ACCESS_LOG_RETENTION
 
 # Tests that need Redis, a Celery worker or a browser fail instead of skipping when "required".
 INTERCHANGE_TEST_SERVICES = env("INTERCHANGE_TEST_SERVICES", "optional")
+
+# OAuth 2.0 Security BCP (RFC 9700) everywhere: no implicit or password grants, S256 PKCE only,
+# tokens hashed at rest, refresh-token replay revokes the family, https redirect URIs only.
+# Access tokens are short-lived (DESIGN: 15 minutes by default).
+OAUTH2_PROVIDER = {
+    "ACCESS_TOKEN_EXPIRE_SECONDS": envint("INTERCHANGE_ACCESS_TOKEN_SECONDS", 900),
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -1,0 +1,33 @@
+"""Load the sandbox's demo personas and data, and say how to log in."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.demo.seed import NotSandboxError, demo_seed
+
+
+class Command(BaseCommand):
+    help = "Sandbox only: create demo staff for each role and demo data; prints the logins."
+
+    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+        parser.add_argument("--students", type=int, default=1200,
+                            help="size of the synthetic district (default 1200)")
+        parser.add_argument("--json", action="store_true", help="print what was created as JSON")
+
+    def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
+        if options["students"] < 1:
+            raise CommandError("--students must be at least 1")
+        try:
+            result = demo_seed(students=options["students"])
+        except NotSandboxError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps(result, indent=2))
+            return
+        self.stdout.write(self.style.SUCCESS("Demo data loaded. Log in at /admin/ as:"))
+        for person in result["staff"]:
+            self.stdout.write(f"  {person['role']:<13} {person['username']:<14} {person['password']}")
+        self.stdout.write("Passwords are new on every run of seed_demo.")

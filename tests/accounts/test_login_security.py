@@ -1,0 +1,45 @@
+"""Lockout, sessions and headers on the staff login."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.accounts.factories import DEFAULT_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def test_repeated_failed_logins_lock_the_account_even_for_the_right_password(
+    client, settings, staff_user_factory
+):
+    staff_user_factory(username="teacher1", role="engineer")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/admin/login/", {"username": "teacher1", "password": "wrong-password-1"})
+
+    response = client.post("/admin/login/", {"username": "teacher1", "password": DEFAULT_PASSWORD})
+
+    assert response.status_code == 429
+    assert client.get("/admin/").status_code == 302
+
+
+def test_admin_sessions_expire_when_idle():
+    from django.conf import settings
+
+    assert settings.SESSION_SAVE_EVERY_REQUEST is True
+    assert settings.SESSION_COOKIE_AGE <= 30 * 60
+
+
+def test_the_login_page_sends_a_content_security_policy_and_refuses_framing(client):
+    response = client.get("/admin/login/")
+
+    policy = response["Content-Security-Policy"]
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert response["X-Frame-Options"] == "DENY"
+
+
+def test_the_environment_is_shown_on_every_admin_page(client, settings):
+    response = client.get("/admin/login/")
+
+    assert b"ix-env-banner-sandbox" in response.content
+    assert b"Sandbox: synthetic demo data only." in response.content

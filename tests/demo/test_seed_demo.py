@@ -1,0 +1,60 @@
+"""seed_demo, as `make demo` and a curious IT lead run it."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+pytestmark = pytest.mark.django_db
+
+
+def run_seed(*args: str) -> dict:
+    out = StringIO()
+    call_command("seed_demo", "--json", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_json_output_has_the_agreed_shape():
+    result = run_seed("--students", "60")
+
+    assert set(result) >= {"staff", "vendors", "integrations", "exclusions"}
+    for person in result["staff"]:
+        assert set(person) == {"username", "password", "role"}
+        assert person["role"] in {"governance", "safeguarding", "engineer", "auditor"}
+    assert all(set(vendor) >= {"name"} for vendor in result["vendors"])
+
+
+def test_there_is_a_persona_per_role_and_two_governance_staff_for_two_person_approvals():
+    roles = [person["role"] for person in run_seed()["staff"]]
+
+    assert roles.count("governance") >= 2
+    assert {"safeguarding", "engineer", "auditor"} <= set(roles)
+
+
+def test_printed_passwords_log_in_and_nobody_is_a_superuser():
+    from django.contrib.auth import get_user_model
+
+    for person in run_seed()["staff"]:
+        user = get_user_model().objects.get(username=person["username"])
+        assert user.check_password(person["password"])
+        assert user.is_staff and not user.is_superuser
+
+
+def test_running_it_twice_refreshes_the_personas_instead_of_duplicating_them():
+    from django.contrib.auth import get_user_model
+
+    first = run_seed()
+    second = run_seed()
+
+    assert get_user_model().objects.count() == len(second["staff"])
+    assert first["staff"][0]["password"] != second["staff"][0]["password"]
+
+
+def test_it_refuses_to_run_outside_the_sandbox(settings):
+    settings.INTERCHANGE_ENVIRONMENT = "production"
+
+    with pytest.raises(CommandError, match="only runs in the sandbox"):
+        call_command("seed_demo")
