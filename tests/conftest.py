@@ -102,3 +102,12 @@ def staff_user_factory(db):  # type: ignore[no-untyped-def]
     from tests.accounts.factories import StaffUserFactory
 
     return StaffUserFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _audit_log_truncatable_in_test_database(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """The audit log refuses TRUNCATE; Django's flush between transactional tests needs it."""
+    from apps.audit.testing import allow_truncate_in_test_database
+
+    with django_db_blocker.unblock():
+        allow_truncate_in_test_database()
