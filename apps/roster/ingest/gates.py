@@ -1,0 +1,148 @@
+"""Quality gates: hold an import whose changes are out of proportion to the baseline.
+
+The baseline is the source's current state (its last applied version), counted per
+org, entity and kind (type or role); the import's effect on each count comes from
+the change tables of ``apply.diff_compute``. Each entity is also counted across
+the whole source (org ``*``), so a mass addition through brand-new orgs trips too.
+
+A count trips when it changes by more than ``max_change_percent`` of the baseline or
+would lose more than ``max_delete_percent`` of it, and the change is also at least
+``min_records`` (so ordinary changes at a small school pass). Learners (role
+``student``) doubling always trips. A key with no baseline (a new org) has nothing
+to compare with; the first import of a source sets the baseline and is not gated.
+"""
+
+# SQL here is composed from identifiers of the schema registry (never from input);
+# values are bound parameters or int() casts.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+from django.db import connection
+
+from apps.roster.ingest.apply import ChangeSet, change_table
+from apps.roster.ingest.staging import TABLES
+
+RULE_CHANGE = "change"
+RULE_DELETE = "delete"
+RULE_LEARNERS_DOUBLE = "learners_double"
+ALL_ORGS = "*"
+LEARNER = "student"
+
+# entity -> (org expression, kind expression) over a row alias "r"
+GATE_KEYS: dict[str, tuple[str, str]] = {
+    "orgs": ("r.parent_sourced_id", "r.type"),
+    "academicSessions": ("''", "r.type"),
+    "courses": ("r.org_sourced_id", "''"),
+    "classes": ("r.school_sourced_id", "r.class_type"),
+    "users": ("''", "''"),
+    "userProfiles": ("''", "''"),
+    "roles": ("r.org_sourced_id", "r.role"),
+    "enrollments": ("r.school_sourced_id", "r.role"),
+    "demographics": ("''", "''"),
+    "categories": ("''", "''"),
+    "lineItems": ("r.school_sourced_id", "''"),
+    "results": ("''", "r.score_status"),
+    "scoreScales": ("r.org_sourced_id", "''"),
+}
+LEARNER_ENTITIES = frozenset({"roles", "enrollments"})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_change_percent: Decimal = Decimal(10)
+    max_delete_percent: Decimal = Decimal(5)
+    min_records: int = 25
+    hold_when_learners_double: bool = True
+
+
+@dataclass(frozen=True)
+class Trip:
+    rule: str
+    entity: str
+    org: str
+    kind: str
+    baseline: int
+    proposed: int
+    deleted: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        where = "all orgs" if self.org == ALL_ORGS else f"org {self.org or '-'}"
+        what = f"{self.entity}{'/' + self.kind if self.kind else ''} at {where}"
+        if self.rule == RULE_LEARNERS_DOUBLE:
+            return f"learners double: {what} {self.baseline} -> {self.proposed}"
+        if self.rule == RULE_DELETE:
+            return f"{self.deleted} of {self.baseline} {what} would be deleted"
+        return f"{what} changes {self.baseline} -> {self.proposed}"
+
+
+def _counts(sql: str) -> dict[tuple[str, str], int]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return {(org or "", kind or ""): n for org, kind, n in cursor.fetchall()}
+
+
+def gates_evaluate(
+    *, source_id: int, changes: ChangeSet, thresholds: Thresholds
+) -> list[Trip]:
+    """The trips this change set would cause against the source's baseline."""
+    trips: list[Trip] = []
+    minimum = thresholds.min_records
+    for entity, change in changes.by_entity.items():
+        if not change.total or change.first_load:
+            continue
+        t = TABLES[entity]
+        org, kind = GATE_KEYS[entity]
+        chg = change_table(entity)
+        baseline = _counts(
+            f"SELECT {org}, {kind}, count(*) FROM {t.table} r "
+            f"WHERE r.source_id = {int(source_id)} AND r.valid_to_version IS NULL GROUP BY 1, 2"
+        )
+        removed = _counts(
+            f"SELECT {org}, {kind}, count(*) FROM {t.table} r JOIN {chg} d ON d.old_id = r.id "
+            f"WHERE d.op IN ('u', 'd') GROUP BY 1, 2"
+        )
+        deleted = _counts(
+            f"SELECT {org}, {kind}, count(*) FROM {t.table} r JOIN {chg} d ON d.old_id = r.id "
+            f"WHERE d.op = 'd' GROUP BY 1, 2"
+        )
+        added = _counts(
+            f"SELECT {org}, {kind}, count(*) FROM {t.staging} r JOIN {chg} d ON d.n = r.n "
+            f"WHERE d.op IN ('a', 'u') GROUP BY 1, 2"
+        )
+        keys = set(baseline) | set(added) | set(removed)
+        # the whole source, per kind
+        for mapping in (baseline, removed, deleted, added):
+            rollup: dict[tuple[str, str], int] = {}
+            for (_, k), n in mapping.items():
+                rollup[(ALL_ORGS, k)] = rollup.get((ALL_ORGS, k), 0) + n
+            mapping.update(rollup)
+        keys |= {(ALL_ORGS, k) for _, k in keys}
+        for key in sorted(keys):
+            base = baseline.get(key, 0)
+            if base == 0:
+                continue  # a new org or kind sets its own baseline
+            proposed = base - removed.get(key, 0) + added.get(key, 0)
+            gone = deleted.get(key, 0)
+            delta = abs(proposed - base)
+            trip = None
+            if (
+                thresholds.hold_when_learners_double
+                and entity in LEARNER_ENTITIES
+                and key[1] == LEARNER
+                and proposed >= 2 * base
+            ):
+                trip = RULE_LEARNERS_DOUBLE
+            elif delta >= minimum and delta * 100 > base * thresholds.max_change_percent:
+                trip = RULE_CHANGE
+            elif gone >= minimum and gone * 100 > base * thresholds.max_delete_percent:
+                trip = RULE_DELETE
+            if trip:
+                trips.append(Trip(trip, entity, key[0], key[1], base, proposed, gone))
+    return trips

@@ -1,0 +1,282 @@
+"""Set-level validation in SQL over the staged rows: every problem, with file and line.
+
+Row-level checks (types, enumerations, required fields, date order) happen in the
+parser; what needs the whole set happens here:
+
+* duplicate sourcedIds within a file (``check_duplicates``, file-local, before the lock);
+* references across files and, for deltas and absent files, against the current
+  state (``check_references``), one primary role per user and org, and org and
+  session parents without cycles (``check_state``). These read the canonical tables
+  and therefore run under the source's import lock, in the apply transaction.
+
+References are checked against the state the import would produce ("post-state"):
+for the importing source, a bulk entity is exactly its staged rows, a delta entity
+is its current rows plus staged active rows minus staged deletions, an absent entity
+is its current rows; other sources' current rows always count (a grade-writing
+integration may reference the SIS's classes, and vice versa).
+"""
+
+# SQL here is composed from identifiers of the schema registry (never from input);
+# values are bound parameters or int() casts.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection
+
+from apps.roster.ingest import errors as codes
+from apps.roster.ingest.errors import IngestError
+from apps.roster.ingest.staging import TABLES
+
+PRIMARY_ROLE_CONFLICT = "PRIMARY_ROLE_CONFLICT"
+PARENT_CYCLE = "PARENT_CYCLE"
+
+MESSAGES = {
+    codes.DUPLICATE_SOURCED_ID: "{sid}: sourcedId appears more than once in {file} "
+    "(first on line {first}).",
+    codes.REFERENCE_MISSING: "{sid}: {column} {ref!r} does not match any {target} in this "
+    "feed or the current roster.",
+    PRIMARY_ROLE_CONFLICT: "{sid}: user {user!r} already has a primary role at org {org!r} "
+    "(role {other!r}); one primary role per user and org.",
+    PARENT_CYCLE: "{sid}: parentSourcedId chain returns to {sid!r} (a cycle).",
+}
+
+# Errors kept per check, so that a wholly wrong file cannot flood the error table.
+MAX_ERRORS_PER_CHECK = 1000
+
+
+@dataclass(frozen=True)
+class Reference:
+    entity: str
+    column: str
+    target: str
+    is_list: bool = False
+
+
+# Every reference the canonical model carries, checked in this order.
+REFERENCES: tuple[Reference, ...] = (
+    Reference("orgs", "parent_sourced_id", "orgs"),
+    Reference("academicSessions", "parent_sourced_id", "academicSessions"),
+    Reference("courses", "school_year_sourced_id", "academicSessions"),
+    Reference("courses", "org_sourced_id", "orgs"),
+    Reference("classes", "course_sourced_id", "courses"),
+    Reference("classes", "school_sourced_id", "orgs"),
+    Reference("classes", "term_sourced_ids", "academicSessions", is_list=True),
+    Reference("users", "agent_sourced_ids", "users", is_list=True),
+    Reference("users", "primary_org_sourced_id", "orgs"),
+    Reference("userProfiles", "user_sourced_id", "users"),
+    Reference("roles", "user_sourced_id", "users"),
+    Reference("roles", "org_sourced_id", "orgs"),
+    Reference("roles", "user_profile_sourced_id", "userProfiles"),
+    Reference("enrollments", "class_sourced_id", "classes"),
+    Reference("enrollments", "school_sourced_id", "orgs"),
+    Reference("enrollments", "user_sourced_id", "users"),
+    Reference("demographics", "sourced_id", "users"),
+    Reference("lineItems", "class_sourced_id", "classes"),
+    Reference("lineItems", "category_sourced_id", "categories"),
+    Reference("lineItems", "academic_session_sourced_id", "academicSessions"),
+    Reference("lineItems", "school_sourced_id", "orgs"),
+    Reference("results", "line_item_sourced_id", "lineItems"),
+    Reference("results", "student_sourced_id", "users"),
+    Reference("results", "class_sourced_id", "classes"),
+    Reference("scoreScales", "org_sourced_id", "orgs"),
+    Reference("scoreScales", "course_sourced_id", "courses"),
+    Reference("scoreScales", "class_sourced_id", "classes"),
+)
+
+_TARGET_NAMES = {
+    "orgs": "org", "academicSessions": "academic session", "courses": "course",
+    "classes": "class", "users": "user", "userProfiles": "user profile",
+    "categories": "category", "lineItems": "line item",
+}
+
+
+def _fetch(sql: str, params: dict | None = None) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or {})
+        return cursor.fetchall()
+
+
+def check_duplicates(entities: list[str]) -> list[IngestError]:
+    """A sourcedId twice in one file: every repeat is reported, naming the first line."""
+    found = []
+    for entity in entities:
+        tables = TABLES[entity]
+        rows = _fetch(
+            f"""
+            SELECT sourced_id, line, first_line FROM (
+                SELECT sourced_id, line,
+                       first_value(line) OVER w AS first_line,
+                       row_number() OVER w AS k
+                FROM {tables.staging}
+                WINDOW w AS (PARTITION BY sourced_id ORDER BY n)
+            ) d WHERE k > 1 ORDER BY line LIMIT {MAX_ERRORS_PER_CHECK}
+            """
+        )
+        for sid, line, first in rows:
+            found.append(
+                IngestError(
+                    tables.file_name, line, "sourcedId", codes.DUPLICATE_SOURCED_ID,
+                    MESSAGES[codes.DUPLICATE_SOURCED_ID].format(
+                        sid=sid, file=tables.file_name, first=first
+                    ),
+                )
+            )
+    return found
+
+
+def _post_state_ids_sql(target: str, *, source_id: int, modes: dict[str, str]) -> str:
+    """sourcedIds of ``target`` in the state this import would produce (see module doc)."""
+    tables = TABLES[target]
+    mode = modes.get(target, "absent")
+    if mode == "bulk":
+        current = f"source_id <> {source_id}"
+    elif mode == "delta":
+        current = (
+            f"(source_id <> {source_id} OR NOT EXISTS (SELECT 1 FROM {tables.staging} s "
+            f"WHERE s.sourced_id = c.sourced_id AND s.status = 'tobedeleted'))"
+        )
+    else:
+        current = "TRUE"
+    sql = (
+        f"SELECT c.sourced_id FROM {tables.table} c "
+        f"WHERE c.valid_to_version IS NULL AND {current}"
+    )
+    if mode in ("bulk", "delta"):
+        sql += (
+            f" UNION SELECT sourced_id FROM {tables.staging} "
+            f"WHERE status IS DISTINCT FROM 'tobedeleted'"
+        )
+    return sql
+
+
+def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestError]:
+    """Every reference of every staged active row must resolve in the post-state."""
+    supplied = {e for e, m in modes.items() if m in ("bulk", "delta")}
+    targets = sorted({r.target for r in REFERENCES if r.entity in supplied})
+    found: list[IngestError] = []
+    with connection.cursor() as cursor:
+        for target in targets:
+            cursor.execute(f"DROP TABLE IF EXISTS ids_{target.lower()}")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE ids_{target.lower()} AS "
+                f"{_post_state_ids_sql(target, source_id=source_id, modes=modes)}"
+            )
+            cursor.execute(f"ANALYZE ids_{target.lower()}")
+        for ref in REFERENCES:
+            if ref.entity not in supplied:
+                continue
+            tables = TABLES[ref.entity]
+            column = f's."{ref.column}"'
+            if ref.is_list:
+                source_rows = f"{tables.staging} s CROSS JOIN LATERAL unnest({column}) AS r(ref)"
+            else:
+                source_rows = f"{tables.staging} s CROSS JOIN LATERAL (SELECT {column}) AS r(ref)"
+            cursor.execute(
+                f"""
+                SELECT s.line, s.sourced_id, r.ref FROM {source_rows}
+                WHERE r.ref IS NOT NULL AND s.status IS DISTINCT FROM 'tobedeleted'
+                  AND NOT EXISTS (SELECT 1 FROM ids_{ref.target.lower()} i
+                                  WHERE i.sourced_id = r.ref)
+                ORDER BY s.n LIMIT {MAX_ERRORS_PER_CHECK}
+                """
+            )
+            header = tables.header_of(ref.column)
+            for line, sid, value in cursor.fetchall():
+                found.append(
+                    IngestError(
+                        tables.file_name, line, header, codes.REFERENCE_MISSING,
+                        MESSAGES[codes.REFERENCE_MISSING].format(
+                            sid=sid, column=header, ref=value, target=_TARGET_NAMES[ref.target]
+                        ),
+                    )
+                )
+        for target in targets:
+            cursor.execute(f"DROP TABLE IF EXISTS ids_{target.lower()}")
+    return found
+
+
+def _post_state_rows_sql(entity: str, columns: str, *, source_id: int, mode: str) -> str:
+    """This source's rows of ``entity`` after the import, with the staged line (or NULL)."""
+    tables = TABLES[entity]
+    staged = (
+        f"SELECT line, sourced_id, {columns} FROM {tables.staging} "
+        f"WHERE status IS DISTINCT FROM 'tobedeleted'"
+    )
+    if mode == "bulk":
+        return staged
+    return (
+        f"{staged} UNION ALL SELECT NULL::integer, sourced_id, {columns} FROM {tables.table} c "
+        f"WHERE c.valid_to_version IS NULL AND c.source_id = {source_id} AND NOT EXISTS "
+        f"(SELECT 1 FROM {tables.staging} s WHERE s.sourced_id = c.sourced_id)"
+    )
+
+
+def check_primary_roles(*, source_id: int, mode: str) -> list[IngestError]:
+    """One primary role per user and org: each staged primary beyond the first conflicts."""
+    post = _post_state_rows_sql(
+        "roles", "user_sourced_id, org_sourced_id, role_type",
+        source_id=source_id, mode=mode,
+    )
+    rows = _fetch(
+        f"""
+        SELECT line, sourced_id, user_sourced_id, org_sourced_id, first_sid FROM (
+            SELECT line, sourced_id, user_sourced_id, org_sourced_id,
+                   first_value(sourced_id) OVER w AS first_sid,
+                   row_number() OVER w AS k
+            FROM ({post}) p WHERE role_type = 'primary'
+            -- current rows first, then file order: the staged newcomer is the one at fault
+            WINDOW w AS (PARTITION BY user_sourced_id, org_sourced_id
+                         ORDER BY line NULLS FIRST, sourced_id)
+        ) d WHERE k > 1 AND line IS NOT NULL ORDER BY line LIMIT {MAX_ERRORS_PER_CHECK}
+        """
+    )
+    file_name = TABLES["roles"].file_name
+    return [
+        IngestError(
+            file_name, line, "roleType", PRIMARY_ROLE_CONFLICT,
+            MESSAGES[PRIMARY_ROLE_CONFLICT].format(sid=sid, user=user, org=org, other=first),
+        )
+        for line, sid, user, org, first in rows
+    ]
+
+
+def check_cycles(entity: str, *, source_id: int, mode: str) -> list[IngestError]:
+    """Parents without cycles (recursive walk up the parent chain, bounded)."""
+    post = _post_state_rows_sql(entity, "parent_sourced_id", source_id=source_id, mode=mode)
+    rows = _fetch(
+        f"""
+        WITH RECURSIVE p AS MATERIALIZED ({post}),
+        walk(start_sid, node, depth) AS (
+            SELECT sourced_id, parent_sourced_id, 1 FROM p WHERE parent_sourced_id IS NOT NULL
+            UNION ALL
+            SELECT w.start_sid, p.parent_sourced_id, w.depth + 1
+            FROM walk w JOIN p ON p.sourced_id = w.node
+            WHERE w.node <> w.start_sid AND p.parent_sourced_id IS NOT NULL AND w.depth < 1000
+        )
+        SELECT DISTINCT p.line, p.sourced_id FROM walk w JOIN p ON p.sourced_id = w.start_sid
+        WHERE w.node = w.start_sid AND p.line IS NOT NULL
+        ORDER BY p.line LIMIT {MAX_ERRORS_PER_CHECK}
+        """
+    )
+    file_name = TABLES[entity].file_name
+    return [
+        IngestError(
+            file_name, line, "parentSourcedId", PARENT_CYCLE,
+            MESSAGES[PARENT_CYCLE].format(sid=sid),
+        )
+        for line, sid in rows
+    ]
+
+
+def check_state(*, source_id: int, modes: dict[str, str]) -> list[IngestError]:
+    """The checks that read the current roster (run under the source's import lock)."""
+    found = check_references(source_id=source_id, modes=modes)
+    if modes.get("roles") in ("bulk", "delta"):
+        found += check_primary_roles(source_id=source_id, mode=modes["roles"])
+    for entity in ("orgs", "academicSessions"):
+        if modes.get(entity) in ("bulk", "delta"):
+            found += check_cycles(entity, source_id=source_id, mode=modes[entity])
+    return found
