@@ -65,6 +65,10 @@ if INTERCHANGE_MASTER_KEY is None and IS_SANDBOX:
     from apps.keys.master import load_or_create_key_file
 
     INTERCHANGE_MASTER_KEY = load_or_create_key_file(MASTER_KEY_FILE_DEFAULT)
+    # `rotate_master_key --generate` keeps the old key here until every row is re-wrapped.
+    _previous_key_file = MASTER_KEY_FILE_DEFAULT.with_name("master.key.previous")
+    if INTERCHANGE_MASTER_KEY_PREVIOUS is None and _previous_key_file.exists():
+        INTERCHANGE_MASTER_KEY_PREVIOUS = _previous_key_file.read_text(encoding="ascii").strip()
 
 
 def _refuse_unsafe_settings() -> None:
