@@ -8,6 +8,8 @@ imports what stands on it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import models
 
 GENESIS_HASH = "0" * 64
@@ -27,6 +29,29 @@ class FieldClass(models.TextChoices):
     SPECIAL_CATEGORY = "special_category", "Special category"
     ASSESSMENT = "assessment", "Assessment (grades, results)"
     CREDENTIAL = "credential", "Credential"
+
+
+_FIELD_CLASS_BITS = {value: bit for bit, value in enumerate(FieldClass.values)}
+
+
+ERROR_UNKNOWN_FIELD_CLASS = "unknown field class {!r}; expected one of {}"
+
+
+def field_classes_mask(classes: Iterable[str]) -> int:
+    """The bitmask of a set of field classes: bit n for the n-th member of ``FieldClass``."""
+    mask = 0
+    for name in classes:
+        try:
+            mask |= 1 << _FIELD_CLASS_BITS[name]
+        except KeyError:
+            raise ValueError(
+                ERROR_UNKNOWN_FIELD_CLASS.format(name, ", ".join(FieldClass.values))
+            ) from None
+    return mask
+
+
+def field_classes_from_mask(mask: int) -> list[str]:
+    return [name for name, bit in _FIELD_CLASS_BITS.items() if mask & (1 << bit)]
 
 
 class Channel(models.TextChoices):
@@ -120,3 +145,118 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"head #{self.last_id} ({self.count} events)"
+
+
+# --- access records -----------------------------------------------------------------------------
+
+
+class AccessRecord(models.Model):
+    """One request or run served to an integration: the bounded recent log.
+
+    Pruned daily after INTERCHANGE_ACCESS_LOG_RETENTION_DAYS; the hourly aggregate keeps the
+    long view.
+    """
+
+    occurred_at = models.DateTimeField(db_index=True)
+    integration_id = models.BigIntegerField(null=True, blank=True)
+    channel = models.CharField(max_length=32, choices=Channel.choices)
+    endpoint = models.CharField(max_length=200)
+    status_code = models.PositiveSmallIntegerField()
+    records = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+    client_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        default_permissions = ("view",)
+        indexes = [
+            models.Index(fields=["integration_id", "occurred_at"], name="audit_access_integration")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.endpoint} {self.status_code}"
+
+
+class AccessHourly(models.Model):
+    """Requests, errors, records and time per integration, channel, endpoint and hour (UTC)."""
+
+    integration_id = models.BigIntegerField(null=True, blank=True)
+    channel = models.CharField(max_length=32, choices=Channel.choices)
+    endpoint = models.CharField(max_length=200)
+    hour = models.DateTimeField()
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    records = models.BigIntegerField(default=0)
+    duration_ms_total = models.BigIntegerField(default=0)
+    duration_ms_max = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["-hour"]
+        default_permissions = ("view",)
+        verbose_name = "access (hourly)"
+        verbose_name_plural = "access (hourly)"
+        constraints = [
+            # NULLS NOT DISTINCT: requests without an integration (a refused token) aggregate too.
+            models.UniqueConstraint(
+                fields=["integration_id", "channel", "endpoint", "hour"],
+                nulls_distinct=False,
+                name="audit_access_hourly_key",
+            )
+        ]
+        indexes = [models.Index(fields=["hour"], name="audit_access_hourly_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.endpoint} {self.hour:%Y-%m-%d %H}h"
+
+    @property
+    def mean_duration_ms(self) -> int:
+        return self.duration_ms_total // self.requests if self.requests else 0
+
+
+# --- disclosure ledger --------------------------------------------------------------------------
+
+
+class Disclosure(models.Model):
+    """A pupil's data of some field classes went to an integration through a channel, day to day.
+
+    One row covers a run of consecutive days (first_day..last_day), so a pupil disclosed every
+    school day costs one row per term, not one per request. ``field_classes`` is a bitmask over
+    ``FieldClass`` (``field_classes_mask``). ``user_sourced_id`` is the roster's
+    pseudonymous sourcedId, never a name.
+    """
+
+    user_sourced_id = models.TextField()
+    vendor_id = models.BigIntegerField()
+    integration_id = models.BigIntegerField()
+    channel = models.CharField(max_length=32, choices=Channel.choices)
+    field_classes = models.SmallIntegerField()
+    first_day = models.DateField()
+    last_day = models.DateField()
+
+    class Meta:
+        ordering = ["-last_day"]
+        default_permissions = ("view",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "integration_id",
+                    "channel",
+                    "field_classes",
+                    "user_sourced_id",
+                    "first_day",
+                ],
+                name="audit_disclosure_key",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(last_day__gte=models.F("first_day")),
+                name="audit_disclosure_days_ordered",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user_sourced_id", "first_day"], name="audit_disclosure_user"),
+            models.Index(fields=["vendor_id", "last_day"], name="audit_disclosure_vendor"),
+            models.Index(fields=["last_day", "first_day"], name="audit_disclosure_days"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_sourced_id} → integration {self.integration_id} ({self.channel})"
