@@ -253,6 +253,8 @@ def import_run_process(
     """
     from apps.roster.ingest.parse import open_feed  # PARSE's module; imported late
 
+    if approved and run.decided_by_id is None:
+        raise PermissionDenied(ERROR_NOT_ALLOWED)  # gates are only skipped on a recorded approval
     timings: dict[str, float] = {}
     started = time.monotonic()
     report = _Progress(run, progress)

@@ -31,6 +31,7 @@ from apps.roster.ingest.errors import IngestError
 from apps.roster.ingest.staging import TABLES
 
 PRIMARY_ROLE_CONFLICT = "PRIMARY_ROLE_CONFLICT"
+REFERENCE_ORPHANED = "REFERENCE_ORPHANED"
 PARENT_CYCLE = "PARENT_CYCLE"
 
 MESSAGES = {
@@ -38,6 +39,8 @@ MESSAGES = {
     "(first on line {first}).",
     codes.REFERENCE_MISSING: "{sid}: {column} {ref!r} does not match any {target} in this "
     "feed or the current roster.",
+    REFERENCE_ORPHANED: "{sid} (kept from the current roster) has {column} {ref!r}, a {target} "
+    "this feed removes; supply {file} too, or keep the {target}.",
     PRIMARY_ROLE_CONFLICT: "{sid}: user {user!r} already has a primary role at org {org!r} "
     "(role {other!r}); one primary role per user and org.",
     PARENT_CYCLE: "{sid}: parentSourcedId chain returns to {sid!r} (a cycle).",
@@ -155,7 +158,11 @@ def _post_state_ids_sql(target: str, *, source_id: int, modes: dict[str, str]) -
 def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestError]:
     """Every reference of every staged active row must resolve in the post-state."""
     supplied = {e for e, m in modes.items() if m in ("bulk", "delta")}
-    targets = sorted({r.target for r in REFERENCES if r.entity in supplied})
+    # targets referenced by staged rows, and supplied targets that kept rows may reference
+    targets = sorted(
+        {r.target for r in REFERENCES if r.entity in supplied}
+        | {r.target for r in REFERENCES if r.target in supplied}
+    )
     found: list[IngestError] = []
     with connection.cursor() as cursor:
         for target in targets:
@@ -193,8 +200,50 @@ def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestErr
                         ),
                     )
                 )
+        found += _check_orphans(cursor, source_id=source_id, modes=modes, supplied=supplied)
         for target in targets:
             cursor.execute(f"DROP TABLE IF EXISTS ids_{target.lower()}")
+    return found
+
+
+def _check_orphans(  # type: ignore[no-untyped-def]
+    cursor, *, source_id: int, modes: dict[str, str], supplied: set[str]
+) -> list[IngestError]:
+    """Rows the source keeps from its current roster (absent files, delta rows not
+    restated) must not be left pointing at records this feed removes."""
+    found: list[IngestError] = []
+    for ref in REFERENCES:
+        mode = modes.get(ref.entity, "absent")
+        if ref.target not in supplied or mode == "bulk":
+            continue
+        tables = TABLES[ref.entity]
+        kept = f"c.valid_to_version IS NULL AND c.source_id = {source_id}"
+        if mode == "delta":
+            kept += (
+                f" AND NOT EXISTS (SELECT 1 FROM {tables.staging} s "
+                f"WHERE s.sourced_id = c.sourced_id)"
+            )
+        column = f'c."{ref.column}"'
+        refs = f"unnest({column})" if ref.is_list else f"(SELECT {column})"
+        cursor.execute(
+            f"""
+            SELECT c.sourced_id, r.ref FROM {tables.table} c CROSS JOIN LATERAL {refs} AS r(ref)
+            WHERE {kept} AND r.ref IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM ids_{ref.target.lower()} i WHERE i.sourced_id = r.ref)
+            ORDER BY c.sourced_id LIMIT {MAX_ERRORS_PER_CHECK}
+            """
+        )
+        header = tables.header_of(ref.column)
+        for sid, value in cursor.fetchall():
+            found.append(
+                IngestError(
+                    tables.file_name, None, header, REFERENCE_ORPHANED,
+                    MESSAGES[REFERENCE_ORPHANED].format(
+                        sid=sid, column=header, ref=value, target=_TARGET_NAMES[ref.target],
+                        file=tables.file_name,
+                    ),
+                )
+            )
     return found
 
 
