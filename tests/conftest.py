@@ -56,6 +56,12 @@ def _celery_eager_by_default(request):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    """Production hashing is deliberately slow; tests need not be."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _isolated_var_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
     """Files a test writes (staging, bundles) go to its own folder."""
     settings.INTERCHANGE_STAGING_DIR = tmp_path / "staging"

@@ -9,6 +9,7 @@ from django_otp import devices_for_user, match_token
 
 ERROR_MFA_CODE_REQUIRED = "Enter the 6-digit code from your authenticator app."
 ERROR_MFA_CODE_INVALID = "That code is not valid. Check your authenticator app's clock and try again."
+ERROR_MFA_THROTTLED = "Too many wrong codes. Wait a few seconds before trying again."
 
 
 class StaffLoginForm(AuthenticationForm):
@@ -30,11 +31,14 @@ class StaffLoginForm(AuthenticationForm):
 
     def confirm_login_allowed(self, user) -> None:  # type: ignore[no-untyped-def]
         super().confirm_login_allowed(user)
-        if not list(devices_for_user(user, confirmed=True)):
+        devices = list(devices_for_user(user, confirmed=True))
+        if not devices:
             return  # not enrolled yet: the admin sends them to enrolment before anything else
         token = (self.cleaned_data.get("otp_token") or "").strip()
         if not token:
             self._otp_failed(ERROR_MFA_CODE_REQUIRED, "otp_required")
+        if not any(device.verify_is_allowed()[0] for device in devices):
+            self._otp_failed(ERROR_MFA_THROTTLED, "otp_throttled")
         device = match_token(user, token)
         if device is None:
             self._otp_failed(ERROR_MFA_CODE_INVALID, "otp_invalid")
@@ -63,6 +67,10 @@ class TotpEnrolForm(forms.Form):
 
     def clean_token(self) -> str:
         token = self.cleaned_data["token"].strip()
+        allowed, _ = self.device.verify_is_allowed()
+        if not allowed:
+            # django-otp backs off exponentially after each wrong code.
+            raise forms.ValidationError(ERROR_MFA_THROTTLED, code="otp_throttled")
         if not self.device.verify_token(token):
             raise forms.ValidationError(ERROR_MFA_CODE_INVALID, code="otp_invalid")
         return token
