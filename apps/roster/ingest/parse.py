@@ -1,0 +1,636 @@
+"""Parse a OneRoster CSV zip into typed canonical rows, streaming, in one pass per file.
+
+    with open_feed(path, rules=rules) as feed:
+        if feed.fatal: ...                      # container, manifest or header errors
+        for line, row in feed.rows("users"):    # valid rows only, typed, canonical order
+            ...
+        feed.errors                             # every problem found so far (file/line/column)
+
+``open_feed`` checks the container (zipsafe), reads the manifest, detects the version and
+checks every header row; it inflates no more than the first block of each file. ``rows()``
+then streams one file: the size-limited inflater feeds a line decoder feeding ``csv.reader``,
+and each record goes through a plan of precompiled converters built once per file. Invalid
+rows are reported in ``feed.errors`` and skipped; nothing is kept per row, so memory stays flat
+whatever the file size. Errors found by a second pass over the same file are not repeated.
+
+A caller must look at ``feed.errors`` after consuming the rows it needs: a zip bomb or a
+corrupt entry is only certain once the entry has been inflated to its end.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+from apps.roster import schema as S
+from apps.roster.ingest import errors as E
+from apps.roster.ingest.fields import BAD, BAD_CODES, Converter, converter_for, to_guid
+from apps.roster.ingest.manifest import Manifest, parse_manifest
+from apps.roster.ingest.mapping import DEFAULT_RULES, MappingRules
+from apps.roster.ingest.textlines import TextLines
+from apps.roster.ingest.zipsafe import (
+    CorruptEntryError,
+    SafeEntryReader,
+    ZipBombError,
+    ZipLimits,
+    entry_problems,
+)
+
+_STATUS, _DLM = 1, 2  # positions of status and dateLastModified in every file and row
+_INVALID_SID = "(row with an invalid sourcedId)"
+
+
+class FatalFeedError(Exception):
+    """rows() was asked for on a feed that cannot be applied at all."""
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One CSV column on its way into the canonical row."""
+
+    csv_index: int
+    out_index: int  # -1: not part of the canonical row (1.1 users.role / orgSourcedIds)
+    convert: Converter | None  # None: plain string, kept as is
+    required: bool
+    header: str
+    bad_code: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    entity: str
+    file_name: str
+    width: int  # fields per record (header length, extension columns included)
+    size: int  # canonical row length
+    steps: tuple[_Step, ...]
+    date_order: tuple[tuple[int, int, str, str], ...]  # (start, end, start header, end header)
+    mode: str
+    # 1.1 users only: positions of role and orgSourcedIds in the CSV record.
+    v11_role: int = -1
+    v11_orgs: int = -1
+
+
+@dataclass
+class _Header:
+    fields: list[str]
+    extensions: list[str]
+
+
+class Feed:
+    """An opened OneRoster feed. Use ``open_feed``; close it (or use ``with``)."""
+
+    def __init__(self, path: str, rules: MappingRules, limits: ZipLimits):
+        self.path = str(path)
+        self.rules = rules
+        self.limits = limits
+        self.version: str | None = None
+        self.manifest = Manifest()
+        self.errors: list[E.IngestError] = []
+        self._seen_errors: set[E.IngestError] = set()
+        self._errors_per_file: dict[str, int] = {}
+        self._entries: dict[str, zipfile.ZipInfo] = {}
+        self._headers: dict[str, _Header] = {}  # entity -> header of its supplied file
+        self._produced: dict[str, int] = {}  # entry name -> most bytes one pass inflated
+        self._plans: dict[str, _Plan] = {}
+
+    # --- public API ---------------------------------------------------------------------------
+    @property
+    def fatal(self) -> bool:
+        return any(error.code in E.FATAL_CODES for error in self.errors)
+
+    @property
+    def no_updates(self) -> bool:
+        """Only manifest.csv was supplied: the source says nothing changed."""
+        return not self.fatal and not self._headers
+
+    @property
+    def source_system(self) -> tuple[str | None, str | None]:
+        props = self.manifest.properties
+        return props.get("source.systemName"), props.get("source.systemCode")
+
+    def mode(self, entity: str) -> str:
+        """bulk, delta or absent, as the manifest declares (derived 1.1 roles follow users)."""
+        if entity == "roles" and self.version == "1.1":
+            return self.manifest.mode("users")
+        return self.manifest.mode(entity)
+
+    def supplied_entities(self) -> list[str]:
+        """Supported entities that have rows in this feed, in apply order."""
+        supplied = set(self._headers)
+        if self.version == "1.1" and "users" in supplied:
+            supplied.add("roles")  # derived from 1.1 users.role and orgSourcedIds
+        return [entity for entity in S.ENTITIES if entity in supplied]
+
+    def derived_entities(self) -> list[str]:
+        """Entities whose rows are derived from another file (1.1 roles from users.csv)."""
+        return ["roles"] if self.version == "1.1" and "users" in self._headers else []
+
+    def extension_headers(self, entity: str) -> list[str]:
+        header = self._headers.get(entity)
+        return list(header.extensions) if header else []
+
+    def rows(self, entity: str) -> Iterator[tuple[int, tuple]]:
+        """Stream (line, canonical row) for the valid rows of an entity's file."""
+        if self.fatal:
+            raise FatalFeedError("the feed has fatal errors; see feed.errors")
+        if entity not in S.SCHEMAS:
+            raise KeyError(f"unknown entity {entity!r}")
+        if entity == "roles" and self.version == "1.1":
+            if "users" not in self._headers:
+                return iter(())
+            return self._v11_roles()
+        if entity not in self._headers:
+            return iter(())
+        return self._rows(entity)
+
+    def validate(self) -> list[E.IngestError]:
+        """Stream every supplied file once, to collect all row errors (dry runs, tests)."""
+        if not self.fatal:
+            for entity in self.supplied_entities():
+                if entity not in self.derived_entities():
+                    for _ in self.rows(entity):
+                        pass
+                if self.fatal:
+                    break
+        return self.errors
+
+    def close(self) -> None:
+        self._entries.clear()
+
+    def __enter__(self) -> Feed:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- error sink ---------------------------------------------------------------------------
+    def _error(self, file: str, line: int | None, column: str | None, code: str, text: str
+               ) -> None:
+        error = E.IngestError(file, line, column, code, text)
+        if error in self._seen_errors:
+            return
+        count = self._errors_per_file.get(file, 0)
+        limit = self.limits.max_errors_per_file
+        if count >= limit and code not in E.FATAL_CODES:
+            if count == limit:
+                self._errors_per_file[file] = count + 1
+                self.errors.append(E.IngestError(
+                    file, None, None, E.TOO_MANY_ERRORS,
+                    E.message(E.TOO_MANY_ERRORS, limit=limit, name=file)))
+            return
+        self._errors_per_file[file] = count + 1
+        self._seen_errors.add(error)
+        self.errors.append(error)
+
+    def _fail(self, file: str, code: str, **params) -> None:
+        self._error(file, None, None, code, E.message(code, **params))
+
+    # --- opening ------------------------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                infos = archive.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+            self._fail("", E.NOT_A_ZIP)
+            return
+        for problem in entry_problems(infos, self.limits):
+            self._error(problem.file, problem.line, problem.column, problem.code,
+                        problem.message)
+        if self.fatal:
+            return
+        self._entries = {info.filename: info for info in infos}
+        by_file = {file: entity for entity, file in S.ALL_FILE_NAMES.items()}
+        supplied: dict[str, str] = {}  # entity -> file name
+        for name in self._entries:
+            if name == S.MANIFEST_FILE:
+                continue
+            entity = by_file.get(name)
+            if entity is None:
+                self._fail(name, E.UNKNOWN_FILE, name=name)
+            else:
+                supplied[entity] = name
+        if self.fatal:
+            return
+        if S.MANIFEST_FILE not in self._entries:
+            if supplied and set(supplied) <= S.ENTITIES_V10:
+                self.version = "1.0"
+                detail = " (a OneRoster 1.0 file set; only 1.1 and 1.2 feeds are accepted)"
+            else:
+                detail = ""
+            self._fail(S.MANIFEST_FILE, E.MANIFEST_MISSING, detail=detail)
+            return
+        self._read_manifest()
+        if self.fatal:
+            return
+        self._check_manifest_against(supplied)
+        if self.fatal:
+            return
+        for entity in S.ENTITIES:
+            if entity in supplied:
+                self._read_header(entity)
+
+    def _read_manifest(self) -> None:
+        rows: list[tuple[int, list[str]]] = []
+        info = self._entries[S.MANIFEST_FILE]
+        try:
+            with self._reader(info) as raw:
+                lines = TextLines(raw, max_line_bytes=4096, report=self._line_reporter(
+                    S.MANIFEST_FILE))
+                reader = csv.reader(lines, strict=True)
+                previous = 0
+                for fields in reader:
+                    rows.append((previous + 1, fields))
+                    previous = reader.line_num
+                    if len(rows) > 1000:
+                        break
+        except csv.Error as exc:
+            self._error(S.MANIFEST_FILE, None, None, E.MANIFEST_INVALID,
+                        E.message(E.MANIFEST_INVALID, detail=f"malformed CSV ({exc})"))
+            return
+        except (ZipBombError, CorruptEntryError) as exc:
+            self._container_error(S.MANIFEST_FILE, exc)
+            return
+        if any(e.file == S.MANIFEST_FILE for e in self.errors):
+            # An encoding error makes the manifest unusable as a whole.
+            self._error(S.MANIFEST_FILE, None, None, E.MANIFEST_INVALID,
+                        E.message(E.MANIFEST_INVALID, detail="not valid UTF-8 text"))
+            return
+        manifest, problems = parse_manifest(rows)
+        for problem in problems:
+            self._error(problem.file, problem.line, problem.column, problem.code,
+                        problem.message)
+        self.manifest = manifest
+        if manifest.version is None:
+            return
+        if manifest.version not in S.VERSIONS:
+            self._error(S.MANIFEST_FILE, None, None, E.UNSUPPORTED_VERSION, E.message(
+                E.UNSUPPORTED_VERSION,
+                detail=f"oneroster.version {manifest.version[:20]!r} is not supported; "
+                "only 1.1 and 1.2 feeds are accepted"))
+            return
+        self.version = manifest.version
+
+    def _check_manifest_against(self, supplied: dict[str, str]) -> None:
+        version = self.version
+        for entity, name in supplied.items():
+            mode = self.manifest.mode(entity)
+            if mode == "absent":
+                declared = "absent" if entity in self.manifest.modes else "not listed"
+                self._error(name, None, None, E.MANIFEST_MISMATCH, E.message(
+                    E.MANIFEST_MISMATCH,
+                    detail=f"{name} is supplied but the manifest says file.{entity} is "
+                    f"{declared}"))
+            elif version == "1.1" and entity not in S.ENTITIES_V11:
+                self._fail(name, E.FILE_NOT_IN_VERSION, name=name, version=version)
+            elif entity in S.UNSUPPORTED_ENTITIES:
+                self._fail(name, E.UNSUPPORTED_FILE, name=name)
+        for entity, mode in self.manifest.modes.items():
+            if mode != "absent" and entity not in supplied:
+                self._error(S.MANIFEST_FILE, self.manifest.lines.get(entity), "value",
+                            E.MANIFEST_MISMATCH, E.message(
+                                E.MANIFEST_MISMATCH,
+                                detail=f"the manifest says file.{entity} is {mode} but "
+                                f"{entity}.csv is not in the archive"))
+
+    def _read_header(self, entity: str) -> None:
+        schema = S.SCHEMAS[entity]
+        name = schema.file_name
+        expected = schema.headers(self.version or "1.2")
+        assert expected is not None
+        first_row: list[str] | None = None
+        header: list[str] | None = None
+        try:
+            with self._reader(self._entries[name]) as raw:
+                lines = TextLines(raw, max_line_bytes=self.limits.max_line_bytes,
+                                  report=self._line_reporter(name))
+                reader = csv.reader(lines, strict=True)
+                for fields in reader:
+                    if header is None:
+                        header = fields
+                    elif fields:
+                        first_row = fields
+                        break
+        except csv.Error as exc:
+            if header is None:
+                self._error(name, 1, None, E.HEADER_MISMATCH,
+                            f"{name}: the header row is not valid CSV ({exc}).")
+                return
+            first_row = []  # a malformed first record: reported with its line by rows()
+        except (ZipBombError, CorruptEntryError) as exc:
+            self._container_error(name, exc)
+            return
+        if not header:
+            self._fail(name, E.EMPTY_FILE, name=name)
+            return
+        extensions = self._check_header(entity, name, header, expected)
+        if extensions is None:
+            return
+        if first_row is None:
+            self._fail(name, E.NO_ROWS, name=name)
+            return
+        self._headers[entity] = _Header(fields=header, extensions=extensions)
+
+    def _check_header(self, entity: str, name: str, header: list[str],
+                      expected: tuple[str, ...]) -> list[str] | None:
+        """Check a header row exactly; return its extension columns, or None if it is bad."""
+        def fatal(code: str, column: str | None, **params) -> None:
+            self._error(name, 1, column, code, E.message(code, name=name, **params))
+
+        ok = True
+        seen: set[str] = set()
+        for got in header:
+            if got in seen:
+                fatal(E.HEADER_DUPLICATE, got, got=got)
+                ok = False
+            seen.add(got)
+        split = len(header)
+        for index, got in enumerate(header):
+            if got.startswith(S.METADATA_PREFIX):
+                split = index
+                break
+        core, extensions = header[:split], header[split:]
+        for got in extensions:
+            if not got.startswith(S.METADATA_PREFIX):
+                fatal(E.HEADER_MISMATCH, got, position=header.index(got) + 1, got=got,
+                      expected="metadata.* (extension columns come last)")
+                ok = False
+        if tuple(core) == expected:
+            return extensions if ok else None
+        # Say precisely what is wrong: another version's header, wrong case, missing, order.
+        schema = S.SCHEMAS[entity]
+        other = "1.1" if self.version == "1.2" else "1.2"
+        other_headers = schema.headers(other)
+        if other_headers is not None and tuple(core) == other_headers and \
+                other_headers != expected:
+            fatal(E.VERSION_MISMATCH, None, found=other, declared=self.version)
+            return None
+        lowered = {h.lower(): h for h in core}
+        reported = False
+        for want in expected:
+            if want in core:
+                continue
+            got = lowered.get(want.lower())
+            if got is not None:
+                fatal(E.HEADER_CASE, got, got=got, expected=want)
+            else:
+                fatal(E.HEADER_MISSING, want, expected=want)
+            reported = True
+        if not reported:
+            for index, (got, want) in enumerate(zip(core, expected, strict=False)):
+                if got != want:
+                    fatal(E.HEADER_MISMATCH, got, position=index + 1, got=got, expected=want)
+                    reported = True
+                    break
+        if not reported and len(core) > len(expected):
+            got = core[len(expected)]
+            fatal(E.HEADER_MISMATCH, got, position=len(expected) + 1, got=got,
+                  expected="metadata.* or the end of the row")
+        return None
+
+    # --- streaming ----------------------------------------------------------------------------
+    def _reader(self, info: zipfile.ZipInfo) -> SafeEntryReader:
+        others = sum(v for k, v in self._produced.items() if k != info.filename)
+        budget = min(self.limits.max_entry_bytes, self.limits.max_total_bytes - others)
+        return SafeEntryReader(self.path, info, budget=budget, limits=self.limits)
+
+    def _line_reporter(self, file: str):
+        def report(line: int, code: str, text: str) -> None:
+            self._error(file, line, None, code, text)
+        return report
+
+    def _container_error(self, name: str, exc: Exception) -> None:
+        if isinstance(exc, ZipBombError):
+            self._fail(name, E.ZIP_BOMB, name=name, detail=str(exc))
+        else:
+            self._fail(name, E.CORRUPT_ENTRY, name=name, detail=str(exc))
+
+    def _plan(self, entity: str) -> _Plan:
+        """Build the converter plan for an entity's file once (per feed)."""
+        plan = self._plans.get(entity)
+        if plan is not None:
+            return plan
+        schema = S.SCHEMAS[entity]
+        version = self.version or "1.2"
+        header = self._headers[entity].fields
+        position = {h: i for i, h in enumerate(header)}
+        rules = self.rules
+        maps = {
+            ("roles", "role"): rules.roles_for(version),
+            ("enrollments", "role"): dict(rules.enrollment_role_map),
+        }
+        status_map = rules.statuses_for(version)
+        renames = {v: k for k, v in schema.v11_renames.items()} if version == "1.1" else {}
+        steps = []
+        for out_index, column in enumerate(schema.columns):
+            source = renames.get(column.name, column.header)
+            if version == "1.1" and column.name in schema.v11_absent:
+                continue
+            if source not in position:
+                continue
+            if column.name == "status":
+                convert = converter_for(column, status_map)
+            else:
+                convert = converter_for(column, maps.get((entity, column.header)))
+            required = column.required or (
+                version == "1.1" and column.name in schema.v11_required_extra)
+            if out_index in (_STATUS, _DLM):
+                required = False  # checked against the file's mode instead
+            steps.append(_Step(position[source], out_index, convert, required, source,
+                               BAD_CODES[column.type]))
+        v11_role = v11_orgs = -1
+        if entity == "users" and version == "1.1":
+            v11_role, v11_orgs = position["role"], position["orgSourcedIds"]
+            role_column = S.SCHEMAS["roles"].columns[S.SCHEMAS["roles"].index("role")]
+            steps.append(_Step(v11_role, -1, converter_for(role_column, rules.roles_for("1.1")),
+                               True, "role", E.BAD_ENUM))
+            orgs_column = S.Column("org_sourced_ids", S.GUID_LIST, True)
+            steps.append(_Step(v11_orgs, -1, converter_for(orgs_column), True,
+                               "orgSourcedIds", E.BAD_GUID))
+        order = []
+        for start, end in schema.date_order:
+            i, j = schema.index(start), schema.index(end)
+            order.append((i, j, schema.columns[i].header, schema.columns[j].header))
+        plan = _Plan(
+            entity=entity, file_name=schema.file_name, width=len(header), size=len(schema.columns),
+            steps=tuple(steps), date_order=tuple(order), mode=self.mode(entity),
+            v11_role=v11_role, v11_orgs=v11_orgs,
+        )
+        self._plans[entity] = plan
+        return plan
+
+    def _records(self, plan: _Plan) -> Iterator[tuple[int, list[str]]]:
+        """(first line, fields) of every non-blank data record, with structural checks."""
+        name = plan.file_name
+        info = self._entries.get(name)
+        if info is None:
+            return
+        limits = self.limits
+        previous_limit = csv.field_size_limit(limits.max_field_chars)
+        raw = self._reader(info)
+        try:
+            lines = TextLines(raw, max_line_bytes=limits.max_line_bytes,
+                              report=self._line_reporter(name))
+            bad_lines = lines.bad_lines
+            reader = csv.reader(lines, strict=True)
+            next(reader, None)  # the header, already checked at open
+            previous = reader.line_num
+            count = 0
+            width = plan.width
+            max_span = limits.max_record_lines
+            max_rows = limits.max_rows
+            while True:
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    line = previous + 1
+                    previous = reader.line_num
+                    if "field larger than field limit" in str(exc):
+                        self._error(name, line, None, E.FIELD_TOO_LONG, E.message(
+                            E.FIELD_TOO_LONG, limit=limits.max_field_chars))
+                    else:
+                        self._error(name, line, None, E.CSV_MALFORMED,
+                                    E.message(E.CSV_MALFORMED, detail=str(exc)))
+                    continue
+                line = previous + 1
+                end = previous = reader.line_num
+                if not fields:
+                    continue  # a blank line
+                if bad_lines and any(n in bad_lines for n in range(line, end + 1)):
+                    continue  # already reported as NOT_UTF8 / NUL_BYTE / LINE_TOO_LONG
+                if end - line >= max_span:
+                    self._error(name, line, None, E.CSV_MALFORMED, E.message(
+                        E.CSV_MALFORMED,
+                        detail=f"one record spans more than {max_span} lines"))
+                    continue
+                count += 1
+                if count > max_rows:
+                    self._fail(name, E.TOO_MANY_ROWS, name=name, limit=max_rows)
+                    return
+                if len(fields) != width:
+                    self._error(name, line, None, E.COLUMN_COUNT, E.message(
+                        E.COLUMN_COUNT, got=len(fields), expected=width))
+                    continue
+                yield line, fields
+        except (ZipBombError, CorruptEntryError) as exc:
+            self._container_error(name, exc)
+        finally:
+            self._produced[info.filename] = max(self._produced.get(info.filename, 0),
+                                                raw.produced)
+            raw.close()
+            csv.field_size_limit(previous_limit)
+
+    def _rows(self, entity: str) -> Iterator[tuple[int, tuple]]:
+        plan = self._plan(entity)
+        v11_users = plan.v11_role >= 0
+        first_org_primary = self.rules.v11_first_org_is_primary
+        primary_org_index = S.SCHEMAS["users"].index("primary_org_sourced_id")
+        for line, fields, out in self._converted(plan):
+            if v11_users and first_org_primary:
+                out[primary_org_index] = to_guid(fields[plan.v11_orgs].split(",")[0].strip())
+            yield line, tuple(out)
+
+    def _v11_roles(self) -> Iterator[tuple[int, tuple]]:
+        """Canonical roles rows from 1.1 users.role + orgSourcedIds (one row per org)."""
+        plan = self._plan("users")
+        first_org_primary = self.rules.v11_first_org_is_primary
+        roles_map = self.rules.roles_for("1.1")
+        for line, fields, out in self._converted(plan):
+            user = out[0]
+            role = fields[plan.v11_role]
+            role = roles_map.get(role, role)
+            orgs = [org.strip() for org in fields[plan.v11_orgs].split(",")]
+            for index, org in enumerate(orgs):
+                role_type = "primary" if index == 0 and first_org_primary else "secondary"
+                digest = hashlib.blake2b(
+                    f"{user}\x00{org}\x00{role}".encode(), digest_size=16).hexdigest()
+                yield line, (
+                    f"v11role-{digest}", out[_STATUS], out[_DLM], user, role_type, role,
+                    None, None, org, None,
+                )
+
+    def _converted(self, plan: _Plan) -> Iterator[tuple[int, list[str], list]]:
+        """Validate and convert each record; yield (line, fields, canonical values) if valid."""
+        name = plan.file_name
+        steps = plan.steps
+        size = plan.size
+        date_order = plan.date_order
+        bulk = plan.mode == "bulk"
+        bad = BAD
+        for line, fields in self._records(plan):
+            out = [None] * size
+            problems = None
+            if bulk:
+                if fields[_STATUS] or fields[_DLM]:
+                    problems = [("status" if fields[_STATUS] else "dateLastModified",
+                                 E.BAD_STATUS, "bulk rows must leave status and "
+                                 "dateLastModified empty")]
+            elif not fields[_STATUS] or not fields[_DLM]:
+                problems = [("status" if not fields[_STATUS] else "dateLastModified",
+                             E.BAD_STATUS, "delta rows need both status and "
+                             "dateLastModified")]
+            for step in steps:
+                text = fields[step.csv_index]
+                if text:
+                    convert = step.convert
+                    if convert is None:
+                        value = text
+                    else:
+                        value = convert(text)
+                        if value is bad:
+                            if problems is None:
+                                problems = []
+                            problems.append((step.header, step.bad_code, None))
+                            continue
+                    if step.out_index >= 0:
+                        out[step.out_index] = value
+                elif step.required:
+                    if problems is None:
+                        problems = []
+                    problems.append((step.header, E.REQUIRED_MISSING, None))
+            for start, end, start_header, end_header in date_order:
+                a, b = out[start], out[end]
+                if a is not None and b is not None and a > b:
+                    if problems is None:
+                        problems = []
+                    problems.append((end_header, E.DATE_ORDER, start_header))
+            if problems:
+                self._row_errors(name, line, fields[0], problems)
+                continue
+            yield line, fields, out
+
+    def _row_errors(self, name: str, line: int, sourced_id: str,
+                    problems: list[tuple[str, str, str | None]]) -> None:
+        sid = sourced_id if to_guid(sourced_id) is not BAD else _INVALID_SID
+        for column, code, extra in problems:
+            if code == E.BAD_STATUS:
+                text = E.message(code, sid=sid, detail=extra)
+            elif code == E.DATE_ORDER:
+                text = E.message(code, sid=sid, column=column, start=extra)
+            elif code == E.BAD_ENUM:
+                ext = ""
+                text = E.message(code, sid=sid, column=column, ext=ext)
+            else:
+                text = E.message(code, sid=sid, column=column)
+            self._error(name, line, column, code, text)
+
+
+def open_feed(
+    path,
+    *,
+    rules: MappingRules | None = None,
+    limits: ZipLimits | None = None,
+) -> Feed:
+    """Open a OneRoster zip: check container, manifest, version and headers (see module doc)."""
+    feed = Feed(str(path), rules or DEFAULT_RULES, limits or ZipLimits())
+    feed._open()
+    return feed
