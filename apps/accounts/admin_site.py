@@ -30,6 +30,7 @@ class InterchangeAdminSite(admin.AdminSite):
     site_header = "Interchange"
     site_title = "Interchange"
     index_title = "Governance portal"
+    site_url = None  # no public site behind the admin; the LTI launch page comes with the lti app
     login_form = StaffLoginForm
 
     def has_permission(self, request: HttpRequest) -> bool:
