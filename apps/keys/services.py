@@ -9,6 +9,7 @@ import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -488,3 +489,14 @@ def master_key_generate_and_rotate(
     old_file.unlink()
     settings.INTERCHANGE_MASTER_KEY_PREVIOUS = None
     return result
+
+
+def signing_keys_rotate_if_due(*, purpose: str, max_age_days: int, actor=None) -> SigningKey | None:  # type: ignore[no-untyped-def]
+    """Rotate when the active key has signed for ``max_age_days`` or more (idempotent, for beat).
+
+    Returns the newly active key, or None when no rotation was due.
+    """
+    active = signing_key_active(purpose=purpose)
+    if active.activated_at and timezone.now() - active.activated_at < timedelta(days=max_age_days):
+        return None
+    return signing_keys_rotate(purpose=purpose, actor=actor)

@@ -330,3 +330,18 @@ def test_rotate_signing_keys_command_rotates_and_reports_json(master_key, capsys
     assert report["purpose"] == "lti"
     assert report["active"] == services.signing_key_active(purpose=LTI).kid != first.kid
     assert {k["kid"]: k["state"] for k in report["keys"]}[first.kid] == State.RETIRED
+
+
+def test_the_scheduled_lti_rotation_runs_only_when_the_active_key_is_old_enough(
+    master_key, settings
+):
+    from apps.keys.tasks import rotate_lti_signing_keys_if_due_task
+
+    settings.INTERCHANGE_LTI_KEY_MAX_AGE_DAYS = 30
+    first = services.signing_key_active(purpose=LTI)
+
+    assert rotate_lti_signing_keys_if_due_task.delay().get() is None
+    SigningKey.objects.filter(pk=first.pk).update(activated_at=timezone.now() - timedelta(days=31))
+    rotated_to = rotate_lti_signing_keys_if_due_task.delay().get()
+
+    assert rotated_to == services.signing_key_active(purpose=LTI).kid != first.kid
