@@ -39,7 +39,7 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from apps.keys.keyring import KeyringError, keyring
+from apps.keys.keyring import KeyringError, data_key_binding, keyring
 from apps.keys.models import DataKey
 from apps.keys.services import data_key_destroy, data_keys_destroy  # noqa: F401  (re-exported)
 
@@ -142,15 +142,11 @@ def _data_key_create(*, purpose: str) -> tuple[DataKey, bytes]:
     """A fresh data key row (wrapped) and the raw key, which only lives in memory."""
     key_id = uuid.uuid4()
     raw = os.urandom(DATA_KEY_BYTES)
-    wrapped = keyring().wrap(raw, purpose=_wrap_purpose(purpose), object_id=str(key_id))
+    wrapped = keyring().wrap(raw, purpose=data_key_binding(purpose), object_id=str(key_id))
     data_key = DataKey.objects.create(
         id=key_id, purpose=purpose, wrapped_key=wrapped.blob, master_key_id=wrapped.master_key_id
     )
     return data_key, raw
-
-
-def _wrap_purpose(purpose: str) -> str:
-    return f"data-key:{purpose}"
 
 
 class EncryptingWriter(io.RawIOBase):
@@ -332,7 +328,7 @@ def _unwrap_data_key(data_key: DataKey) -> bytes:
         return keyring().unwrap(
             bytes(data_key.wrapped_key),
             master_key_id=data_key.master_key_id,
-            purpose=_wrap_purpose(data_key.purpose),
+            purpose=data_key_binding(data_key.purpose),
             object_id=str(data_key.id),
         )
     except KeyringError as exc:

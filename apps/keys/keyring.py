@@ -101,6 +101,16 @@ class Keyring:
         return self.wrap(secret, purpose=purpose, object_id=object_id)
 
 
+def data_key_binding(purpose: str) -> str:
+    """What a file's data key is wrapped for (part of the AAD)."""
+    return f"data-key:{purpose}"
+
+
+def signing_key_binding(purpose: str) -> str:
+    """What a signing key's private half is wrapped for (part of the AAD)."""
+    return f"signing-key:{purpose}"
+
+
 def _aad(*, purpose: str, object_id: str, key_id: str) -> bytes:
     # Length-prefixed fields, so no choice of strings can make two bindings collide.
     parts = [b"interchange-wrap-v1", purpose.encode(), object_id.encode(), key_id.encode()]

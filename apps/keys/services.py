@@ -23,7 +23,13 @@ from django.utils import timezone
 from apps.audit import audit
 from apps.keys import master
 from apps.keys.jwk import jwk_thumbprint, rsa_public_jwk
-from apps.keys.keyring import KeyringError, Wrapped, keyring
+from apps.keys.keyring import (
+    KeyringError,
+    Wrapped,
+    data_key_binding,
+    keyring,
+    signing_key_binding,
+)
 from apps.keys.models import DataKey, SigningKey
 
 Purpose = SigningKey.Purpose
@@ -133,13 +139,9 @@ def _generate(purpose: Purpose) -> _KeyMaterial:
     )
 
 
-def _wrap_purpose(purpose: str) -> str:
-    return f"signing-key:{purpose}"
-
-
 def _insert(material: _KeyMaterial, *, purpose: Purpose, state: str, actor=None) -> SigningKey:  # type: ignore[no-untyped-def]
     wrapped = keyring().wrap(
-        material.private_der, purpose=_wrap_purpose(purpose), object_id=material.kid
+        material.private_der, purpose=signing_key_binding(purpose), object_id=material.kid
     )
     key = SigningKey(
         kid=material.kid,
@@ -331,7 +333,7 @@ def load_private_key(key: SigningKey) -> rsa.RSAPrivateKey:
     der = keyring().unwrap(
         blob,
         master_key_id=key.master_key_id,
-        purpose=_wrap_purpose(key.purpose),
+        purpose=signing_key_binding(key.purpose),
         object_id=key.kid,
     )
     private = serialization.load_der_private_key(der, password=None)
@@ -372,13 +374,13 @@ _WRAPPED_MODELS = (
     (
         DataKey,
         "wrapped_key",
-        lambda row: f"data-key:{row.purpose}",
+        lambda row: data_key_binding(row.purpose),
         lambda row: str(row.pk),
     ),
     (
         SigningKey,
         "wrapped_private_key",
-        lambda row: _wrap_purpose(row.purpose),
+        lambda row: signing_key_binding(row.purpose),
         lambda row: row.kid,
     ),
 )
