@@ -280,8 +280,14 @@ def import_run_process(
             supplied = [e for e in schema.ENTITIES if modes[e] in ("bulk", "delta")]
             staging.staging_create(supplied)
             for entity in supplied:
+                if feed.fatal:  # a zip bomb or corrupt entry found while streaming
+                    break
                 counts[entity] = staging.staging_copy(entity, feed.rows(entity), progress=report)
             row_errors = list(feed.errors)
+            if feed.fatal:
+                _record_errors(run, row_errors)
+                _transition(run, ImportState.REJECTED, timings=timings)
+                return run
         timings["parse_copy"] = round(time.monotonic() - started, 3)
         run.counts = {"rows": counts, "modes": {e: modes[e] for e in supplied}}
         mark = time.monotonic()

@@ -17,7 +17,7 @@ import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.roster import schema
 from apps.roster.models import CANONICAL_MODELS, CanonicalRow
@@ -142,7 +142,9 @@ def staging_copy(
         + [_q(c) for c in tables.content]
     )
     count = 0
-    with connection.cursor() as cursor:
+    # A savepoint, so that a COPY the database refuses leaves the session usable for
+    # recording the failure (inside a caller's transaction too).
+    with transaction.atomic(), connection.cursor() as cursor:
         with cursor.copy(f"COPY {tables.staging} ({column_list}) FROM STDIN") as copy:
             write = copy.write_row
             for line, row in rows:
