@@ -14,20 +14,24 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client import multiprocess
 
 HTTP_REQUEST_SECONDS = Histogram(
     "interchange_http_request_seconds", "Request latency by route", ["method", "route"]
 )
 HTTP_RESPONSES = Counter(
-    "interchange_http_responses_total", "Responses by route and status", ["method", "route", "status"]
+    "interchange_http_responses_total",
+    "Responses by route and status",
+    ["method", "route", "status"],
 )
 TOKEN_FAILURES = Counter(
     "interchange_token_failures_total", "Refused token requests", ["channel", "error"]
 )
 JOB_SECONDS = Histogram("interchange_job_seconds", "Celery job duration", ["task"])
-JOB_FAILURES = Counter("interchange_job_failures_total", "Celery jobs that did not succeed", ["task"])
+JOB_FAILURES = Counter(
+    "interchange_job_failures_total", "Celery jobs that did not succeed", ["task"]
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -67,7 +67,10 @@ class MetricsMiddleware:
 
 class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        # Django logs 4xx/5xx responses after the middleware has returned (and reset the
+        # context variable), passing the request along; its id is the right one.
+        request = getattr(record, "request", None)
+        record.request_id = getattr(request, "request_id", None) or request_id_var.get()
         return True
 
 
@@ -75,6 +78,7 @@ _STANDARD_ATTRS = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) 
     "message",
     "asctime",
     "request_id",
+    "request",  # an HttpRequest object (django.request, django.security); the id says enough
 }
 
 
@@ -97,6 +101,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+@signals.setup_logging.connect
+def _keep_django_logging(**_: object) -> None:
+    """Django's LOGGING (JSON lines with request ids) configures the worker as well.
+
+    Any receiver of this signal stops Celery from installing its own handlers and from
+    resetting the root level to ``--loglevel``; use INTERCHANGE_LOG_LEVEL instead.
+    """
+
+
 @signals.before_task_publish.connect
 def _attach_request_id(headers: dict | None = None, **_: object) -> None:
     if headers is not None:
@@ -109,7 +122,13 @@ _task_tokens: dict[str, contextvars.Token] = {}
 @signals.task_prerun.connect
 def _adopt_request_id(task_id: str | None = None, task: object = None, **_: object) -> None:
     request = getattr(task, "request", None)
-    request_id = getattr(request, "request_id", None) or f"task-{task_id}"
+    # A task run eagerly (sandbox, tests) publishes no message, so it keeps the caller's id.
+    inherited = request_id_var.get() if getattr(request, "is_eager", False) else None
+    request_id = (
+        getattr(request, "request_id", None)
+        or (inherited if inherited != "-" else None)
+        or f"task-{task_id}"
+    )
     if task_id:
         _task_tokens[task_id] = request_id_var.set(request_id)
     _task_started[task_id or ""] = time.perf_counter()

@@ -7,7 +7,7 @@ Variables:
                                  in process and caches are local memory.
     DJANGO_SECRET_KEY(_FILE)     Required outside the sandbox.
     DJANGO_DEBUG                 Default true in the sandbox, false elsewhere (refused on).
-    DJANGO_ALLOWED_HOSTS         Comma list. Default: the host of INTERCHANGE_PUBLIC_URL + localhost.
+    DJANGO_ALLOWED_HOSTS         Comma list. Default: INTERCHANGE_PUBLIC_URL's host + localhost.
     INTERCHANGE_PUBLIC_URL       Base URL the portal is reached at (issuers, endpoints, links).
     INTERCHANGE_ENVIRONMENT      sandbox (default) | staging | production.
     INTERCHANGE_MASTER_KEY(_FILE)
@@ -16,9 +16,20 @@ Variables:
     INTERCHANGE_MASTER_KEY_PREVIOUS(_FILE)
                                  The key being rotated away from, kept only during a rotation.
     INTERCHANGE_METRICS_TOKEN(_FILE)
-                                 Bearer token for /metrics. Without it /metrics answers loopback only.
+                                 Bearer token for /metrics. Without it /metrics answers only
+                                 a direct loopback peer (never one carrying proxy headers).
     INTERCHANGE_VAR_DIR          Where local state lives (default ./var).
     INTERCHANGE_LOG_FORMAT       json (default outside the sandbox) | console.
+    INTERCHANGE_LOG_LEVEL        Default INFO (the worker too: Celery's --loglevel is ignored).
+    CELERY_LONGEST_JOB_SECONDS   Soft time limit of a job (default 3 h); the hard limit and the
+                                 Redis visibility timeout are derived from it.
+    INTERCHANGE_WORKER_HEARTBEAT_SECONDS
+                                 How often beat schedules ops.heartbeat (default 60).
+    INTERCHANGE_SSL_REDIRECT, INTERCHANGE_HSTS_SECONDS, INTERCHANGE_HSTS_PRELOAD
+                                 Outside the sandbox: default true, one year, false.
+    INTERCHANGE_ACCESS_TOKEN_SECONDS
+                                 OAuth2 access token lifetime (default 900).
+    PROMETHEUS_MULTIPROC_DIR     Set by docker/gunicorn.conf.py; /metrics then sums all workers.
 """
 
 from __future__ import annotations
@@ -48,7 +59,7 @@ INTERCHANGE_PUBLIC_URL = env("INTERCHANGE_PUBLIC_URL", "http://127.0.0.1:8000").
 _public = urlsplit(INTERCHANGE_PUBLIC_URL)
 PUBLIC_URL_IS_HTTPS = _public.scheme == "https"
 
-INSECURE_SECRET_KEY = "sandbox-only-insecure-secret-key-do-not-use-anywhere-else"
+INSECURE_SECRET_KEY = "sandbox-only-insecure-secret-key-do-not-use-anywhere-else"  # noqa: S105
 SECRET_KEY = env("DJANGO_SECRET_KEY", INSECURE_SECRET_KEY)
 DEBUG = envbool("DJANGO_DEBUG", IS_SANDBOX)
 ALLOWED_HOSTS = envlist(
