@@ -19,6 +19,7 @@ Variables:
                                  Bearer token for /metrics. Without it /metrics answers only
                                  a direct loopback peer (never one carrying proxy headers).
     INTERCHANGE_VAR_DIR          Where local state lives (default ./var).
+    INTERCHANGE_STATIC_ROOT      Where collectstatic writes (default <var>/static).
     INTERCHANGE_LOG_FORMAT       json (default outside the sandbox) | console.
     INTERCHANGE_LOG_LEVEL        Default INFO (the worker too: Celery's --loglevel is ignored).
     CELERY_LONGEST_JOB_SECONDS   Soft time limit of a job (default 3 h); the hard limit and the
@@ -299,7 +300,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# The container image collects static files at build time, outside the writable var volume.
+STATIC_ROOT = Path(env("INTERCHANGE_STATIC_ROOT", str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

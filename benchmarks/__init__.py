@@ -1,0 +1,1 @@
+"""Generators and benchmark scripts (each prints JSON)."""
