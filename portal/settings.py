@@ -132,6 +132,9 @@ INSTALLED_APPS = [
     "apps.keys",
     # roster layer
     "apps.roster",
+    # governance layer
+    "apps.vendors",
+    "apps.governance",
     # sandbox seeding (composes the apps above)
     "apps.demo",
 ]
@@ -379,3 +382,4 @@ LOGGING = {
 }
 CELERY_BEAT_SCHEDULE.update(__import__("apps.audit.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
 CELERY_BEAT_SCHEDULE.update(__import__("apps.keys.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
+CELERY_BEAT_SCHEDULE.update(__import__("apps.governance.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
