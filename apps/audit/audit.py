@@ -192,7 +192,13 @@ def flush_pending(*, batch_size: int = FLUSH_BATCH_SIZE) -> int:
     while True:
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
+                # Asynchronous commit is safe here: the pending rows are already durable, and a
+                # flush lost in a crash is redone identically (same ids, same hashes).
+                cursor.execute(
+                    "SELECT set_config('synchronous_commit', 'off', true), "
+                    "pg_advisory_xact_lock(%s)",
+                    [CHAIN_LOCK_KEY],
+                )
             pending = list(
                 PendingAuditEvent.objects.order_by("id").values(*_PENDING_FIELDS)[:batch_size]
             )
