@@ -134,7 +134,7 @@ MESSAGES = {
     BAD_DATETIME: "{sid}: {column} is not a UTC date-time (YYYY-MM-DDTHH:MM:SS.sssZ).",
     BAD_YEAR: "{sid}: {column} is not a year (YYYY).",
     BAD_BOOLEAN: "{sid}: {column} must be 'true' or 'false'.",
-    BAD_ENUM: "{sid}: {column} is not one of the permitted values{ext}.",
+    BAD_ENUM: "{sid}: {column} is not one of the permitted values.",
     BAD_NUMBER: "{sid}: {column} is not a number.",
     BAD_LIST: "{sid}: {column} has an empty or invalid item.",
     BAD_STATUS: "{sid}: {detail}.",

@@ -55,7 +55,12 @@ def _memoized(parse: Callable[[str], object]) -> Converter:
                 memo[text] = value
         return value
 
+    convert.memo = memo  # type: ignore[attr-defined]  # read by generated row plans
     return convert
+
+
+def memo_of(convert: Converter) -> dict[str, object]:
+    return convert.memo  # type: ignore[attr-defined]
 
 
 def _parse_date(text: str) -> object:

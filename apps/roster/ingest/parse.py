@@ -27,9 +27,10 @@ from types import TracebackType
 
 from apps.roster import schema as S
 from apps.roster.ingest import errors as E
-from apps.roster.ingest.fields import BAD, BAD_CODES, Converter, converter_for, to_guid
+from apps.roster.ingest.fields import BAD, to_guid
 from apps.roster.ingest.manifest import Manifest, parse_manifest
 from apps.roster.ingest.mapping import DEFAULT_RULES, MappingRules
+from apps.roster.ingest.rowplan import Field, RowConverter, compile_plan
 from apps.roster.ingest.textlines import TextLines
 from apps.roster.ingest.zipsafe import (
     CorruptEntryError,
@@ -48,26 +49,12 @@ class FatalFeedError(Exception):
 
 
 @dataclass(frozen=True)
-class _Step:
-    """One CSV column on its way into the canonical row."""
-
-    csv_index: int
-    out_index: int  # -1: not part of the canonical row (1.1 users.role / orgSourcedIds)
-    convert: Converter | None  # None: plain string, kept as is
-    required: bool
-    header: str
-    bad_code: str
-
-
-@dataclass(frozen=True)
 class _Plan:
     entity: str
     file_name: str
     width: int  # fields per record (header length, extension columns included)
-    size: int  # canonical row length
-    steps: tuple[_Step, ...]
-    date_order: tuple[tuple[int, int, str, str], ...]  # (start, end, start header, end header)
-    mode: str
+    convert: RowConverter  # compiled checks: (fields, problems) -> canonical row
+    source: str  # the generated source of ``convert``, for debugging
     # 1.1 users only: positions of role and orgSourcedIds in the CSV record.
     v11_role: int = -1
     v11_orgs: int = -1
@@ -95,6 +82,7 @@ class Feed:
         self._headers: dict[str, _Header] = {}  # entity -> header of its supplied file
         self._produced: dict[str, int] = {}  # entry name -> most bytes one pass inflated
         self._plans: dict[str, _Plan] = {}
+        self._fatal_at_open = False
 
     # --- public API ---------------------------------------------------------------------------
     @property
@@ -133,9 +121,15 @@ class Feed:
         return list(header.extensions) if header else []
 
     def rows(self, entity: str) -> Iterator[tuple[int, tuple]]:
-        """Stream (line, canonical row) for the valid rows of an entity's file."""
-        if self.fatal:
+        """Stream (line, canonical row) for the valid rows of an entity's file.
+
+        Asking for rows of a feed that was fatal when opened is a programming error; a feed
+        that turns fatal while streaming (a zip bomb found mid-file) just yields no more rows.
+        """
+        if self._fatal_at_open:
             raise FatalFeedError("the feed has fatal errors; see feed.errors")
+        if self.fatal:
+            return iter(())
         if entity not in S.SCHEMAS:
             raise KeyError(f"unknown entity {entity!r}")
         if entity == "roles" and self.version == "1.1":
@@ -413,7 +407,7 @@ class Feed:
             self._fail(name, E.CORRUPT_ENTRY, name=name, detail=str(exc))
 
     def _plan(self, entity: str) -> _Plan:
-        """Build the converter plan for an entity's file once (per feed)."""
+        """Compile the checks for an entity's file once (per feed), from its actual header."""
         plan = self._plans.get(entity)
         if plan is not None:
             return plan
@@ -426,9 +420,8 @@ class Feed:
             ("roles", "role"): rules.roles_for(version),
             ("enrollments", "role"): dict(rules.enrollment_role_map),
         }
-        status_map = rules.statuses_for(version)
         renames = {v: k for k, v in schema.v11_renames.items()} if version == "1.1" else {}
-        steps = []
+        fields = []
         for out_index, column in enumerate(schema.columns):
             source = renames.get(column.name, column.header)
             if version == "1.1" and column.name in schema.v11_absent:
@@ -436,33 +429,30 @@ class Feed:
             if source not in position:
                 continue
             if column.name == "status":
-                convert = converter_for(column, status_map)
+                mapping = rules.statuses_for(version)
             else:
-                convert = converter_for(column, maps.get((entity, column.header)))
+                mapping = maps.get((entity, column.header))
             required = column.required or (
                 version == "1.1" and column.name in schema.v11_required_extra)
             if out_index in (_STATUS, _DLM):
                 required = False  # checked against the file's mode instead
-            steps.append(_Step(position[source], out_index, convert, required, source,
-                               BAD_CODES[column.type]))
+            fields.append(Field(position[source], out_index, column, source, required, mapping))
         v11_role = v11_orgs = -1
         if entity == "users" and version == "1.1":
             v11_role, v11_orgs = position["role"], position["orgSourcedIds"]
-            role_column = S.SCHEMAS["roles"].columns[S.SCHEMAS["roles"].index("role")]
-            steps.append(_Step(v11_role, -1, converter_for(role_column, rules.roles_for("1.1")),
-                               True, "role", E.BAD_ENUM))
-            orgs_column = S.Column("org_sourced_ids", S.GUID_LIST, True)
-            steps.append(_Step(v11_orgs, -1, converter_for(orgs_column), True,
-                               "orgSourcedIds", E.BAD_GUID))
+            roles = S.SCHEMAS["roles"]
+            fields.append(Field(v11_role, -1, roles.columns[roles.index("role")], "role", True,
+                                rules.roles_for("1.1")))
+            fields.append(Field(v11_orgs, -1, S.Column("org_sourced_ids", S.GUID_LIST, True),
+                                "orgSourcedIds", True))
         order = []
         for start, end in schema.date_order:
             i, j = schema.index(start), schema.index(end)
             order.append((i, j, schema.columns[i].header, schema.columns[j].header))
-        plan = _Plan(
-            entity=entity, file_name=schema.file_name, width=len(header), size=len(schema.columns),
-            steps=tuple(steps), date_order=tuple(order), mode=self.mode(entity),
-            v11_role=v11_role, v11_orgs=v11_orgs,
-        )
+        convert, source = compile_plan(entity, fields, len(schema.columns), self.mode(entity),
+                                       order, as_list=v11_role >= 0)
+        plan = _Plan(entity=entity, file_name=schema.file_name, width=len(header),
+                     convert=convert, source=source, v11_role=v11_role, v11_orgs=v11_orgs)
         self._plans[entity] = plan
         return plan
 
@@ -531,20 +521,46 @@ class Feed:
 
     def _rows(self, entity: str) -> Iterator[tuple[int, tuple]]:
         plan = self._plan(entity)
-        v11_users = plan.v11_role >= 0
+        if plan.v11_role >= 0:
+            yield from self._v11_users(plan)
+            return
+        convert = plan.convert
+        name = plan.file_name
+        problems: list = []
+        for line, fields in self._records(plan):
+            row = convert(fields, problems)
+            if problems:
+                self._row_errors(name, line, fields[0], problems)
+                problems.clear()
+                continue
+            yield line, row
+
+    def _v11_valid_users(self, plan: _Plan) -> Iterator[tuple[int, list[str], list]]:
+        convert = plan.convert
+        name = plan.file_name
+        problems: list = []
+        for line, fields in self._records(plan):
+            row = convert(fields, problems)
+            if problems:
+                self._row_errors(name, line, fields[0], problems)
+                problems.clear()
+                continue
+            yield line, fields, row
+
+    def _v11_users(self, plan: _Plan) -> Iterator[tuple[int, tuple]]:
         first_org_primary = self.rules.v11_first_org_is_primary
-        primary_org_index = S.SCHEMAS["users"].index("primary_org_sourced_id")
-        for line, fields, out in self._converted(plan):
-            if v11_users and first_org_primary:
-                out[primary_org_index] = to_guid(fields[plan.v11_orgs].split(",")[0].strip())
-            yield line, tuple(out)
+        primary_org = S.SCHEMAS["users"].index("primary_org_sourced_id")
+        for line, fields, row in self._v11_valid_users(plan):
+            if first_org_primary:
+                row[primary_org] = fields[plan.v11_orgs].split(",")[0].strip()
+            yield line, tuple(row)
 
     def _v11_roles(self) -> Iterator[tuple[int, tuple]]:
         """Canonical roles rows from 1.1 users.role + orgSourcedIds (one row per org)."""
         plan = self._plan("users")
         first_org_primary = self.rules.v11_first_org_is_primary
         roles_map = self.rules.roles_for("1.1")
-        for line, fields, out in self._converted(plan):
+        for line, fields, out in self._v11_valid_users(plan):
             user = out[0]
             role = fields[plan.v11_role]
             role = roles_map.get(role, role)
@@ -558,56 +574,6 @@ class Feed:
                     None, None, org, None,
                 )
 
-    def _converted(self, plan: _Plan) -> Iterator[tuple[int, list[str], list]]:
-        """Validate and convert each record; yield (line, fields, canonical values) if valid."""
-        name = plan.file_name
-        steps = plan.steps
-        size = plan.size
-        date_order = plan.date_order
-        bulk = plan.mode == "bulk"
-        bad = BAD
-        for line, fields in self._records(plan):
-            out = [None] * size
-            problems = None
-            if bulk:
-                if fields[_STATUS] or fields[_DLM]:
-                    problems = [("status" if fields[_STATUS] else "dateLastModified",
-                                 E.BAD_STATUS, "bulk rows must leave status and "
-                                 "dateLastModified empty")]
-            elif not fields[_STATUS] or not fields[_DLM]:
-                problems = [("status" if not fields[_STATUS] else "dateLastModified",
-                             E.BAD_STATUS, "delta rows need both status and "
-                             "dateLastModified")]
-            for step in steps:
-                text = fields[step.csv_index]
-                if text:
-                    convert = step.convert
-                    if convert is None:
-                        value = text
-                    else:
-                        value = convert(text)
-                        if value is bad:
-                            if problems is None:
-                                problems = []
-                            problems.append((step.header, step.bad_code, None))
-                            continue
-                    if step.out_index >= 0:
-                        out[step.out_index] = value
-                elif step.required:
-                    if problems is None:
-                        problems = []
-                    problems.append((step.header, E.REQUIRED_MISSING, None))
-            for start, end, start_header, end_header in date_order:
-                a, b = out[start], out[end]
-                if a is not None and b is not None and a > b:
-                    if problems is None:
-                        problems = []
-                    problems.append((end_header, E.DATE_ORDER, start_header))
-            if problems:
-                self._row_errors(name, line, fields[0], problems)
-                continue
-            yield line, fields, out
-
     def _row_errors(self, name: str, line: int, sourced_id: str,
                     problems: list[tuple[str, str, str | None]]) -> None:
         sid = sourced_id if to_guid(sourced_id) is not BAD else _INVALID_SID
@@ -616,9 +582,6 @@ class Feed:
                 text = E.message(code, sid=sid, detail=extra)
             elif code == E.DATE_ORDER:
                 text = E.message(code, sid=sid, column=column, start=extra)
-            elif code == E.BAD_ENUM:
-                ext = ""
-                text = E.message(code, sid=sid, column=column, ext=ext)
             else:
                 text = E.message(code, sid=sid, column=column)
             self._error(name, line, column, code, text)
@@ -633,4 +596,5 @@ def open_feed(
     """Open a OneRoster zip: check container, manifest, version and headers (see module doc)."""
     feed = Feed(str(path), rules or DEFAULT_RULES, limits or ZipLimits())
     feed._open()
+    feed._fatal_at_open = feed.fatal
     return feed
