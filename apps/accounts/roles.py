@@ -48,7 +48,9 @@ ROLES: tuple[Role, ...] = (
         permissions=_BASE_RECORDS
         + _AUDIT_RECORDS
         + _ROSTER_RECORDS
-        + ("alerts.change_alert", "roster.approve_held_import"),
+        + ("alerts.change_alert", "roster.approve_held_import")
+        # effective access per integration, and its "suspend now" lever
+        + ("governance.view_integrationaccess", "governance.suspend_integration"),
     ),
     Role(
         key=SAFEGUARDING,
@@ -56,7 +58,11 @@ ROLES: tuple[Role, ...] = (
         description="Time-bound exclusions and overrides; the only role that sees who is excluded.",
         permissions=_BASE_RECORDS
         + _view("audit.auditevent")
-        + ("audit.view_restricted_details", "alerts.change_alert"),
+        + ("audit.view_restricted_details", "alerts.change_alert")
+        # who is excluded and why, and the corrections applied at release: this role only
+        + _view("governance.exclusion", "governance.override", "governance.integrationaccess")
+        + ("governance.add_exclusion", "governance.change_exclusion")
+        + ("governance.add_override", "governance.change_override"),
     ),
     Role(
         key=ENGINEER,
@@ -65,8 +71,10 @@ ROLES: tuple[Role, ...] = (
         permissions=_BASE_RECORDS
         + _view("audit.accessrecord", "audit.accesshourly")
         + _ROSTER_RECORDS
+        + _view("keys.datakey")
         + (
             "alerts.change_alert",
+            "keys.change_signingkey",  # "Rotate now" in the keys admin
             "roster.add_importrun",
             "roster.add_mappingruleset",
         ),
@@ -75,7 +83,11 @@ ROLES: tuple[Role, ...] = (
         key=AUDITOR,
         group_name="Auditors",
         description="Read-only everywhere relevant, plus signed exports.",
-        permissions=_BASE_RECORDS + _AUDIT_RECORDS + _ROSTER_RECORDS + ("audit.export_audit",),
+        permissions=_BASE_RECORDS
+        + _AUDIT_RECORDS
+        + _ROSTER_RECORDS
+        + _view("keys.datakey")
+        + ("audit.export_audit",),
     ),
 )
 
