@@ -176,9 +176,12 @@ def test_the_buffer_writes_each_field_class_set_once_at_the_end():
 
 @pytest.mark.django_db
 def test_a_failed_request_discloses_nothing():
-    with pytest.raises(RuntimeError), DisclosureBuffer(
-        vendor_id=VENDOR, integration_id=INTEGRATION, channel=Channel.ONEROSTER_REST
-    ) as buffer:
+    with (
+        pytest.raises(RuntimeError),
+        DisclosureBuffer(
+            vendor_id=VENDOR, integration_id=INTEGRATION, channel=Channel.ONEROSTER_REST
+        ) as buffer,
+    ):
         buffer.add(field_classes=DIRECTORY, user_sourced_ids=["jane"])
         raise RuntimeError("rendering failed")
 

@@ -35,9 +35,9 @@ def test_outside_a_transaction_the_event_is_chained_at_once():
     assert (head.last_id, head.last_hash, head.count) == (1, event.hash, 1)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_inside_a_transaction_the_event_waits_for_the_commit():
-    with transaction.atomic():
+@pytest.mark.django_db
+def test_inside_a_transaction_the_event_waits_for_the_commit(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         audit.record(actor=None, action="keys.signing_key_rotated")
         audit.record(actor=None, action="keys.signing_key_retired")
         assert PendingAuditEvent.objects.count() == 2
@@ -51,19 +51,26 @@ def test_inside_a_transaction_the_event_waits_for_the_commit():
     assert audit_chain_verify().intact
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_rolled_back_decision_leaves_no_audit_event():
-    with pytest.raises(RuntimeError), transaction.atomic():
+@pytest.mark.django_db
+def test_a_rolled_back_decision_leaves_no_audit_event(django_capture_on_commit_callbacks):
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
         audit.record(actor=None, action="governance.scope_request_approved")
         raise RuntimeError("the approval failed")
 
+    assert callbacks == []  # nothing to flush either
     assert not AuditEvent.objects.exists()
     assert not PendingAuditEvent.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_event_in_a_rolled_back_savepoint_is_dropped_and_the_rest_kept():
-    with transaction.atomic():
+@pytest.mark.django_db
+def test_an_event_in_a_rolled_back_savepoint_is_dropped_and_the_rest_kept(
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         audit.record(actor=None, action="roster.import_started")
         try:
             with transaction.atomic():
@@ -253,7 +260,7 @@ def test_an_open_transaction_that_recorded_does_not_hold_the_chain_lock():
     assert audit_chain_verify().intact
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_leftover_pending_events_are_chained_by_the_beat_task():
     from apps.audit.tasks import flush_pending_task
 
