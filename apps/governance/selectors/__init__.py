@@ -1,0 +1,1 @@
+"""Reads that carry governance rules."""
