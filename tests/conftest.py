@@ -110,9 +110,10 @@ def staff_user_factory(db):  # type: ignore[no-untyped-def]
     return StaffUserFactory
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _audit_log_truncatable_in_test_database(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
-    """The audit log refuses TRUNCATE; Django's flush between transactional tests needs it."""
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """Once the test database exists: the audit log refuses TRUNCATE, but Django's flush
+    between transactional tests needs it (in the throwaway test database only)."""
     from apps.audit.testing import allow_truncate_in_test_database
 
     with django_db_blocker.unblock():
