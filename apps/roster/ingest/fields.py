@@ -85,12 +85,15 @@ def to_guid(text: str) -> object:
     return text if _guid_match(text) else BAD
 
 
+_GUID_LIST = re.compile(r" *[0-9A-Za-z._/@-]{1,255} *(?:, *[0-9A-Za-z._/@-]{1,255} *)*",
+                        re.ASCII).fullmatch
+
+
 def to_guid_list(text: str) -> object:
-    items = [item.strip() for item in text.split(",")]
-    for item in items:
-        if not _guid_match(item):
-            return BAD
-    return items
+    if _GUID_LIST(text) is None:
+        return BAD
+    items = text.split(",")
+    return [item.strip() for item in items] if " " in text else items
 
 
 def to_string(text: str) -> object:
@@ -98,7 +101,9 @@ def to_string(text: str) -> object:
 
 
 def to_string_list(text: str) -> object:
-    items = [item.strip() for item in text.split(",")]
+    items = text.split(",")
+    if " " in text:
+        items = [item.strip() for item in items]
     if "" in items:
         return BAD
     return items

@@ -116,13 +116,16 @@ def compile_plan(
         var = f"c{k}"
         header = repr(field.header)
         code = repr(F.BAD_CODES[column.type])
-        emit(f"    {var} = f[{field.csv_index}]")
         if column.type == S.STRING:
+            # Plain strings go straight into the returned tuple: no local, no branch.
             if field.required:
-                emit(f"    if not {var}: P.append(({header}, REQUIRED_MISSING, None))")
+                emit(f"    if not f[{field.csv_index}]: "
+                     f"P.append(({header}, REQUIRED_MISSING, None))")
+                var = f"f[{field.csv_index}]"
             else:
-                emit(f"    if not {var}: {var} = None")
+                var = f"(f[{field.csv_index}] or None)"
         else:
+            emit(f"    {var} = f[{field.csv_index}]")
             emit(f"    if {var}:")
             body = _check(column, field, var, k, env)
             for line in body:
