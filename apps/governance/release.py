@@ -224,7 +224,8 @@ class Release:
     claims: frozenset[str] = frozenset()
     projection: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     org_sourced_ids: frozenset[str] = frozenset()
-    excluded_user_sourced_ids: frozenset[str] = frozenset()
+    # Never in the repr: a logged release must not name who is withheld.
+    excluded_user_sourced_ids: frozenset[str] = field(default=frozenset(), repr=False)
     # exclusion id -> the person it withholds (for counting; never shown to a vendor)
     exclusions: Mapping[int, str] = field(default_factory=dict, repr=False)
     overrides: tuple[OverrideRule, ...] = field(default=(), repr=False)
