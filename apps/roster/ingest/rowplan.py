@@ -66,6 +66,9 @@ def compile_plan(
         "BAD_STATUS": E.BAD_STATUS,
         "REQUIRED_MISSING": E.REQUIRED_MISSING,
         "BAD_GUID": E.BAD_GUID,
+        "BAD_BOOLEAN": E.BAD_BOOLEAN,
+        "BOOL_REQ": {"true": True, "false": False}.get,
+        "BOOL_OPT": {"true": True, "false": False, "": None}.get,
         "DATE_ORDER": E.DATE_ORDER,
         "BULK": BULK_DETAIL,
         "DELTA": DELTA_DETAIL,
@@ -124,6 +127,25 @@ def compile_plan(
                 var = f"f[{field.csv_index}]"
             else:
                 var = f"(f[{field.csv_index}] or None)"
+        elif column.type == S.BOOLEAN:
+            # One dict lookup reads true, false and (when optional) empty.
+            table = "BOOL_REQ" if field.required else "BOOL_OPT"
+            emit(f"    {var} = {table}(f[{field.csv_index}], BAD)")
+            if field.required:
+                emit(f"    if {var} is BAD: P.append(({header}, BAD_BOOLEAN if "
+                     f"f[{field.csv_index}] else REQUIRED_MISSING, None))")
+            else:
+                emit(f"    if {var} is BAD: P.append(({header}, BAD_BOOLEAN, None))")
+        elif column.type in (S.DATE, S.DATETIME):
+            # The memo answers repeated values in one lookup; a miss parses (and memoizes).
+            convert = F.converter_for(column)
+            env[f"V{k}"] = convert
+            env[f"D{k}"] = F.memo_of(convert).get
+            text = f"f[{field.csv_index}]"
+            emit(f"    {var} = D{k}({text}) or (V{k}({text}) if {text} else None)")
+            if field.required:
+                emit(f"    if {var} is None: P.append(({header}, REQUIRED_MISSING, None))")
+            emit(f"    if {var} is BAD: P.append(({header}, {code}, None))")
         else:
             emit(f"    {var} = f[{field.csv_index}]")
             emit(f"    if {var}:")
