@@ -40,6 +40,18 @@ _AUDIT_RECORDS = _view(
 )
 _ROSTER_RECORDS = _view("roster.importrun", "roster.rosterversion", "roster.mappingruleset")
 
+# Vendors and scope approvals (issue 4): governance staff keep the vendor records and decide
+# requests; engineers raise requests; auditors and safeguarding officers look.
+_VENDOR_MODELS = (
+    "vendor", "vendorcontact", "contract", "dataprocessingagreement", "securityreview",
+    "integration",
+)
+_VENDOR_RECORDS = _view(*(f"vendors.{model}" for model in _VENDOR_MODELS))
+_VENDOR_EDIT = tuple(f"vendors.{a}_{m}" for m in _VENDOR_MODELS for a in ("add", "change"))
+_APPROVAL_RECORDS = _view(
+    "governance.scoperequest", "governance.scopeapproval", "governance.fieldclassification"
+)
+
 ROLES: tuple[Role, ...] = (
     Role(
         key=GOVERNANCE,
@@ -50,7 +62,17 @@ ROLES: tuple[Role, ...] = (
         + _ROSTER_RECORDS
         + ("alerts.change_alert", "roster.approve_held_import")
         # effective access per integration, and its "suspend now" lever
-        + ("governance.view_integrationaccess", "governance.suspend_integration"),
+        + ("governance.view_integrationaccess", "governance.suspend_integration")
+        # vendor records, and deciding scope requests
+        + _VENDOR_RECORDS
+        + _VENDOR_EDIT
+        + _APPROVAL_RECORDS
+        + (
+            "governance.add_scoperequest",
+            "governance.approve_scoperequest",
+            "governance.add_fieldclassification",
+            "governance.change_fieldclassification",
+        ),
     ),
     Role(
         key=SAFEGUARDING,
@@ -62,7 +84,8 @@ ROLES: tuple[Role, ...] = (
         # who is excluded and why, and the corrections applied at release: this role only
         + _view("governance.exclusion", "governance.override", "governance.integrationaccess")
         + ("governance.add_exclusion", "governance.change_exclusion")
-        + ("governance.add_override", "governance.change_override"),
+        + ("governance.add_override", "governance.change_override")
+        + _view("vendors.vendor", "vendors.integration", "governance.scoperequest"),
     ),
     Role(
         key=ENGINEER,
@@ -77,7 +100,10 @@ ROLES: tuple[Role, ...] = (
             "keys.change_signingkey",  # "Rotate now" in the keys admin
             "roster.add_importrun",
             "roster.add_mappingruleset",
-        ),
+        )
+        + _view("vendors.vendor", "vendors.integration")
+        + _APPROVAL_RECORDS
+        + ("governance.add_scoperequest",),
     ),
     Role(
         key=AUDITOR,
@@ -87,7 +113,9 @@ ROLES: tuple[Role, ...] = (
         + _AUDIT_RECORDS
         + _ROSTER_RECORDS
         + _view("keys.datakey")
-        + ("audit.export_audit",),
+        + ("audit.export_audit",)
+        + _VENDOR_RECORDS
+        + _APPROVAL_RECORDS,
     ),
 )
 

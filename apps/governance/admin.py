@@ -6,3 +6,4 @@
 """
 
 from apps.governance import admin_access, admin_exclusions  # noqa: F401  (registers)
+from apps.governance import admin_classification, admin_requests  # noqa: F401,E402  (registers)

@@ -58,3 +58,41 @@ def effective_grant(integration, *, at: dt.datetime | None = None) -> Grant:  # 
         **{name: frozenset(values) for name, values in unions.items()},
         approvals=tuple(row[0] for row in rows),
     )
+
+
+@dataclass(frozen=True)
+class GrantDiff:
+    """What a request would add to what is approved today, per dimension."""
+
+    added: dict[str, tuple[str, ...]]  # asked for and not granted today
+    kept: dict[str, tuple[str, ...]]  # asked for and already granted
+    not_renewed: dict[str, tuple[str, ...]]  # granted today (by this request's predecessor)
+    #                                          and not asked for again
+
+    @property
+    def adds_anything(self) -> bool:
+        return any(self.added.values())
+
+
+DIFF_DIMENSIONS = ("services", "scopes", "field_classes", "fields", "claims", "org_sourced_ids")
+
+
+def grant_diff(request, *, grant: Grant | None = None) -> GrantDiff:  # type: ignore[no-untyped-def]
+    """Compare ``request`` with the integration's effective grant now (or ``grant``).
+
+    ``not_renewed`` is only filled for a recertification: what the renewed approval grants
+    that the new request drops (other approvals are unaffected by a new request).
+    """
+    grant = grant if grant is not None else effective_grant(request.integration)
+    renewed = None
+    if request.renews_id is not None:
+        renewed = request.renews
+    added, kept, dropped = {}, {}, {}
+    for name in DIFF_DIMENSIONS:
+        asked = set(getattr(request, name) or ())
+        have = set(getattr(grant, name))
+        added[name] = tuple(sorted(asked - have))
+        kept[name] = tuple(sorted(asked & have))
+        before = set(getattr(renewed, name) or ()) if renewed is not None else set()
+        dropped[name] = tuple(sorted((before & have) - asked))
+    return GrantDiff(added=added, kept=kept, not_renewed=dropped)
