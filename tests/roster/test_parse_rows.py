@@ -257,3 +257,17 @@ def test_rows_of_a_fatal_feed_are_refused(tmp_path):
         assert feed.fatal
         with pytest.raises(FatalFeedError):
             feed.rows("users")
+
+
+def test_a_zip_bomb_found_mid_stream_stops_the_feed_without_raising(tmp_path):
+    files = base_files()
+    files["enrollments.csv"] += b"\n" * (16 * 1024 * 1024)
+    path = write_zip(tmp_path / "bomb.zip", files)
+    with open_feed(path) as feed:
+        assert not feed.fatal  # nothing is inflated past the first block when opening
+        assert len(list(feed.rows("orgs"))) == 3
+        list(feed.rows("enrollments"))
+        assert feed.fatal
+        assert [(e.code, e.file) for e in feed.errors] == [(E.ZIP_BOMB, "enrollments.csv")]
+        assert list(feed.rows("users")) == []
+

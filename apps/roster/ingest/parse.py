@@ -456,13 +456,19 @@ class Feed:
         self._plans[entity] = plan
         return plan
 
-    def _records(self, plan: _Plan) -> Iterator[tuple[int, list[str]]]:
-        """(first line, fields) of every non-blank data record, with structural checks."""
+    def _scan(self, plan: _Plan, *, with_fields: bool = False) -> Iterator[tuple]:
+        """Validate every record of a file; yield (line, row) or (line, fields, row) if valid.
+
+        This is the hot loop of an import: the common record (one line, the right width, no
+        encoding problem) takes the first branch; everything unusual is the slow path.
+        """
         name = plan.file_name
         info = self._entries.get(name)
         if info is None:
             return
         limits = self.limits
+        convert = plan.convert
+        problems: list = []
         previous_limit = csv.field_size_limit(limits.max_field_chars)
         raw = self._reader(info)
         try:
@@ -474,13 +480,31 @@ class Feed:
             previous = reader.line_num
             count = 0
             width = plan.width
-            max_span = limits.max_record_lines
             max_rows = limits.max_rows
-            while True:
+            finished = False
+            while not finished:
                 try:
-                    fields = next(reader)
-                except StopIteration:
-                    break
+                    for fields in reader:
+                        line = previous + 1
+                        previous = reader.line_num
+                        unusual = len(fields) != width or previous != line or bad_lines
+                        if unusual and not self._record_ok(name, fields, line, previous,
+                                                           width, bad_lines):
+                            continue
+                        count += 1
+                        if count > max_rows:
+                            self._fail(name, E.TOO_MANY_ROWS, name=name, limit=max_rows)
+                            return
+                        row = convert(fields, problems)
+                        if problems:
+                            self._row_errors(name, line, fields[0], problems)
+                            problems.clear()
+                            continue
+                        if with_fields:
+                            yield line, fields, row
+                        else:
+                            yield line, row
+                    finished = True
                 except csv.Error as exc:
                     line = previous + 1
                     previous = reader.line_num
@@ -490,27 +514,6 @@ class Feed:
                     else:
                         self._error(name, line, None, E.CSV_MALFORMED,
                                     E.message(E.CSV_MALFORMED, detail=str(exc)))
-                    continue
-                line = previous + 1
-                end = previous = reader.line_num
-                if not fields:
-                    continue  # a blank line
-                if bad_lines and any(n in bad_lines for n in range(line, end + 1)):
-                    continue  # already reported as NOT_UTF8 / NUL_BYTE / LINE_TOO_LONG
-                if end - line >= max_span:
-                    self._error(name, line, None, E.CSV_MALFORMED, E.message(
-                        E.CSV_MALFORMED,
-                        detail=f"one record spans more than {max_span} lines"))
-                    continue
-                count += 1
-                if count > max_rows:
-                    self._fail(name, E.TOO_MANY_ROWS, name=name, limit=max_rows)
-                    return
-                if len(fields) != width:
-                    self._error(name, line, None, E.COLUMN_COUNT, E.message(
-                        E.COLUMN_COUNT, got=len(fields), expected=width))
-                    continue
-                yield line, fields
         except (ZipBombError, CorruptEntryError) as exc:
             self._container_error(name, exc)
         finally:
@@ -519,38 +522,34 @@ class Feed:
             raw.close()
             csv.field_size_limit(previous_limit)
 
+    def _record_ok(self, name: str, fields: list[str], line: int, end: int, width: int,
+                   bad_lines: set[int]) -> bool:
+        """Slow-path checks of an unusual record; False means skip it (reported if wrong)."""
+        if not fields:
+            return False  # a blank line
+        if bad_lines and any(n in bad_lines for n in range(line, end + 1)):
+            return False  # already reported as NOT_UTF8 / NUL_BYTE / LINE_TOO_LONG
+        span = self.limits.max_record_lines
+        if end - line >= span:
+            self._error(name, line, None, E.CSV_MALFORMED, E.message(
+                E.CSV_MALFORMED, detail=f"one record spans more than {span} lines"))
+            return False
+        if len(fields) != width:
+            self._error(name, line, None, E.COLUMN_COUNT, E.message(
+                E.COLUMN_COUNT, got=len(fields), expected=width))
+            return False
+        return True
+
     def _rows(self, entity: str) -> Iterator[tuple[int, tuple]]:
         plan = self._plan(entity)
         if plan.v11_role >= 0:
-            yield from self._v11_users(plan)
-            return
-        convert = plan.convert
-        name = plan.file_name
-        problems: list = []
-        for line, fields in self._records(plan):
-            row = convert(fields, problems)
-            if problems:
-                self._row_errors(name, line, fields[0], problems)
-                problems.clear()
-                continue
-            yield line, row
-
-    def _v11_valid_users(self, plan: _Plan) -> Iterator[tuple[int, list[str], list]]:
-        convert = plan.convert
-        name = plan.file_name
-        problems: list = []
-        for line, fields in self._records(plan):
-            row = convert(fields, problems)
-            if problems:
-                self._row_errors(name, line, fields[0], problems)
-                problems.clear()
-                continue
-            yield line, fields, row
+            return self._v11_users(plan)
+        return self._scan(plan)
 
     def _v11_users(self, plan: _Plan) -> Iterator[tuple[int, tuple]]:
         first_org_primary = self.rules.v11_first_org_is_primary
         primary_org = S.SCHEMAS["users"].index("primary_org_sourced_id")
-        for line, fields, row in self._v11_valid_users(plan):
+        for line, fields, row in self._scan(plan, with_fields=True):
             if first_org_primary:
                 row[primary_org] = fields[plan.v11_orgs].split(",")[0].strip()
             yield line, tuple(row)
@@ -560,7 +559,7 @@ class Feed:
         plan = self._plan("users")
         first_org_primary = self.rules.v11_first_org_is_primary
         roles_map = self.rules.roles_for("1.1")
-        for line, fields, out in self._v11_valid_users(plan):
+        for line, fields, out in self._scan(plan, with_fields=True):
             user = out[0]
             role = fields[plan.v11_role]
             role = roles_map.get(role, role)
