@@ -14,3 +14,9 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute=17),
     },
 }
+
+# Scope approvals: expiry notices to vendors (30 days ahead) and expiries, daily at 06:40 UTC.
+BEAT_SCHEDULE["governance.scope_requests_sweep"] = {
+    "task": "governance.scope_requests_sweep",
+    "schedule": crontab(hour=6, minute=40),
+}

@@ -408,3 +408,15 @@ def test_a_recertification_copies_the_request_and_links_it(integration, engineer
     assert renewal.renews == approved
     assert renewal.field_classes == approved.field_classes
     assert not grant_diff(renewal).adds_anything
+
+
+def test_the_daily_task_sends_notices_and_expires(integration, engineer, dpo):
+    from apps.governance.tasks import scope_requests_sweep_task
+
+    request = roster_request(integration, engineer, duration_days=10)
+    svc.scope_request_approve(request=request, approver=dpo, reason="ok")
+
+    result = scope_requests_sweep_task.delay().get()
+
+    assert result == {"notified": [request.pk], "expired": []}
+    assert len(mail.outbox) == 1

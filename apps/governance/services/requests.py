@@ -505,14 +505,27 @@ def scope_requests_send_expiry_notices(
         recipients = _notice_recipients(request)
         sent = 0
         if recipients:
-            sent = send_mail(
-                EXPIRY_NOTICE_SUBJECT.format(integration=request.integration.name, date=date),
-                EXPIRY_NOTICE_BODY.format(
-                    integration=request.integration.name, vendor=request.integration.vendor.name,
-                    date=date, summary=_summary(request),
-                ),
-                settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False,
-            )
+            try:
+                sent = send_mail(
+                    EXPIRY_NOTICE_SUBJECT.format(integration=request.integration.name,
+                                                 date=date),
+                    EXPIRY_NOTICE_BODY.format(
+                        integration=request.integration.name,
+                        vendor=request.integration.vendor.name, date=date,
+                        summary=_summary(request),
+                    ),
+                    settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False,
+                )
+            except Exception as exc:  # noqa: BLE001 - any mail failure: alert, retry next run
+                logger.warning("expiry notice for request %s failed: %s", request.pk, exc)
+                alerts.raise_alert(
+                    rule="governance.expiry_notice_failed",
+                    subject=f"Could not email the expiry notice for approval #{request.pk}",
+                    dedup_key=f"governance.expiry_notice_failed:{request.pk}",
+                    details={"request": request.pk, "error": type(exc).__name__},
+                    evidence=[{"label": f"Approval #{request.pk}", "url": _admin_url(request)}],
+                )
+                continue
         with transaction.atomic():
             ScopeRequest.objects.filter(pk=request.pk).update(
                 recertification_flagged_at=now, expiry_notice_sent_at=now
