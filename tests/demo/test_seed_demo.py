@@ -10,10 +10,17 @@ from django.core.management import CommandError, call_command
 
 pytestmark = pytest.mark.django_db
 
+SMALL_DISTRICT = ("--students", "60")
+
+
+@pytest.fixture(autouse=True)
+def _demo_files_in_tmp(settings, tmp_path):  # type: ignore[no-untyped-def]
+    settings.VAR_DIR = tmp_path
+
 
 def run_seed(*args: str) -> dict:
     out = StringIO()
-    call_command("seed_demo", "--json", *args, stdout=out)
+    call_command("seed_demo", "--json", *(args or SMALL_DISTRICT), stdout=out)
     return json.loads(out.getvalue())
 
 
@@ -51,6 +58,18 @@ def test_running_it_twice_refreshes_the_personas_instead_of_duplicating_them():
 
     assert get_user_model().objects.count() == len(second["staff"])
     assert first["staff"][0]["password"] != second["staff"][0]["password"]
+
+
+def test_the_demo_district_is_imported_through_the_real_pipeline_and_replays_as_a_no_op():
+    from apps.roster.models import Role
+
+    first = run_seed()
+    assert first["roster"]["import_state"] == "applied"
+    students = Role.objects.filter(valid_to_version__isnull=True, role="student")
+    assert students.values("user_sourced_id").distinct().count() == 60
+
+    again = run_seed()
+    assert again["roster"]["import_state"] == "no_changes"
 
 
 def test_it_refuses_to_run_outside_the_sandbox(settings):
