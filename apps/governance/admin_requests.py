@@ -275,7 +275,10 @@ class ScopeRequestAdmin(SimpleHistoryAdmin):
         if obj is not None and request.method == "POST" and self.has_view_permission(request, obj):
             return self._act(request, obj)
         if obj is not None:
-            extra_context = {**(extra_context or {}), **self._context(request, obj)}
+            extra_context = {
+                **(extra_context or {}), **self._context(request, obj),
+                "title": f"Scope request #{obj.pk}", "subtitle": None,
+            }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _context(self, request, obj: ScopeRequest) -> dict:  # type: ignore[no-untyped-def]
@@ -295,7 +298,8 @@ class ScopeRequestAdmin(SimpleHistoryAdmin):
         labels = {"services": "Services", "scopes": "Scopes", "field_classes": "Field classes",
                   "fields": "Single fields", "claims": "LTI claims", "org_sourced_ids": "Orgs"}
         for name, label in labels.items():
-            show = catalogue.short_scope if name == "scopes" else str
+            show = {"scopes": catalogue.short_scope,
+                    "services": lambda s: catalogue.SERVICES.get(s, s)}.get(name, str)
             added = [show(v) for v in diff.added[name]]
             kept = [show(v) for v in diff.kept[name]]
             dropped = [show(v) for v in diff.not_renewed[name]]

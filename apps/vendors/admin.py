@@ -13,6 +13,7 @@ import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -180,7 +181,12 @@ def review_badge(review: SecurityReview) -> str:
 
 
 def _schedule_formfield(db_field):  # type: ignore[no-untyped-def]
-    """Checkboxes for the schedule's field classes rather than a comma-separated text box."""
+    """Checkboxes for the schedule's field classes rather than a comma-separated text box,
+    and short text boxes for the commitments (a sentence each, not an essay)."""
+    if isinstance(db_field, models.TextField):
+        return forms.CharField(
+            widget=forms.Textarea(attrs={"rows": 2, "cols": 80}), required=not db_field.blank,
+            label=db_field.verbose_name.capitalize(), help_text=db_field.help_text)
     if db_field.name == "allowed_field_classes":
         from apps.audit.models import FieldClass
 
@@ -217,6 +223,14 @@ class VendorAdmin(SimpleHistoryAdmin):
     )
     inlines = (ContactInline, ContractInline, AgreementInline, SecurityReviewInline,
                IntegrationInline)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    change_form_template = "admin/vendors/vendor/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+        vendor = self.get_object(request, object_id)
+        if vendor is not None:
+            extra_context = {**(extra_context or {}), "standing": vendor_standing(vendor)}
+        return super().change_view(request, object_id, form_url, extra_context)
     actions = ("suspend_selected", "resume_selected")
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
@@ -481,3 +495,35 @@ class AgreementAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+def vendor_standing(vendor: Vendor) -> dict:
+    """The answer to "may we share data with this vendor today?", for the top of its page."""
+    today = timezone.localdate()
+    agreement = vendor.current_agreement(today)
+    review = vendor.current_security_review(today)
+    security = vendor.contacts.filter(role="security").first()
+    incident = vendor.contacts.filter(role="incident").first()
+    integrations = list(vendor.integrations.all())
+    live = sum(1 for i in integrations if i.is_live)
+    from apps.governance.models import ScopeRequest
+
+    pending = ScopeRequest.objects.filter(integration__vendor=vendor, status="pending").count()
+    return {
+        "ready": agreement is not None and review is not None and not vendor.is_suspended,
+        "agreement": agreement,
+        "agreement_badge": (
+            date_badge(agreement.expires_on, missing="", what="In force")
+            if agreement and agreement.expires_on else
+            badge("ok", "In force") if agreement else badge("critical", "None current")
+        ),
+        "review": review,
+        "review_badge": review_badge(review) if review else badge("critical", "None current"),
+        "security": security,
+        "incident": incident,
+        "integrations": len(integrations),
+        "live": live,
+        "pending": pending,
+        "requests_url": reverse("admin:governance_scoperequest_changelist")
+        + f"?integration__vendor__id__exact={vendor.pk}",
+    }
