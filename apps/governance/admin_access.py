@@ -128,16 +128,20 @@ class IntegrationAccessAdmin(admin.ModelAdmin):
         if not self.has_suspend_permission(request):
             raise PermissionDenied
         from apps.vendors.models import Integration
-        from apps.vendors.services import integration_suspend
+        from apps.vendors.services import VendorServiceError, integration_suspend
 
         integration = get_object_or_404(Integration, pk=pk)
         form = SuspendForm(request.POST)
         if not form.is_valid():
             self.message_user(request, "Say why the integration is suspended.", messages.ERROR)
             return HttpResponseRedirect(self._access_url(pk))
-        integration_suspend(
-            integration=integration, actor=request.user, reason=form.cleaned_data["reason"]
-        )
+        try:
+            integration_suspend(
+                integration=integration, actor=request.user, reason=form.cleaned_data["reason"]
+            )
+        except VendorServiceError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(self._access_url(pk))
         self.message_user(
             request,
             f"{integration.name} is suspended: every channel refuses it from its next request.",

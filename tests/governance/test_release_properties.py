@@ -30,7 +30,7 @@ from tests.governance import release_world as world
 pytestmark = pytest.mark.django_db
 
 PROPERTY_SETTINGS = settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 CLASSES = ("identifier", "directory", "contact", "demographic", "special_category",
            "assessment", "credential")
