@@ -117,9 +117,11 @@ class CanonicalRow(models.Model):
     """Columns every canonical table shares: identity, ownership, validity, content hash."""
 
     # No index of its own: the (source, sourced_id) and (source, version) indexes lead
-    # with it, and every extra index slows the bulk insert.
+    # with it, and every extra index slows the bulk insert. No database constraint either:
+    # a per-row foreign key check would cost as much as the insert itself, sources are
+    # never deleted (PROTECT), and only the pipeline writes these tables.
     source = models.ForeignKey(
-        Source, on_delete=models.PROTECT, related_name="+", db_index=False
+        Source, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
     sourced_id = models.CharField(max_length=255)
     # The source's own clock, kept so a delta never lets an older change overwrite a

@@ -227,7 +227,10 @@ def roster_import_run(
 
 
 class _Progress:
-    """Saves the run's progress (throttled) for the admin and feeds an optional callback."""
+    """Saves the run's progress (throttled) for the admin and feeds an optional callback.
+
+    Never call it while a COPY is in progress: it writes through the same connection.
+    """
 
     def __init__(self, run: ImportRun, callback: ProgressCallback | None) -> None:
         self.run = run
@@ -282,7 +285,9 @@ def import_run_process(
             for entity in supplied:
                 if feed.fatal:  # a zip bomb or corrupt entry found while streaming
                     break
-                counts[entity] = staging.staging_copy(entity, feed.rows(entity), progress=report)
+                # the COPY holds the connection: only the caller's callback runs inside it
+                counts[entity] = staging.staging_copy(entity, feed.rows(entity), progress=progress)
+                report(entity, counts[entity])
             row_errors = list(feed.errors)
             if feed.fatal:
                 _record_errors(run, row_errors)

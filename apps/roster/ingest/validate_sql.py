@@ -171,22 +171,26 @@ def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestErr
                 f"CREATE TEMPORARY TABLE ids_{target.lower()} AS "
                 f"{_post_state_ids_sql(target, source_id=source_id, modes=modes)}"
             )
+            cursor.execute(f"CREATE INDEX ON ids_{target.lower()} (sourced_id)")
             cursor.execute(f"ANALYZE ids_{target.lower()}")
         for ref in REFERENCES:
             if ref.entity not in supplied:
                 continue
             tables = TABLES[ref.entity]
-            column = f's."{ref.column}"'
+            column = tables.staged("s", ref.column)
+            # a plain column stays a column (a lateral subquery would defeat the hash join)
             if ref.is_list:
                 source_rows = f"{tables.staging} s CROSS JOIN LATERAL unnest({column}) AS r(ref)"
+                value = "r.ref"
             else:
-                source_rows = f"{tables.staging} s CROSS JOIN LATERAL (SELECT {column}) AS r(ref)"
+                source_rows = f"{tables.staging} s"
+                value = column
             cursor.execute(
                 f"""
-                SELECT s.line, s.sourced_id, r.ref FROM {source_rows}
-                WHERE r.ref IS NOT NULL AND s.status IS DISTINCT FROM 'tobedeleted'
+                SELECT s.line, s.sourced_id, {value} FROM {source_rows}
+                WHERE {value} IS NOT NULL AND s.status IS DISTINCT FROM 'tobedeleted'
                   AND NOT EXISTS (SELECT 1 FROM ids_{ref.target.lower()} i
-                                  WHERE i.sourced_id = r.ref)
+                                  WHERE i.sourced_id = {value})
                 ORDER BY s.n LIMIT {MAX_ERRORS_PER_CHECK}
                 """
             )
@@ -224,12 +228,15 @@ def _check_orphans(  # type: ignore[no-untyped-def]
                 f"WHERE s.sourced_id = c.sourced_id)"
             )
         column = f'c."{ref.column}"'
-        refs = f"unnest({column})" if ref.is_list else f"(SELECT {column})"
+        if ref.is_list:
+            rows, value = f"{tables.table} c CROSS JOIN LATERAL unnest({column}) AS r(ref)", "r.ref"
+        else:
+            rows, value = f"{tables.table} c", column
         cursor.execute(
             f"""
-            SELECT c.sourced_id, r.ref FROM {tables.table} c CROSS JOIN LATERAL {refs} AS r(ref)
-            WHERE {kept} AND r.ref IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM ids_{ref.target.lower()} i WHERE i.sourced_id = r.ref)
+            SELECT c.sourced_id, {value} FROM {rows}
+            WHERE {kept} AND {value} IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM ids_{ref.target.lower()} i WHERE i.sourced_id = {value})
             ORDER BY c.sourced_id LIMIT {MAX_ERRORS_PER_CHECK}
             """
         )
