@@ -215,7 +215,7 @@ CASES: list[Case] = []
 
 
 def case(name: str, code: str, file: str, line: int | None, column: str | None = None, *,
-         limits: ZipLimits | None = None):
+         limits: ZipLimits | None = None, fatal: bool | None = None):
     """Register a case whose builder returns Files (zipped normally) or writes the zip."""
     def register(build: Callable[[], Files] | Callable[[Path], Path]):
         def make(directory: Path) -> Path:
@@ -223,7 +223,7 @@ def case(name: str, code: str, file: str, line: int | None, column: str | None =
                 return build(directory)  # type: ignore[call-arg]
             return write_zip(directory / f"{name}.zip", build())  # type: ignore[call-arg]
         CASES.append(Case(name, make, code, file, line, column, limits,
-                          fatal=code in E.FATAL_CODES))
+                          fatal=code in E.FATAL_CODES if fatal is None else fatal))
         return build
     return register
 
@@ -514,7 +514,31 @@ def _() -> Files:
     return {**base_files(), "categories.csv": b"sourcedId,status,dateLastModified,title,weight\n"}
 
 
+@case("header_too_wide", E.HEADER_MISMATCH, "orgs.csv", 1)
+def _() -> Files:
+    return set_header(base_files(), "orgs.csv",
+                      _ORGS_HEADER + [f"metadata.x{n}" for n in range(600)])
+
+
 # Encoding and CSV structure -------------------------------------------------------------------
+@case("utf16_file", E.NOT_UTF8, "users.csv", 1, fatal=True)  # its header is unreadable
+def _() -> Files:
+    files = base_files()
+    return {**files, "users.csv": files["users.csv"].decode().encode("utf-16")}
+
+
+@case("manifest_not_utf8", E.MANIFEST_INVALID, "manifest.csv", None)
+def _() -> Files:
+    files = base_files()
+    return {**files, "manifest.csv": files["manifest.csv"].replace(b"TestSIS", b"Test\xffSIS")}
+
+
+@case("record_spans_too_many_lines", E.CSV_MALFORMED, "classes.csv", 3,
+      limits=ZipLimits(max_record_lines=3))
+def _() -> Files:
+    return set_field(base_files(), "classes.csv", 3, "location", "a\nb\nc\nd\ne")
+
+
 @case("latin1_bytes", E.NOT_UTF8, "users.csv", 3)
 def _() -> Files:
     files = base_files()

@@ -9,7 +9,8 @@
 ``open_feed`` checks the container (zipsafe), reads the manifest, detects the version and
 checks every header row; it inflates no more than the first block of each file. ``rows()``
 then streams one file: the size-limited inflater feeds a line decoder feeding ``csv.reader``,
-and each record goes through a plan of precompiled converters built once per file. Invalid
+and each record goes through one function compiled once per file from the schema and the
+file's header (rowplan.py), so the hot loop has no per-field dispatch. Invalid
 rows are reported in ``feed.errors`` and skipped; nothing is kept per row, so memory stays flat
 whatever the file size. Errors found by a second pass over the same file are not repeated.
 
@@ -38,10 +39,12 @@ from apps.roster.ingest.zipsafe import (
     ZipBombError,
     ZipLimits,
     entry_problems,
+    printable,
 )
 
 _STATUS, _DLM = 1, 2  # positions of status and dateLastModified in every file and row
 _INVALID_SID = "(row with an invalid sourcedId)"
+MAX_COLUMNS = 512  # a header wider than this is hostile, not a OneRoster file
 
 
 class FatalFeedError(Exception):
@@ -208,7 +211,8 @@ class Feed:
                 continue
             entity = by_file.get(name)
             if entity is None:
-                self._fail(name, E.UNKNOWN_FILE, name=name)
+                shown = printable(name)
+                self._fail(shown, E.UNKNOWN_FILE, name=shown)
             else:
                 supplied[entity] = name
         if self.fatal:
@@ -253,9 +257,10 @@ class Feed:
             self._container_error(S.MANIFEST_FILE, exc)
             return
         if any(e.file == S.MANIFEST_FILE for e in self.errors):
-            # An encoding error makes the manifest unusable as a whole.
+            # An unreadable line (encoding, NUL, length) makes the manifest unusable as a whole.
             self._error(S.MANIFEST_FILE, None, None, E.MANIFEST_INVALID,
-                        E.message(E.MANIFEST_INVALID, detail="not valid UTF-8 text"))
+                        E.message(E.MANIFEST_INVALID,
+                                  detail="it has unreadable lines (see their errors)"))
             return
         manifest, problems = parse_manifest(rows)
         for problem in problems:
@@ -321,6 +326,10 @@ class Feed:
         except (ZipBombError, CorruptEntryError) as exc:
             self._container_error(name, exc)
             return
+        if not header and 1 in lines.bad_lines:
+            self._error(name, 1, None, E.HEADER_MISMATCH,
+                        f"{name}: the header row is unreadable (see the error on line 1).")
+            return
         if not header:
             self._fail(name, E.EMPTY_FILE, name=name)
             return
@@ -338,6 +347,10 @@ class Feed:
         def fatal(code: str, column: str | None, **params) -> None:
             self._error(name, 1, column, code, E.message(code, name=name, **params))
 
+        if len(header) > MAX_COLUMNS:
+            fatal(E.HEADER_MISMATCH, None, position=MAX_COLUMNS + 1, got="...",
+                  expected=f"at most {MAX_COLUMNS} columns")
+            return None
         ok = True
         seen: set[str] = set()
         for got in header:
@@ -351,11 +364,12 @@ class Feed:
                 split = index
                 break
         core, extensions = header[:split], header[split:]
-        for got in extensions:
+        for offset, got in enumerate(extensions):
             if not got.startswith(S.METADATA_PREFIX):
-                fatal(E.HEADER_MISMATCH, got, position=header.index(got) + 1, got=got,
+                fatal(E.HEADER_MISMATCH, got, position=split + offset + 1, got=got,
                       expected="metadata.* (extension columns come last)")
                 ok = False
+                break
         if tuple(core) == expected:
             return extensions if ok else None
         # Say precisely what is wrong: another version's header, wrong case, missing, order.

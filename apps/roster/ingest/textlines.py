@@ -109,13 +109,15 @@ class TextLines:
                            E.message(E.LINE_TOO_LONG, limit=self._max_line))
                 out.append("")
                 continue
-            if b"\x00" in line:
-                self._mark(number, E.NUL_BYTE, E.message(E.NUL_BYTE))
-                out.append("")
-                continue
             try:
-                out.append(line.decode("utf-8"))
+                text = line.decode("utf-8")
             except UnicodeDecodeError:
                 self._mark(number, E.NOT_UTF8, E.message(E.NOT_UTF8))
                 out.append("")
+                continue
+            if "\x00" in text:
+                self._mark(number, E.NUL_BYTE, E.message(E.NUL_BYTE))
+                out.append("")
+                continue
+            out.append(text)
         return io.StringIO("\n".join(out), newline="\n")

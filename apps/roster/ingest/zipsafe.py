@@ -86,27 +86,27 @@ def entry_problems(infos: list[zipfile.ZipInfo], limits: ZipLimits) -> list[E.In
             or (len(raw_name) > 1 and raw_name[1] == ":")
             or any(part == ".." for part in raw_name.split("/"))
         ):
-            add(E.PATH_TRAVERSAL, name=_printable(raw_name))
+            add(E.PATH_TRAVERSAL, name=printable(raw_name))
             continue
         if "/" in name:
-            add(E.NESTED_FOLDER, name=_printable(name))
+            add(E.NESTED_FOLDER, name=printable(name))
             continue
         if info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16):
-            add(E.SYMLINK_ENTRY, name=_printable(name))
+            add(E.SYMLINK_ENTRY, name=printable(name))
             continue
         if name in seen:
-            add(E.DUPLICATE_ENTRY, name=_printable(name))
+            add(E.DUPLICATE_ENTRY, name=printable(name))
             continue
         seen.add(name)
         if info.flag_bits & 0x1:
-            add(E.ENCRYPTED_ENTRY, name=_printable(name))
+            add(E.ENCRYPTED_ENTRY, name=printable(name))
             continue
         if info.compress_type not in (STORED, DEFLATED):
-            add(E.UNSUPPORTED_COMPRESSION, name=_printable(name), method=info.compress_type)
+            add(E.UNSUPPORTED_COMPRESSION, name=printable(name), method=info.compress_type)
             continue
         # Declared sizes are not trusted to pass a file, but a declared excess fails it early.
         if info.file_size > limits.max_entry_bytes:
-            add(E.ZIP_BOMB, name=_printable(name),
+            add(E.ZIP_BOMB, name=printable(name),
                 detail=f"declares {info.file_size} bytes, over the {limits.max_entry_bytes} "
                 "byte per-entry limit")
             continue
@@ -118,7 +118,7 @@ def entry_problems(infos: list[zipfile.ZipInfo], limits: ZipLimits) -> list[E.In
     return problems
 
 
-def _printable(name: str) -> str:
+def printable(name: str) -> str:
     """Entry names go into messages; keep them short and free of control characters."""
     cleaned = "".join(ch if ch.isprintable() else "?" for ch in name)
     return cleaned[:120]
