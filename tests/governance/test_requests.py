@@ -420,3 +420,12 @@ def test_the_daily_task_sends_notices_and_expires(integration, engineer, dpo):
 
     assert result == {"notified": [request.pk], "expired": []}
     assert len(mail.outbox) == 1
+
+
+def test_an_approved_request_still_shows_what_it_added(integration, engineer, dpo):
+    request = roster_request(integration, engineer)
+    svc.scope_request_approve(request=request, approver=dpo, reason="ok")
+
+    diff = grant_diff(request)
+
+    assert diff.added["field_classes"] == ("directory", "identifier")

@@ -32,12 +32,15 @@ EMPTY_GRANT = Grant()
 _SET_FIELDS = ("scopes", "services", "field_classes", "fields", "claims", "org_sourced_ids")
 
 
-def effective_grant(integration, *, at: dt.datetime | None = None) -> Grant:  # type: ignore[no-untyped-def]
+def effective_grant(  # type: ignore[no-untyped-def]
+    integration, *, at: dt.datetime | None = None, excluding: tuple[int, ...] = ()
+) -> Grant:
     """What ``integration`` is approved for at ``at`` (now by default): one query.
 
     A request is live from its approval until the first of its expiry and its withdrawal,
     so the answer for a past instant is the same whatever happened since. Status levers
     (a suspended integration or vendor) are not applied here; ``release_for`` applies them.
+    ``excluding`` leaves out some requests (a request's diff against the *other* approvals).
     """
     from apps.governance.models import ScopeRequest
 
@@ -45,6 +48,7 @@ def effective_grant(integration, *, at: dt.datetime | None = None) -> Grant:  # 
     rows = list(
         ScopeRequest.objects.live(at)
         .filter(integration_id=integration.pk)
+        .exclude(pk__in=excluding)
         .order_by("id")
         .values_list("id", *_SET_FIELDS)
     )
@@ -83,7 +87,10 @@ def grant_diff(request, *, grant: Grant | None = None) -> GrantDiff:  # type: ig
     ``not_renewed`` is only filled for a recertification: what the renewed approval grants
     that the new request drops (other approvals are unaffected by a new request).
     """
-    grant = grant if grant is not None else effective_grant(request.integration)
+    if grant is None:
+        # A decided request is compared with the integration's other approvals, so the
+        # page still shows what this one adds once it is part of the grant.
+        grant = effective_grant(request.integration, excluding=(request.pk,))
     renewed = None
     if request.renews_id is not None:
         renewed = request.renews
