@@ -135,6 +135,8 @@ INSTALLED_APPS = [
     # governance layer
     "apps.vendors",
     "apps.governance",
+    # spokes
+    "apps.oneroster_api",
     # sandbox seeding (composes the apps above)
     "apps.demo",
 ]
@@ -345,6 +347,9 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
 }
+
+# Named so that other apps' foreign keys to the toolkit's clients resolve in migrations.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -9,5 +9,6 @@ urlpatterns = [
     path("metrics", health.metrics_view, name="metrics"),
     path("accounts/", include("apps.accounts.urls")),
     path("", include("apps.keys.urls")),
+    path("", include("apps.oneroster_api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,107 @@
+"""Who is calling: the bearer token, checked against the database on every request, and the
+client's rate limit, counted in Redis.
+
+A token is opaque (the toolkit stores only its SHA-256 checksum); a lookup by checksum
+joins the client and its integration in one query. Whether the integration may still be
+served (active, vendor active, approvals live) is then the release's question, asked on
+the same request, so a suspension or a revocation acts on the very next call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+
+from apps.oneroster_api.errors import (
+    MSG_SERVER_BUSY,
+    MSG_UNAUTHORISED,
+    SERVER_BUSY,
+    UNAUTHORISED,
+    ApiError,
+)
+
+TOKEN_SQL = """
+SELECT c.id, c.integration_id, c.rate_limit_per_minute, a.client_id, t.scope
+FROM oauth2_provider_accesstoken t
+JOIN oauth2_provider_application a ON a.id = t.application_id
+JOIN oneroster_api_onerosterclient c ON c.application_id = a.id
+WHERE t.token_checksum = %s AND t.expires > now() AND c.revoked_at IS NULL
+"""  # noqa: S105 - a query, not a password
+
+DEFAULT_RATE_LIMIT = 1200
+
+
+@dataclass(frozen=True)
+class Caller:
+    client_pk: int
+    integration_id: int
+    rate_limit: int
+    client_id: str
+    scopes: frozenset[str]
+
+
+def bearer_token(request) -> str | None:  # type: ignore[no-untyped-def]
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 512:
+        return None
+    return token
+
+
+def authenticate(request) -> Caller:  # type: ignore[no-untyped-def]
+    """The caller of ``request``; 401 ``unauthorisedrequest`` without a valid token."""
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(UNAUTHORISED, MSG_UNAUTHORISED, headers={"WWW-Authenticate": "Bearer"})
+    checksum = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    with connection.cursor() as cursor:
+        cursor.execute(TOKEN_SQL, [checksum])
+        row = cursor.fetchone()
+    if row is None:
+        raise ApiError(
+            UNAUTHORISED, MSG_UNAUTHORISED,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    client_pk, integration_id, limit, client_id, scope = row
+    return Caller(
+        client_pk=client_pk, integration_id=integration_id,
+        rate_limit=limit or getattr(
+            settings, "INTERCHANGE_ONEROSTER_RATE_LIMIT_PER_MINUTE", DEFAULT_RATE_LIMIT
+        ),
+        client_id=client_id, scopes=frozenset((scope or "").split()),
+    )
+
+
+def _redis():  # type: ignore[no-untyped-def]
+    """The raw Redis client behind the cache, or None with a local-memory cache."""
+    backend = getattr(cache, "_cache", None)
+    get_client = getattr(backend, "get_client", None)
+    return get_client(None, write=True) if get_client else None
+
+
+def rate_limit_check(caller: Caller, *, now: float | None = None) -> None:
+    """Fixed one-minute windows per client; 429 ``server_busy`` with ``Retry-After`` once
+    the client has used its allowance for the current minute."""
+    now = time.time() if now is None else now
+    window = int(now // 60)
+    key = f"oneroster:rl:{caller.client_pk}:{window}"
+    client = _redis()
+    if client is not None:
+        pipe = client.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 61)
+        count = pipe.execute()[0]
+    else:
+        cache.add(key, 0, 61)
+        count = cache.incr(key)
+    if count > caller.rate_limit:
+        retry = max(1, 60 - int(now % 60))
+        raise ApiError(
+            SERVER_BUSY, MSG_SERVER_BUSY.format(seconds=retry), headers={"Retry-After": str(retry)}
+        )

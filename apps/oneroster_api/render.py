@@ -1,0 +1,253 @@
+"""Pages of OneRoster JSON built by PostgreSQL from the release's querysets.
+
+A page is one statement: the release's queryset (already filtered, projected,
+pseudonymised and overridden by ``release_for``), narrowed by the client's filter and the
+endpoint's scope, ordered and sliced, is wrapped in a ``SELECT json_build_object(...)``
+that renders each record exactly as the binding wants it (string booleans, dates,
+``{href, sourcedId, type}`` references, a user's roles). Python joins the rows' JSON
+texts; it never builds a dict per record.
+
+``X-Total-Count`` and deep offsets come from :func:`page_stats`: one window query per
+(release, roster version, endpoint scope, filter) computes the total and the sourcedId
+found every ``ANCHOR_STEP`` records, cached. A page at offset K in the default order then
+starts from the nearest anchor (an index range scan) instead of skipping K rows, and no
+page runs a fresh ``COUNT(*)``. The roster version changes on every apply and rollback,
+and the release's fingerprint changes with every governance change, so a cached figure is
+never served for data it does not describe.
+"""
+
+# SQL text here names only our own tables and columns; client values are always bound
+# parameters (the tests feed hostile filters through HTTP to keep it so).
+# ruff: noqa: S608, S611
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import F, QuerySet
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Collate
+from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
+
+from apps.oneroster_api import entities as E
+from apps.oneroster_api.query import C
+
+ANCHOR_STEP = 1000
+STATS_TTL_SECONDS = 3600
+
+ROSTER_VERSION_SQL = "SELECT coalesce(max(number), 0) FROM roster_rosterversion"
+
+STATS_SQL = """
+SELECT k, n, total FROM (
+    SELECT k, row_number() OVER (ORDER BY k COLLATE "C") - 1 AS n, count(*) OVER () AS total
+    FROM ({ids}) AS s(k)
+) AS t
+WHERE n %% {step} = 0
+ORDER BY n
+"""
+
+_ISO_DATETIME = """'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'"""
+
+
+def roster_version() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(ROSTER_VERSION_SQL)
+        return int(cursor.fetchone()[0])
+
+
+def release_fingerprint(release) -> str:  # type: ignore[no-untyped-def]
+    """Everything in a release that decides which rows and values it shows."""
+    parts = (
+        release.integration.pk, release.live, sorted(release.org_sourced_ids),
+        sorted(release.excluded_user_sourced_ids),
+        sorted((o.id, o.kind, o.user_sourced_id, o.class_sourced_id, o.role, o.given_name,
+                o.middle_name, o.family_name) for o in release.overrides),
+        sorted((k, tuple(v)) for k, v in release.projection.items()),
+        release.pseudonymiser.enabled, release.vendor_id,
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _q(column: str) -> str:
+    return f'r."{column}"'
+
+
+def _ref_sql(value_sql: str, ref_type: str, href: str) -> tuple[str, list]:
+    return (
+        f"json_build_object('href', %s || {value_sql}, 'sourcedId', {value_sql}, 'type', %s)",
+        [href, ref_type],
+    )
+
+
+def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # type: ignore[no-untyped-def]
+    """SQL (and its parameters) for one JSON field of a record selected as ``r``."""
+    col = _q(f.column) if f.column else ""
+    href = f"{base_url}/{f.ref_collection}/"
+    if f.kind == E.STR:
+        return col, []
+    if f.kind == E.STATUS:
+        return "'active'", []
+    if f.kind == E.DATETIME:
+        if f.column == "date_last_modified":
+            # The source's clock when it gave one, else when the version was applied.
+            col = (f"coalesce({col}, (SELECT v.created_at FROM roster_rosterversion v "
+                   "WHERE v.number = r._from))")
+        return f"to_char({col} AT TIME ZONE 'UTC', {_ISO_DATETIME})", []
+    if f.kind == E.DATE:
+        return f"to_char({col}, 'YYYY-MM-DD')", []
+    if f.kind == E.BOOL:
+        return f"CASE WHEN {col} THEN 'true' WHEN NOT {col} THEN 'false' END", []
+    if f.kind == E.YEAR:
+        return f"{col}::text", []
+    if f.kind == E.STRLIST:
+        return f"to_json({col})", []
+    if f.kind == E.REF:
+        ref, params = _ref_sql(col, f.ref_type, href)
+        return f"CASE WHEN {col} IS NULL THEN NULL ELSE {ref} END", params
+    if f.kind == E.REFS:
+        ref, params = _ref_sql("e.v", f.ref_type, href)
+        return (
+            f"(SELECT json_agg({ref} ORDER BY e.n) "
+            f"FROM unnest({col}) WITH ORDINALITY AS e(v, n))",
+            params,
+        )
+    if f.kind == E.USER_IDS:
+        # "{type:identifier}" strings in the CSV binding; a bare value has no type.
+        x = "trim(both '{}' from e.v)"
+        return (
+            "(SELECT json_agg(json_build_object("
+            f"'type', CASE WHEN position(':' in {x}) > 0 THEN split_part({x}, ':', 1) "
+            "ELSE '' END, "
+            f"'identifier', CASE WHEN position(':' in {x}) > 0 "
+            f"THEN substr({x}, position(':' in {x}) + 1) ELSE {x} END) ORDER BY e.n) "
+            f"FROM unnest({col}) WITH ORDINALITY AS e(v, n))",
+            [],
+        )
+    if f.kind == E.ROLES:
+        role_columns = set(release.columns("roles"))
+        pairs = [
+            f"'{name}', " + (f"to_char(ro.{column}, 'YYYY-MM-DD')" if kind == E.DATE
+                             else f"ro.{column}")
+            for name, column, kind in E.ROLE_FIELDS if column in role_columns
+        ]
+        org_ref, params = _ref_sql("ro.org_sourced_id", "org", f"{base_url}/orgs/")
+        pairs.append(f"'org', {org_ref}")
+        return (
+            f"coalesce((SELECT json_agg(json_build_object({', '.join(pairs)}) "
+            "ORDER BY ro.org_sourced_id COLLATE \"C\", ro.role_type COLLATE \"C\", "
+            "ro.role COLLATE \"C\") "
+            "FROM roster_role ro WHERE ro.valid_to_version IS NULL "
+            "AND ro.user_sourced_id = r._rid AND ro.org_sourced_id = ANY(%s)), '[]'::json)",
+            [*params, sorted(release.org_sourced_ids)],
+        )
+    if f.kind == E.CHILDREN:
+        ref, params = _ref_sql("c.sourced_id", f.ref_type, href)
+        if f.ref_type == "org":
+            return (
+                f"(SELECT json_agg({ref} ORDER BY c.sourced_id COLLATE \"C\") FROM roster_org c "
+                "WHERE c.valid_to_version IS NULL AND c.parent_sourced_id = r._rid "
+                "AND c.sourced_id = ANY(%s))",
+                [*params, sorted(release.org_sourced_ids)],
+            )
+        return (
+            f"(SELECT json_agg({ref} ORDER BY c.sourced_id COLLATE \"C\") "
+            "FROM roster_academicsession c "
+            "WHERE c.valid_to_version IS NULL AND c.parent_sourced_id = r._rid)",
+            params,
+        )
+    raise ValueError(f.kind)  # pragma: no cover - every kind is handled above
+
+
+def with_raw_ids(qs: QuerySet, entity: E.Entity) -> QuerySet:
+    """Add the stored (never pseudonymised) sourcedId and person id, for joins and the
+    disclosure ledger; they are not rendered."""
+    extra = {
+        "_rid": RawSQL(f'"{entity.table}"."sourced_id"', ()),
+        "_from": RawSQL(f'"{entity.table}"."valid_from_version"', ()),
+    }
+    if entity.person_column:
+        extra["_pid"] = RawSQL(f'"{entity.table}"."{entity.person_column}"', ())
+    return qs.annotate(**extra)
+
+
+def page_sql(inner: QuerySet, fields: Sequence[E.Field], entity: E.Entity, *, release,  # type: ignore[no-untyped-def]
+             base_url: str) -> tuple[str, list]:
+    """The statement rendering each record of ``inner`` (ordered and sliced) as JSON text."""
+    pairs, params = [], []
+    for f in fields:
+        sql, p = field_sql(f, release=release, base_url=base_url)
+        pairs.append(f"'{f.name}', {sql}")
+        params.extend(p)
+    inner_sql, inner_params = inner.query.sql_with_params()
+    person = 'r."_pid"' if entity.person_column else "NULL"
+    # json_build_object takes at most 100 arguments: build in chunks and merge as jsonb.
+    chunks = [pairs[i:i + 40] for i in range(0, len(pairs), 40)] or [[]]
+    if len(chunks) == 1:
+        obj = f"json_build_object({', '.join(chunks[0])})"
+    else:
+        obj = "(" + " || ".join(f"jsonb_build_object({', '.join(c)})" for c in chunks) + ")::json"
+    sql = (
+        f"SELECT json_strip_nulls({obj})::text, {person} "  # noqa: S608 - names are ours
+        f"FROM ({inner_sql}) AS r"
+    )
+    return sql, [*params, *inner_params]
+
+
+@dataclass(frozen=True)
+class Rows:
+    json_rows: list[str]
+    person_ids: list[str]
+
+
+def fetch(sql: str, params: list) -> Rows:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return Rows([r[0] for r in rows], [r[1] for r in rows if r[1]])
+
+
+@dataclass(frozen=True)
+class Stats:
+    total: int
+    anchors: tuple[str, ...]  # sourcedId at positions 0, STEP, 2*STEP, ... in C order
+
+
+def page_stats(ids_qs: QuerySet, key: str) -> Stats:
+    """Total and anchors of a filtered release queryset, cached under ``key``."""
+    cached = cache.get(key)
+    if cached is not None:
+        return Stats(cached[0], tuple(cached[1]))
+    ids_sql, params = ids_qs.values("sourced_id").order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(STATS_SQL.format(ids=ids_sql, step=ANCHOR_STEP), params)
+        rows = cursor.fetchall()
+    stats = Stats(int(rows[0][2]) if rows else 0, tuple(r[0] for r in rows))
+    cache.set(key, (stats.total, list(stats.anchors)), STATS_TTL_SECONDS)
+    return stats
+
+
+def stats_key(*parts: object) -> str:
+    return "oneroster:stats:" + hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def anchored(qs: QuerySet, stats: Stats, *, offset: int, descending: bool) -> tuple[QuerySet, int]:
+    """Start a page in sourcedId order from the nearest cached anchor: returns the narrowed
+    queryset and the offset left to skip within it (less than ``ANCHOR_STEP``)."""
+    key = Collate(F("sourced_id"), C)
+    if not descending:
+        idx = offset // ANCHOR_STEP
+        if 0 < idx < len(stats.anchors):
+            start = GreaterThanOrEqual(key, stats.anchors[idx])
+            return qs.filter(start), offset - idx * ANCHOR_STEP
+        return qs, offset
+    first = stats.total - 1 - offset  # ascending position of the page's first record
+    if first < 0:
+        return qs, offset
+    idx = -(-first // ANCHOR_STEP)
+    if idx < len(stats.anchors):
+        return qs.filter(LessThanOrEqual(key, stats.anchors[idx])), idx * ANCHOR_STEP - first
+    return qs, offset

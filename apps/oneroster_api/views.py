@@ -1,0 +1,264 @@
+"""The rostering endpoints: thin views over the release, the query grammar and the renderer.
+
+Order of checks on every request: token (401), rate limit (429), release live (401: a
+suspended, offboarded or revoked integration is unauthorised from its next request),
+service and scope (403), parameters (400), path objects (404); then one statement renders
+the page. Every request, refused or not, leaves an access record; a page that disclosed
+people adds them to the disclosure ledger before the response leaves.
+"""
+
+# The extra() conditions name our own tables; their values are bound parameters.
+# ruff: noqa: S610
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.audit.models import Channel
+from apps.audit.services import DisclosureBuffer, access_record
+from apps.governance.release import PSEUDONYMISED_COLUMNS, release_for
+from apps.oneroster_api import entities as E
+from apps.oneroster_api import render
+from apps.oneroster_api.auth import Caller, authenticate, rate_limit_check
+from apps.oneroster_api.endpoints import BASE_PATH, Endpoint, Parent
+from apps.oneroster_api.errors import (
+    FORBIDDEN,
+    INTERNAL_SERVER_ERROR,
+    INVALID_DATA,
+    MSG_FORBIDDEN_SCOPE,
+    MSG_FORBIDDEN_SERVICE,
+    MSG_INTERNAL,
+    MSG_METHOD,
+    MSG_UNAUTHORISED,
+    MSG_UNKNOWN_ENDPOINT,
+    MSG_UNKNOWN_OBJECT,
+    UNAUTHORISED,
+    UNKNOWN_OBJECT,
+    ApiError,
+    status_response,
+)
+from apps.oneroster_api.query import (
+    ListParams,
+    check_fields,
+    compile_filter,
+    order_by,
+    parse_fields,
+    parse_list_params,
+    sort_field,
+)
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "oneroster.rostering"
+# Entities whose sourcedId is a person's id (mapped back through the pseudonym map).
+_PERSON_KEYED = frozenset({"users", "demographics"})
+
+
+def base_url() -> str:
+    return settings.INTERCHANGE_PUBLIC_URL + BASE_PATH
+
+
+class _IntegrationRef:
+    """Just enough of an integration for ``release_for``, which reads it afresh."""
+
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+
+def _stored_id(release, entity: str, visible_id: str) -> str | None:  # type: ignore[no-untyped-def]
+    """The stored sourcedId behind an id the client sent (None: no such person)."""
+    if release.pseudonymised and entity in _PERSON_KEYED:
+        return release.pseudonymiser.reverse([visible_id]).get(visible_id)
+    return visible_id
+
+
+def _by_id(qs, entity: E.Entity, release, visible_id: str):  # type: ignore[no-untyped-def]
+    """Narrow to one record by the id the client sees; None when it cannot exist."""
+    stored = _stored_id(release, entity.name, visible_id)
+    if stored is None:
+        return None
+    qs = qs.extra(where=[f'"{entity.table}"."sourced_id" = %s'], params=[stored])
+    if release.pseudonymised and "sourced_id" in PSEUDONYMISED_COLUMNS.get(entity.name, ()):
+        qs = qs.filter(sourced_id=visible_id)
+    return qs
+
+
+def _narrow(qs, conditions):  # type: ignore[no-untyped-def]
+    for sql, params in conditions:
+        qs = qs.extra(where=[sql], params=params)
+    return qs
+
+
+def _link_header(request, *, limit: int, offset: int, total: int) -> str:  # type: ignore[no-untyped-def]
+    def url(at: int) -> str:
+        query = request.GET.copy()
+        query["limit"] = str(limit)
+        query["offset"] = str(at)
+        return f"<{base_url()}{request.path[len(BASE_PATH):]}?{urlencode(query, doseq=True)}>"
+
+    last = max(((total - 1) // limit) * limit, 0)
+    links = [f'{url(0)}; rel="first"']
+    if offset > 0:
+        links.append(f'{url(max(offset - limit, 0))}; rel="prev"')
+    if offset + limit < total:
+        links.append(f'{url(offset + limit)}; rel="next"')
+    links.append(f'{url(last)}; rel="last"')
+    return ", ".join(links)
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class RosteringApi(View):
+    """One rostering operation (collection, single or nested), configured by ``endpoint``."""
+
+    endpoint: Endpoint | None = None
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def dispatch(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        caller: Caller | None = None
+        records = 0
+        try:
+            if request.method != "GET":
+                raise ApiError(INVALID_DATA, MSG_METHOD, status=405, headers={"Allow": "GET"})
+            caller = authenticate(request)
+            rate_limit_check(caller)
+            response, records = self.serve(request, caller, kwargs)
+        except ApiError as error:
+            response = error.response()
+        except Exception:
+            logger.exception("OneRoster request failed")
+            response = status_response(INTERNAL_SERVER_ERROR, MSG_INTERNAL)
+        assert self.endpoint is not None
+        access_record(
+            integration_id=caller.integration_id if caller else None,
+            channel=Channel.ONEROSTER_REST,
+            endpoint=BASE_PATH + self.endpoint.pattern,
+            status_code=response.status_code,
+            records=records,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+            client_id=caller.client_id if caller else "",
+        )
+        return response
+
+    # --- the request --------------------------------------------------------------------------
+
+    def serve(self, request, caller: Caller, kwargs) -> tuple[HttpResponse, int]:  # type: ignore[no-untyped-def]
+        ep = self.endpoint
+        assert ep is not None
+        release = release_for(_IntegrationRef(caller.integration_id))
+        if not release.live:
+            raise ApiError(UNAUTHORISED, MSG_UNAUTHORISED,
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if not release.allows_service(SERVICE):
+            raise ApiError(FORBIDDEN, MSG_FORBIDDEN_SERVICE)
+        if not (ep.scopes & caller.scopes & release.scopes):
+            accepted = " ".join(sorted(ep.scopes))
+            raise ApiError(FORBIDDEN, MSG_FORBIDDEN_SCOPE.format(scopes=accepted))
+        entity = ep.entity
+        projection = release.columns(entity.name)
+        if not projection:
+            raise ApiError(FORBIDDEN, MSG_FORBIDDEN_SCOPE.format(scopes=entity.plural))
+        available = {
+            f.name: f for f in E.available_fields(entity, projection, release.columns("roles"))
+        }
+        orgs = sorted(release.org_sourced_ids)
+
+        ids = {}
+        for parent in ep.parents:
+            ids[parent.param] = self._parent(release, parent, kwargs[parent.param], ids, orgs)
+
+        if ep.single:
+            fields = check_fields(parse_fields(request.GET), available)
+            return self._single(request, release, ep, fields, kwargs["sourced_id"], ids, orgs)
+        params = parse_list_params(request.GET)
+        fields = check_fields(params.fields, available)
+        return self._collection(request, caller, release, ep, available, fields, params, ids, orgs)
+
+    def _parent(self, release, parent: Parent, visible_id: str, ids, orgs) -> str:  # type: ignore[no-untyped-def]
+        entity = E.ENTITIES[parent.entity]
+        qs = release.queryset(parent.entity)
+        qs = _by_id(qs, entity, release, visible_id)
+        if qs is not None:
+            stored = _stored_id(release, parent.entity, visible_id)
+            qs = _narrow(qs, parent.conditions({**ids, parent.param: stored}, orgs))
+            if qs.exists():
+                return stored  # type: ignore[return-value]
+        raise ApiError(UNKNOWN_OBJECT, MSG_UNKNOWN_OBJECT.format(
+            type=parent.label or entity.singular, sourced_id=visible_id))
+
+    def _single(self, request, release, ep: Endpoint, fields, visible_id: str, ids, orgs):  # type: ignore[no-untyped-def]
+        entity = ep.entity
+        qs = release.queryset(entity.name)
+        qs = _by_id(qs, entity, release, visible_id)
+        rows = None
+        if qs is not None:
+            qs = _narrow(qs, ep.conditions(ids, orgs))
+            inner = render.with_raw_ids(qs, entity).order_by()[:1]
+            sql, params = render.page_sql(inner, fields, entity, release=release,
+                                          base_url=base_url())
+            rows = render.fetch(sql, params)
+        if not rows or not rows.json_rows:
+            raise ApiError(UNKNOWN_OBJECT, MSG_UNKNOWN_OBJECT.format(
+                type=ep.label or entity.singular, sourced_id=visible_id))
+        self._disclose(release, entity, fields, rows.person_ids)
+        body = '{"' + ep.key + '":' + rows.json_rows[0] + "}"
+        return HttpResponse(body, content_type="application/json"), 1
+
+    def _collection(self, request, caller, release, ep: Endpoint, available, fields,  # type: ignore[no-untyped-def]
+                    params: ListParams, ids, orgs):
+        entity = ep.entity
+        qs = _narrow(release.queryset(entity.name), ep.conditions(ids, orgs))
+        if params.filter is not None:
+            qs = qs.filter(compile_filter(params.filter, entity, available))
+        sort = sort_field(params, entity, available)
+        key = render.stats_key(
+            render.release_fingerprint(release), render.roster_version(), ep.name,
+            sorted(ids.items()), params.filter.canonical() if params.filter else "",
+        )
+        stats = render.page_stats(qs, key)
+        json_rows: list[str] = []
+        if params.offset < stats.total:
+            inner = render.with_raw_ids(qs, entity).order_by(*order_by(sort, params.descending))
+            offset = params.offset
+            if sort.column == "sourced_id":
+                inner, offset = render.anchored(
+                    inner, stats, offset=offset, descending=params.descending
+                )
+            inner = inner[offset:offset + params.limit]
+            sql, sql_params = render.page_sql(inner, fields, entity, release=release,
+                                              base_url=base_url())
+            rows = render.fetch(sql, sql_params)
+            json_rows = rows.json_rows
+            self._disclose(release, entity, fields, rows.person_ids)
+        body = '{"' + ep.key + '":[' + ",".join(json_rows) + "]}"
+        response = HttpResponse(body, content_type="application/json")
+        response["X-Total-Count"] = str(stats.total)
+        response["Link"] = _link_header(
+            request, limit=params.limit, offset=params.offset, total=stats.total
+        )
+        return response, len(json_rows)
+
+    def _disclose(self, release, entity: E.Entity, fields, person_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+        if not entity.person_column or not person_ids or release.vendor_id is None:
+            return
+        classes = release.column_classes.get(entity.name, {})
+        disclosed = {classes[f.column] for f in fields if f.column and f.column in classes}
+        if any(f.kind == E.ROLES for f in fields):
+            role_classes = release.column_classes.get("roles", {})
+            disclosed |= {role_classes[c] for c in release.columns("roles") if c in role_classes}
+        if not disclosed:
+            return
+        with DisclosureBuffer(vendor_id=release.vendor_id, integration_id=release.integration.pk,
+                              channel=Channel.ONEROSTER_REST) as buffer:
+            buffer.add(field_classes=disclosed, user_sourced_ids=person_ids)
+
+
+def unknown_endpoint(request, *args, **kwargs) -> HttpResponse:  # type: ignore[no-untyped-def]
+    return status_response(UNKNOWN_OBJECT, MSG_UNKNOWN_ENDPOINT)

@@ -1,0 +1,433 @@
+"""Every rostering endpoint through HTTP: the JSON of the binding, the release deciding rows
+and fields, the query parameters, scopes, errors, exclusions and pseudonyms."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from apps.audit.models import AccessRecord, Disclosure
+from apps.governance.models import ExclusionReason, ExclusionScope
+from apps.governance.services.exclusions import exclusion_create
+from apps.oneroster_api.endpoints import ENDPOINTS
+from tests.governance import release_world as world
+from tests.oneroster_api.conftest import BASE, CORE, DEMO, make_vendor
+
+pytestmark = pytest.mark.django_db
+
+
+def minor(response) -> str:  # type: ignore[no-untyped-def]
+    return response.json()["imsx_CodeMinor"]["imsx_codeMinorField"][0]["imsx_codeMinorFieldValue"]
+
+
+def ids(response, key: str) -> list[str]:  # type: ignore[no-untyped-def]
+    assert response.status_code == 200, response.content
+    return [r["sourcedId"] for r in response.json()[key]]
+
+
+# --- every endpoint --------------------------------------------------------------------------
+
+EXPECTED = {
+    # collections and singles: path -> (key, sourcedIds in code-point order)
+    "/academicSessions": ("academicSessions", ["gp-1", "term-1", "year-2025"]),
+    "/classes": ("classes", ["cls1", "cls2"]),
+    "/courses": ("courses", ["course-1"]),
+    "/enrollments": ("enrollments", ["enr-p1-cls1", "enr-p2-cls1", "enr-p3-cls2",
+                                     "enr-t1-cls1"]),
+    "/gradingPeriods": ("academicSessions", ["gp-1"]),
+    "/orgs": ("orgs", ["dist", "sch1", "sch2"]),
+    "/schools": ("orgs", ["sch1", "sch2"]),
+    "/students": ("users", ["p1", "p2", "p3"]),
+    "/teachers": ("users", ["t1"]),
+    "/terms": ("academicSessions", ["term-1"]),
+    "/users": ("users", ["g1", "p1", "p2", "p3", "t1"]),
+    # nested
+    "/classes/cls1/students": ("users", ["p1", "p2"]),
+    "/classes/cls1/teachers": ("users", ["t1"]),
+    "/courses/course-1/classes": ("classes", ["cls1", "cls2"]),
+    "/schools/sch1/classes": ("classes", ["cls1"]),
+    "/schools/sch1/courses": ("courses", ["course-1"]),
+    "/schools/sch1/enrollments": ("enrollments", ["enr-p1-cls1", "enr-p2-cls1", "enr-t1-cls1"]),
+    "/schools/sch1/students": ("users", ["p1", "p2"]),
+    "/schools/sch1/teachers": ("users", ["t1"]),
+    "/schools/sch1/terms": ("academicSessions", ["term-1"]),
+    "/schools/sch1/classes/cls1/enrollments": ("enrollments", ["enr-p1-cls1", "enr-p2-cls1",
+                                                               "enr-t1-cls1"]),
+    "/schools/sch1/classes/cls1/students": ("users", ["p1", "p2"]),
+    "/schools/sch1/classes/cls1/teachers": ("users", ["t1"]),
+    "/students/p1/classes": ("classes", ["cls1"]),
+    "/teachers/t1/classes": ("classes", ["cls1"]),
+    "/terms/term-1/classes": ("classes", ["cls1", "cls2"]),
+    "/terms/term-1/gradingPeriods": ("academicSessions", ["gp-1"]),
+    "/users/p3/classes": ("classes", ["cls2"]),
+}
+
+
+@pytest.mark.parametrize("path", sorted(EXPECTED))
+def test_every_collection_and_nested_endpoint_serves_the_released_rows(api, token, path):
+    key, expected = EXPECTED[path]
+    response = api.get(path, token)
+    assert ids(response, key) == expected
+    assert response["X-Total-Count"] == str(len(expected))
+
+
+SINGLES = {
+    "/academicSessions/term-1": "academicSession", "/classes/cls1": "class",
+    "/courses/course-1": "course", "/enrollments/enr-p1-cls1": "enrollment",
+    "/gradingPeriods/gp-1": "academicSession", "/orgs/dist": "org", "/schools/sch1": "org",
+    "/students/p1": "user", "/teachers/t1": "user", "/terms/term-1": "academicSession",
+    "/users/g1": "user",
+}
+
+
+@pytest.mark.parametrize("path", sorted(SINGLES))
+def test_every_single_endpoint_wraps_its_record(api, token, path):
+    response = api.get(path, token)
+    assert response.status_code == 200, response.content
+    assert response.json()[SINGLES[path]]["sourcedId"] == path.rsplit("/", 1)[1]
+
+
+@pytest.mark.parametrize("path", [
+    "/classes/cls9", "/orgs/sch3", "/users/p9", "/students/t1", "/teachers/p1",
+    "/schools/dist", "/terms/gp-1", "/gradingPeriods/term-1", "/enrollments/enr-p9-cls9",
+    "/classes/cls9/students", "/schools/sch3/classes", "/schools/sch2/classes/cls1/students",
+    "/students/p9/classes", "/teachers/p1/classes", "/terms/year-2025/classes",
+    "/users/nobody/classes",
+])
+def test_objects_outside_the_release_are_404_unknownobject(api, token, path):
+    response = api.get(path, token)
+    assert response.status_code == 404
+    assert minor(response) == "unknownobject"
+
+
+def test_every_endpoint_of_the_binding_is_routed():
+    routed = {ep.pattern for ep in ENDPOINTS}
+    for path in ("/users", "/users/{sourcedId}", "/demographics/{sourcedId}",
+                 "/schools/{schoolSourcedId}/classes/{classSourcedId}/teachers",
+                 "/terms/{termSourcedId}/gradingPeriods"):
+        assert path in routed
+    assert len(ENDPOINTS) == 24 + 17
+
+
+# --- the JSON of the binding --------------------------------------------------------------------
+
+
+def test_user_json_is_exactly_the_binding(api, token):
+    user = api.get("/users/p2", token).json()["user"]
+    assert user["enabledUser"] == "true"
+    assert user["status"] == "active"
+    assert user["userIds"] == [{"type": "MIS", "identifier": "1002"}]
+    assert user["primaryOrg"] == {"href": f"http://127.0.0.1:8000{BASE}/orgs/sch1",
+                                  "sourcedId": "sch1", "type": "org"}
+    assert user["roles"] == [{"roleType": "primary", "role": "student", "org": {
+        "href": f"http://127.0.0.1:8000{BASE}/orgs/sch1", "sourcedId": "sch1", "type": "org"}}]
+    assert "password" not in user
+
+
+def test_preferred_names_use_the_binding_names(api, governance_user, district):
+    world.user("p5", org="sch1", preferred_given_name="Sam", preferred_family_name="Lee")
+    vendor = make_vendor(governance_user)
+    user = api.get("/users/p5", api.token(vendor)).json()["user"]
+    assert (user["preferredFirstName"], user["preferredLastName"]) == ("Sam", "Lee")
+    assert "preferredGivenName" not in user
+
+
+def test_references_dates_and_booleans(api, token):
+    enrollment = api.get("/enrollments/enr-p1-cls1", token).json()["enrollment"]
+    assert enrollment["user"]["type"] == "user" and enrollment["class"]["type"] == "class"
+    assert enrollment["school"]["sourcedId"] == "sch1"
+    klass = api.get("/classes/cls1", token).json()["class"]
+    assert klass["terms"] == [{"href": f"http://127.0.0.1:8000{BASE}/terms/term-1",
+                               "sourcedId": "term-1", "type": "academicSession"}]
+    session = api.get("/academicSessions/term-1", token).json()["academicSession"]
+    assert (session["startDate"], session["schoolYear"]) == ("2024-09-01", "2025")
+    assert session["children"][0]["sourcedId"] == "gp-1"
+
+
+def test_date_last_modified_is_utc_iso8601(api, governance_user, district):
+    world.rows("orgs", {"sourced_id": "sch4", "name": "New", "type": "school",
+                        "parent_sourced_id": "dist",
+                        "date_last_modified": dt.datetime(2025, 3, 1, 12, 30, tzinfo=dt.UTC)})
+    vendor = make_vendor(governance_user)
+    org = api.get("/orgs/sch4", api.token(vendor)).json()["org"]
+    assert org["dateLastModified"] == "2025-03-01T12:30:00.000Z"
+
+
+# --- minimisation -------------------------------------------------------------------------------
+
+
+def test_unapproved_fields_do_not_exist(api, governance_user, district):
+    vendor = make_vendor(governance_user, classes=("identifier", "directory"))
+    token = api.token(vendor)
+    user = api.get("/users/p1", token).json()["user"]
+    assert "email" not in user and "agents" not in user
+    response = api.get("/users", token, fields="sourcedId,email")
+    assert response.status_code == 400 and minor(response) == "invalid_selection_field"
+    response = api.get("/users", token, filter="email~'pupils'")
+    assert response.status_code == 400 and minor(response) == "invalid_filter_field"
+    response = api.get("/users", token, sort="email")
+    assert response.status_code == 400
+
+
+def test_a_single_approved_field_exists_without_its_class(api, governance_user, district):
+    vendor = make_vendor(governance_user, classes=("identifier", "directory"),
+                         fields=("users.email",))
+    assert api.get("/users/p1", api.token(vendor)).json()["user"]["email"] == "p1@pupils.example"
+
+
+def test_fields_selects_exactly_the_named_fields(api, token):
+    response = api.get("/users", token, fields=["sourcedId,givenName", "familyName"])
+    assert response.status_code == 200
+    assert set(response.json()["users"][0]) == {"sourcedId", "givenName", "familyName"}
+
+
+def test_exclusions_withhold_the_person_everywhere(api, vendor, token, officer):
+    exclusion_create(actor=officer, user_sourced_id="p1", scope=ExclusionScope.ALL_VENDORS,
+                     reason_code=ExclusionReason.COURT_ORDER,
+                     ends_at=timezone.now() + dt.timedelta(days=30))
+    assert "p1" not in ids(api.get("/users", token), "users")
+    assert "p1" not in ids(api.get("/classes/cls1/students", token), "users")
+    assert api.get("/users/p1", token).status_code == 404
+    assert api.get("/students/p1/classes", token).status_code == 404
+    enrollments = ids(api.get("/enrollments", token), "enrollments")
+    assert "enr-p1-cls1" not in enrollments
+    guardian = api.get("/users/g1", token).json()["user"]
+    assert [a["sourcedId"] for a in guardian["agents"]] == ["p2"]
+    # the count follows at once, even though the roster version did not change
+    assert api.get("/users", token)["X-Total-Count"] == "4"
+
+
+def test_pseudonymised_integrations_see_stable_pseudonyms_everywhere(api, governance_user,
+                                                                     district):
+    vendor = make_vendor(governance_user, pseudonymised=True)
+    token = api.token(vendor)
+    users = api.get("/students", token).json()["users"]
+    pseudonyms = [u["sourcedId"] for u in users]
+    assert not {"p1", "p2", "p3"} & set(pseudonyms)
+    assert all(len(p) == 32 for p in pseudonyms)
+    body = api.get("/enrollments", token).content.decode()
+    for real in ("p1", "p2", "p3", "t1"):
+        assert f'"{real}"' not in body
+        assert f"/{real}\"" not in body
+    one = pseudonyms[0]
+    assert api.get(f"/users/{one}", token).json()["user"]["sourcedId"] == one
+    assert api.get(f"/students/{one}/classes", token).status_code == 200
+    assert api.get("/users/p1", token).status_code == 404
+    # stable: a second request gives the same pseudonyms
+    assert [u["sourcedId"] for u in api.get("/students", token).json()["users"]] == pseudonyms
+
+
+# --- scopes -------------------------------------------------------------------------------------
+
+
+def test_core_scope_serves_collections_and_singles_but_not_nested(api, vendor):
+    token = api.token(vendor, scope=CORE)
+    assert api.get("/users", token).status_code == 200
+    assert api.get("/users/p1", token).status_code == 200
+    response = api.get("/classes/cls1/students", token)
+    assert response.status_code == 403 and minor(response) == "forbidden"
+
+
+def test_demographics_need_their_own_scope(api, governance_user, district):
+    plain = make_vendor(governance_user, classes=("identifier", "directory", "demographic"))
+    response = api.get("/demographics", api.token(plain))
+    assert response.status_code == 403
+    demo = make_vendor(governance_user, scopes=(CORE, DEMO),
+                       classes=("identifier", "demographic"))
+    token = api.token(demo, scope=DEMO)
+    assert ids(api.get("/demographics", token), "demographics") == ["p1", "p2"]
+    record = api.get("/demographics/p1", token).json()["demographics"]
+    assert record["sex"] == "female" and record["birthDate"] == "2012-05-01"
+
+
+# --- query parameters ---------------------------------------------------------------------------
+
+
+def test_filter_and_or_never_widen_the_authorisation(api, token):
+    assert ids(api.get("/users", token, filter="givenName='Givenp9' OR givenName='Givenp1'"),
+               "users") == ["p1"]
+    assert ids(api.get("/users", token, filter="sourcedId='p9' OR sourcedId!='p9'"),
+               "users") == ["g1", "p1", "p2", "p3", "t1"]
+
+
+def test_filter_operators(api, token):
+    assert ids(api.get("/users", token, filter="familyName~'P1'"), "users") == ["p1"]
+    assert ids(api.get("/users", token, filter="sourcedId>='p2' AND sourcedId<'t'"),
+               "users") == ["p2", "p3"]
+    assert ids(api.get("/users", token, filter="enabledUser='true' AND grades='07'"),
+               "users") == ["p1"]
+    assert ids(api.get("/enrollments", token, filter="role='teacher'"),
+               "enrollments") == ["enr-t1-cls1"]
+    assert ids(api.get("/classes", token, filter="school.sourcedId='sch2'"),
+               "classes") == ["cls2"]
+    assert ids(api.get("/orgs", token, filter="status='active' AND type!='district'"),
+               "orgs") == ["sch1", "sch2"]
+    assert ids(api.get("/orgs", token, filter="status='tobedeleted'"), "orgs") == []
+
+
+def test_filter_on_date_last_modified(api, governance_user, district):
+    world.rows("orgs", {"sourced_id": "sch5", "name": "Late", "type": "school",
+                        "parent_sourced_id": "dist",
+                        "date_last_modified": dt.datetime(2025, 6, 1, tzinfo=dt.UTC)})
+    vendor = make_vendor(governance_user)
+    token = api.token(vendor)
+    assert ids(api.get("/orgs", token, filter="dateLastModified>'2025-01-01T00:00:00Z'"),
+               "orgs") == ["sch5"]
+    assert ids(api.get("/orgs", token, filter="dateLastModified>'2025-06-02'"), "orgs") == []
+
+
+@pytest.mark.parametrize("hostile", [
+    "givenName='x' OR 1=1", "givenName='x'; DROP TABLE roster_user; --",
+    "sourcedId=''' OR ''1''=''1'", "givenName~'%'", "givenName~'_'",
+    "givenName='\\' OR 1=1 --'", "roster_user.sourced_id='p9'", "U0.sourced_id='x'",
+    "givenName=" + "'a'" * 50,
+])
+def test_hostile_filters_are_a_400_or_match_literally(api, token, hostile):
+    response = api.get("/users", token, filter=hostile)
+    assert response.status_code in (200, 400)
+    if response.status_code == 200:
+        assert response.json()["users"] == []
+    else:
+        assert minor(response) == "invalid_filter_field"
+
+
+def test_sort_and_order_by_use_code_points_and_are_stable(api, governance_user, district):
+    world.user("Z1", org="sch1", given_name="zed")
+    world.user("a1", org="sch1", given_name="Zed")
+    vendor = make_vendor(governance_user)
+    token = api.token(vendor)
+    assert ids(api.get("/students", token), "users") == ["Z1", "a1", "p1", "p2", "p3"]
+    assert ids(api.get("/students", token, orderBy="desc"), "users") == [
+        "p3", "p2", "p1", "a1", "Z1"]
+    names = [u["givenName"] for u in api.get("/students", token, sort="givenName").json()["users"]]
+    assert names == sorted(names)  # Python sorts by code point, like C collation
+    assert names[:2] == ["Givenp1", "Givenp2"] and names[-1] == "zed"
+
+
+def test_paging_headers(api, token):
+    response = api.get("/users", token, limit=2, offset=2)
+    assert ids(response, "users") == ["p2", "p3"]
+    assert response["X-Total-Count"] == "5"
+    links = response["Link"]
+    for rel, offset in (("first", 0), ("prev", 0), ("next", 4), ("last", 4)):
+        assert f'offset={offset}>; rel="{rel}"' in links
+    assert ids(api.get("/users", token, limit=2, offset=4), "users") == ["t1"]
+    assert ids(api.get("/users", token, limit=2, offset=10), "users") == []
+
+
+def test_deep_pages_start_from_cached_anchors(api, governance_user, district, settings):
+    from apps.oneroster_api import render
+
+    render.ANCHOR_STEP, step = 2, render.ANCHOR_STEP
+    try:
+        world.rows("users", *[
+            {"sourced_id": f"u{i:03d}", "enabled_user": True, "username": f"u{i}",
+             "given_name": "G", "family_name": "F", "primary_org_sourced_id": "sch1"}
+            for i in range(11)
+        ])
+        vendor = make_vendor(governance_user)
+        token = api.token(vendor)
+        everything = ids(api.get("/users", token, limit=100), "users")
+        for offset in range(len(everything)):
+            for desc in (False, True):
+                order = list(reversed(everything)) if desc else everything
+                got = ids(api.get("/users", token, limit=3, offset=offset,
+                                  orderBy="desc" if desc else "asc"), "users")
+                assert got == order[offset:offset + 3]
+    finally:
+        render.ANCHOR_STEP = step
+
+
+def test_a_page_costs_a_fixed_number_of_queries_and_no_count(api, token):
+    api.get("/users", token)  # warm the count cache
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get("/users", token, limit=2)
+    assert response.status_code == 200
+    assert not any("count(" in q["sql"].lower() for q in queries.captured_queries)
+    assert len(queries.captured_queries) <= 15
+
+
+# --- errors, records, limits ---------------------------------------------------------------------
+
+
+def test_no_or_bad_token_is_401_unauthorisedrequest(api, vendor):
+    for token in (None, "garbage"):
+        response = api.get("/users", token)
+        assert response.status_code == 401
+        assert minor(response) == "unauthorisedrequest"
+        assert response.json()["imsx_codeMajor"] == "failure"
+        assert response.json()["imsx_severity"] == "error"
+
+
+def test_unknown_endpoints_and_methods(api, token):
+    response = api.get("/nothing", token)
+    assert response.status_code == 404 and minor(response) == "unknownobject"
+    response = api.http.post(BASE + "/users", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 405
+
+
+def test_bad_paging_is_400_invaliddata(api, token):
+    for params in ({"limit": "0"}, {"offset": "-3"}, {"orderBy": "sideways"}):
+        response = api.get("/users", token, **params)
+        assert response.status_code == 400 and minor(response) == "invaliddata"
+
+
+def test_every_request_leaves_an_access_record_and_disclosures(api, vendor, token):
+    api.get("/users", token)
+    api.get("/users/nobody", token)
+    api.get("/orgs", token)
+    records = list(AccessRecord.objects.filter(endpoint__startswith=BASE)
+                   .order_by("id").values_list("endpoint", "status_code", "records"))
+    assert records == [(f"{BASE}/users", 200, 5), (f"{BASE}/users/{{sourcedId}}", 404, 0),
+                       (f"{BASE}/orgs", 200, 3)]
+    disclosed = set(Disclosure.objects.filter(integration_id=vendor.integration.pk)
+                    .values_list("user_sourced_id", flat=True))
+    assert disclosed == {"g1", "p1", "p2", "p3", "t1"}
+
+
+def test_disclosures_record_school_ids_for_pseudonymised_integrations(api, governance_user,
+                                                                      district):
+    vendor = make_vendor(governance_user, pseudonymised=True)
+    api.get("/students", api.token(vendor))
+    assert set(Disclosure.objects.values_list("user_sourced_id", flat=True)) == {"p1", "p2", "p3"}
+
+
+def test_rate_limit_answers_429_with_retry_after(api, vendor, token, redis_url):
+    client = vendor.integration.oneroster_client
+    client.rate_limit_per_minute = 3
+    client.save(update_fields=["rate_limit_per_minute"])
+    statuses = [api.get("/orgs", token).status_code for _ in range(5)]
+    assert statuses[:3] == [200, 200, 200]
+    response = api.get("/orgs", token)
+    assert response.status_code == 429 and minor(response) == "server_busy"
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_the_default_rate_limit_is_generous(settings):
+    from apps.oneroster_api.auth import DEFAULT_RATE_LIMIT
+
+    assert DEFAULT_RATE_LIMIT >= 1200
+
+
+def test_a_failure_inside_is_500_internal_server_error(api, token, monkeypatch):
+    from apps.oneroster_api import render
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(render, "page_sql", broken)
+    response = api.get("/users", token)
+    assert response.status_code == 500 and minor(response) == "internal_server_error"
+
+
+def test_the_openapi_document_and_the_connect_page(api):
+    doc = api.http.get(f"{BASE}/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    assert "/classes/{classSourcedId}/students" in doc["paths"]
+    assert doc["components"]["securitySchemes"]["OAuth2CC"]["flows"]["clientCredentials"]
+    page = api.http.get("/oneroster/connect")
+    assert page.status_code == 200 and b"client_credentials" in page.content
