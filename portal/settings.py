@@ -31,6 +31,9 @@ Variables:
     INTERCHANGE_ACCESS_TOKEN_SECONDS
                                  OAuth2 access token lifetime (default 900).
     PROMETHEUS_MULTIPROC_DIR     Set by docker/gunicorn.conf.py; /metrics then sums all workers.
+    DJANGO_EMAIL_BACKEND         Default console in the sandbox, SMTP elsewhere, configured by
+                                 DJANGO_EMAIL_HOST, _PORT (587), _HOST_USER, _HOST_PASSWORD(_FILE),
+                                 _USE_TLS (true); DJANGO_DEFAULT_FROM_EMAIL.
 """
 
 from __future__ import annotations
@@ -318,8 +321,26 @@ STORAGES = {
 }
 MEDIA_ROOT = VAR_DIR / "media"
 
+# --- email (expiry notices to vendor contacts, reminders) -----------------------------------
+# The sandbox prints mail to the console; elsewhere SMTP from the DJANGO_EMAIL_* variables.
+EMAIL_BACKEND = env(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if IS_SANDBOX
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("DJANGO_EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("DJANGO_EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = envint("DJANGO_EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", f"Interchange <noreply@{_public.hostname}>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- interchange ----------------------------------------------------------------------------
 INTERCHANGE_METRICS_TOKEN = env("INTERCHANGE_METRICS_TOKEN")
+
 INTERCHANGE_STAGING_DIR = VAR_DIR / "staging"
 # How long a retired LTI key stays in the JWKS: longer than any launch or token in flight.
 INTERCHANGE_LTI_KEY_RETIRED_OVERLAP_HOURS = envint("INTERCHANGE_LTI_KEY_RETIRED_OVERLAP_HOURS", 72)

@@ -14,8 +14,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from apps.accounts.demo import demo_staff_seed
+from apps.governance.demo import demo_exclusions_seed
 from apps.roster.models import ImportRun, ImportState
 from apps.roster.services import import_run_approve, roster_import_run
+from apps.vendors.demo import demo_vendors_seed
+from apps.vendors.models import Integration
 
 ERROR_NOT_SANDBOX = (
     "seed_demo only runs in the sandbox (INTERCHANGE_ENVIRONMENT is {environment!r}); "
@@ -25,6 +28,7 @@ ERROR_ROSTER_NOT_APPLIED = "The demo roster import ended {state}: {detail}"
 DEMO_SOURCE = "demo-sis"
 DEMO_SEED = 2026
 DEMO_APPROVER = "amira.dpo"  # governance persona who approves a held (resized) demo district
+DEMO_SAFEGUARDING_OFFICER = "chloe.dsl"
 
 
 class NotSandboxError(RuntimeError):
@@ -38,6 +42,15 @@ def demo_seed(*, students: int) -> dict[str, Any]:
     result: dict[str, Any] = {"staff": [], "vendors": [], "integrations": [], "exclusions": []}
     result["staff"] = demo_staff_seed()
     result["roster"] = demo_roster_seed(students=students)
+    usernames = [person["username"] for person in result["staff"]]
+    staff = {user.username: user
+             for user in get_user_model().objects.filter(username__in=usernames)}
+    result.update(demo_vendors_seed(staff=staff))
+    names = [row["name"] for row in result["integrations"]]
+    integrations = {i.name: i for i in Integration.objects.filter(name__in=names)}
+    result["exclusions"] = demo_exclusions_seed(
+        integrations=integrations, officer=staff[DEMO_SAFEGUARDING_OFFICER]
+    )
     return result
 
 

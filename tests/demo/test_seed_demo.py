@@ -72,6 +72,20 @@ def test_the_demo_district_is_imported_through_the_real_pipeline_and_replays_as_
     assert again["roster"]["import_state"] == "no_changes"
 
 
+def test_the_demo_has_a_vendor_integration_of_each_kind_and_two_exclusions():
+    result = run_seed()
+
+    kinds = {row["kind"] for row in result["integrations"]}
+    assert kinds == {"oneroster_rest", "oneroster_csv", "lti_tool"}
+    assert {row["pseudonymised"] for row in result["integrations"]} == {True, False}
+    plain_rest = next(row for row in result["integrations"]
+                      if row["kind"] == "oneroster_rest" and not row["pseudonymised"])
+    scopes_by_exclusion = {row["integration"] for row in result["exclusions"]}
+    assert scopes_by_exclusion == {plain_rest["name"], None}
+    for row in result["exclusions"]:
+        assert set(row) == {"user_sourced_id", "integration", "ends"}
+
+
 def test_it_refuses_to_run_outside_the_sandbox(settings):
     settings.INTERCHANGE_ENVIRONMENT = "production"
 
