@@ -151,12 +151,18 @@ class IntegrationAccessAdmin(admin.ModelAdmin):
 
 
 def _entity_rows(release) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Per released entity: its data columns grouped by class, then its identifiers."""
     rows = []
     for entity, columns in release.projection.items():
         classes = release.column_classes.get(entity, {})
+        by_class: dict[str, list[str]] = {}
+        for column in columns:
+            by_class.setdefault(classes.get(column, ""), []).append(column)
+        identifiers = by_class.pop("identifier", [])
         rows.append({
             "entity": entity,
-            "columns": [{"name": c, "class": classes.get(c, "")} for c in columns],
+            "classes": sorted(by_class.items()),
+            "identifiers": identifiers,
         })
     return rows
 

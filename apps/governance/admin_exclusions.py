@@ -80,10 +80,17 @@ class ExclusionAddForm(forms.ModelForm):
         model = Exclusion
         fields = ("user_sourced_id", "scope", "vendor", "integration", "reason_code", "note",
                   "ends_at")
-        widgets = {"note": forms.Textarea(attrs={"rows": 3, "cols": 60})}
+        widgets = {
+            "note": forms.Textarea(attrs={"rows": 3, "cols": 60}),
+            "scope": forms.RadioSelect,
+        }
+        labels = {"ends_at": "Ends", "scope": "Withhold from"}
         help_texts = {
             "ends_at": "Mandatory, at most one year from now. The exclusion takes effect at "
-                       "once and ends by itself at this moment.",
+                       "once and ends by itself at this moment; you are reminded "
+                       f"{services.REMINDER_DAYS} days before.",
+            "vendor": "Only when withholding from one vendor (all its integrations).",
+            "integration": "Only when withholding from one integration.",
         }
 
     def clean(self):  # type: ignore[no-untyped-def]
@@ -121,8 +128,8 @@ class ExclusionLiftForm(forms.ModelForm):
 
 @admin.register(Exclusion)
 class ExclusionAdmin(SimpleHistoryAdmin):
-    list_display = ("__str__", "user_sourced_id", "scope_display", "reason_code", "starts_at",
-                    "ends_at", "state_badge", "withheld_records")
+    list_display = ("__str__", "user_sourced_id", "scope_display", "reason_code", "ends_on",
+                    "state_badge", "withheld_records")
     list_filter = (StateFilter, "scope", "reason_code")
     search_fields = ("=user_sourced_id", "=id")
     list_select_related = ("vendor", "integration")
@@ -176,11 +183,15 @@ class ExclusionAdmin(SimpleHistoryAdmin):
     def scope_display(self, obj: Exclusion) -> str:
         return obj.scope_label()
 
+    @admin.display(description="Ends", ordering="ends_at")
+    def ends_on(self, obj: Exclusion) -> str:
+        return timezone.localtime(obj.ends_at).strftime("%-d %b %Y")
+
     @admin.display(description="State")
     def state_badge(self, obj: Exclusion) -> str:
         return _state_badge(obj.state)
 
-    @admin.display(description="Records withheld", ordering="withheld")
+    @admin.display(description="Withheld", ordering="withheld")
     def withheld_records(self, obj: Exclusion) -> int:
         return getattr(obj, "withheld", None) or 0
 
