@@ -487,7 +487,7 @@ def generate_delta(path, *, students: int, seed: int = 1, fraction: float = 0.01
     district = District(students, seed)
     touched = max(4, int(students * fraction))
     step = max(1, students // touched)
-    picks = [(n * step + step // 2) % students for n in range(touched)]
+    picks = [(n * step + _mix(seed, 17, n) % step) % students for n in range(touched)]
     users: list[list] = []
     roles: list[list] = []
     enrollments: list[list] = []
