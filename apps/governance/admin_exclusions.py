@@ -93,6 +93,11 @@ class ExclusionAddForm(forms.ModelForm):
             "integration": "Only when withholding from one integration.",
         }
 
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["scope"].choices = ExclusionScope.choices  # no blank radio
+        self.fields["scope"].initial = ExclusionScope.ALL_VENDORS
+
     def clean(self):  # type: ignore[no-untyped-def]
         data = super().clean()
         try:
@@ -311,4 +316,4 @@ class OverrideAdmin(SimpleHistoryAdmin):
         return _state_badge("active")
 
 
-__all__ = ["ExclusionAdmin", "OverrideAdmin", "ExclusionScope"]
+__all__ = ["ExclusionAdmin", "OverrideAdmin"]
