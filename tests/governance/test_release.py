@@ -331,3 +331,16 @@ def test_a_logged_release_does_not_name_who_is_withheld(school, officer):
     assert release.excluded_user_sourced_ids == {"p1"}
     assert "p1" not in repr(release) and "court_order" not in repr(release)
     assert Exclusion.objects.count() == 1
+
+
+def test_building_a_release_costs_a_few_small_queries(school, officer, master_key):
+    integration = world.integration(pseudonymised=True)
+    world.approve(integration, orgs=["dist"])
+    _exclude(officer, "p1")
+    release_for(integration)  # the vendor's pseudonym key is created on first use
+
+    with CaptureQueriesContext(connection) as queries:
+        release_for(integration)
+
+    # status, grant, classification overrides, org scope, exclusions, overrides, vendor key
+    assert len(queries) <= 7
