@@ -153,7 +153,7 @@ class Pseudonymiser:
             PseudonymMap.objects.filter(vendor_id=self.vendor_id, pseudonym__in=wanted)
             .values_list("pseudonym", "sourced_id")
         )
-        if len(found) < len(wanted):
+        if len(found) < len(wanted) and self._map_is_stale():
             self.map_current_users()
             found = dict(
                 PseudonymMap.objects.filter(vendor_id=self.vendor_id, pseudonym__in=wanted)
@@ -161,11 +161,25 @@ class Pseudonymiser:
             )
         return found
 
+    def _map_is_stale(self) -> bool:
+        from apps.governance.models import VendorPseudonymKey
+        from apps.roster.selectors import version_latest_number
+
+        mapped = VendorPseudonymKey.objects.filter(vendor_id=self.vendor_id).values_list(
+            "mapped_version", flat=True
+        ).first()
+        return mapped is None or mapped < version_latest_number()
+
     def map_current_users(self) -> int:
-        """Add every current roster user missing from the map, in one statement."""
+        """Add every current roster user missing from the map, in one statement, and note
+        the roster version it is complete for."""
         if not self.enabled:
             return 0
+        from apps.governance.models import VendorPseudonymKey
         from apps.roster.models import User
+        from apps.roster.selectors import version_latest_number
+
+        version = version_latest_number()
 
         hmac_sql = _hmac_template("u.sourced_id", "%s", "%s")
         with connection.cursor() as cursor:
@@ -177,7 +191,9 @@ class Pseudonymiser:
                 "ON CONFLICT (vendor_id, pseudonym) DO NOTHING",
                 [self.vendor_id, self._opad, self._ipad],  # template order: opad, ipad
             )
-            return cursor.rowcount
+            added = cursor.rowcount
+        VendorPseudonymKey.objects.filter(vendor_id=self.vendor_id).update(mapped_version=version)
+        return added
 
     def map_sourced_ids(self, sourced_ids: Iterable[str]) -> int:
         """Record given sourcedIds (e.g. not-yet-imported people) in the map, in bulk."""

@@ -4,6 +4,7 @@ reference, stable across channels and master key rotations, and reversible only 
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.db.models import TextField, Value
 
 from apps.governance.models import PseudonymMap, VendorPseudonymKey
@@ -159,6 +160,19 @@ def test_the_hub_maps_pseudonyms_back_in_bulk(master_key, roster):
     assert pseudo.reverse([pseudo.pseudonym("not-yet-imported")]) == {
         pseudo.pseudonym("not-yet-imported"): "not-yet-imported"
     }
+
+
+def test_unknown_pseudonyms_do_not_rescan_the_roster_until_it_changes(master_key, roster):
+    from django.test.utils import CaptureQueriesContext
+
+    vendor = world.vendor()
+    pseudo = pseudonymiser_for_vendor(vendor.pk)
+    pseudo.reverse(["0" * 32])  # the first miss fills the map
+
+    with CaptureQueriesContext(connection) as queries:
+        assert pseudo.reverse(["1" * 32]) == {}
+
+    assert not any("INSERT" in q["sql"] for q in queries.captured_queries)
 
 
 def test_pseudonyms_survive_a_master_key_rotation(master_key, roster, settings):

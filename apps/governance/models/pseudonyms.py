@@ -23,6 +23,10 @@ class VendorPseudonymKey(models.Model):
     )
     data_key = models.OneToOneField("keys.DataKey", on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The roster version the reverse map was last filled at: a lookup that misses refills it
+    # only when the roster has moved on since, so unknown pseudonyms (a vendor's typo, or a
+    # probe) never cost a table scan each.
+    mapped_version = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"pseudonym key of {self.vendor}"
