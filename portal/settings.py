@@ -140,6 +140,7 @@ INSTALLED_APPS = [
     "apps.governance",
     # spokes
     "apps.oneroster_api",
+    "apps.lti",
     # sandbox seeding (composes the apps above)
     "apps.demo",
 ]
@@ -409,3 +410,7 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE.update(__import__("apps.audit.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
 CELERY_BEAT_SCHEDULE.update(__import__("apps.keys.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
 CELERY_BEAT_SCHEDULE.update(__import__("apps.governance.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
+# roster ingest: staged feeds are purged after this many days; zips dropped here are imported
+INTERCHANGE_STAGING_RETENTION_DAYS = envint("INTERCHANGE_STAGING_RETENTION_DAYS", 7)
+INTERCHANGE_ROSTER_DROP_DIR = env("INTERCHANGE_ROSTER_DROP_DIR", str(VAR_DIR / "roster-drop"))
+CELERY_BEAT_SCHEDULE.update(__import__("apps.roster.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)

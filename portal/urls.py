@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("", include("apps.keys.urls")),
     path("", include("apps.oneroster_api.urls")),
+    path("", include("apps.lti.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class LtiConfig(AppConfig):
+    default = True
+    name = "apps.lti"
+    label = "lti"
+    verbose_name = "LTI 1.3 platform"

@@ -1,0 +1,506 @@
+"""Writes of the LTI platform: registrations, launch initiation, the OIDC authentication
+response, and Deep Linking responses.
+
+``auth_respond`` is the whole of ``/lti/auth``. Its order is the security argument:
+
+1. the client id must name a registration, and the ``redirect_uri`` must be exactly one of its
+   registered URIs (string equality: no prefix, host-only or normalised matching). Until
+   then an error is a plain 400 page, never a redirect, so nobody can bounce a user (or an
+   error) to a URI of their choosing;
+2. then every other parameter is checked, and failures are answered the OIDC way, posted to
+   the validated URI with the ``state``;
+3. the message hint is consumed atomically (one ``UPDATE ... WHERE used_at IS NULL``), so
+   it launches once;
+4. ``launch_context`` is read afresh (the person, the class, the release): a user who may
+   not launch sees one plain message that gives no reason;
+5. the id_token is signed now, with the active LTI key (``kid`` always), and lives minutes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from apps.audit import audit
+from apps.audit.models import Channel
+from apps.audit.services import access_record, disclosures_record
+from apps.keys.models import SigningKey
+from apps.keys.services import sign_jwt
+from apps.lti import claims as claims_
+from apps.lti.models import (
+    DeepLinkingRequest,
+    Deployment,
+    LaunchHint,
+    MessageType,
+    ResourceLink,
+    ResourceLinkOrigin,
+    ToolRegistration,
+)
+from apps.lti.selectors import LaunchContext, launch_context
+from apps.lti.tool_keys import ToolKeyError, check_jwks_url, public_key_from_pem, tool_public_key
+from apps.vendors.models import Integration, IntegrationKind
+
+HINT_SECONDS = 300
+DEEP_LINKING_SECONDS = 3600
+JWT_LEEWAY_SECONDS = 60
+MAX_CONTENT_ITEMS = 50
+
+# --- messages (tests assert on these) -----------------------------------------------------------
+REFUSED = "This tool is not available to you right now."
+ERROR_BAD_REQUEST = "This launch request is not valid."
+ERROR_UNKNOWN_CLIENT = "Unknown client."
+ERROR_REDIRECT_URI = "The redirect URI is not registered for this tool."
+ERROR_NOT_LTI = "Integration {name} is not an LTI tool integration."
+ERROR_URL_SCHEME = "{what} must be an https URL outside the sandbox: {url}"
+ERROR_URL = "{what} is not an absolute URL without a fragment: {url}"
+ERROR_KEY_SOURCE = "Give exactly one of a JWKS URL and a public key."
+ERROR_URIS_REQUIRED = "Give at least one redirect URI and one target link URI."
+ERROR_DL_INVALID = "The Deep Linking response is not valid."
+ERROR_DL_EXPIRED = "The Deep Linking request has expired or was already answered."
+
+OIDC_ERRORS = {
+    "scope": ("invalid_scope", "scope must be openid"),
+    "response_type": ("unsupported_response_type", "response_type must be id_token"),
+    "response_mode": ("invalid_request", "response_mode must be form_post"),
+    "prompt": ("invalid_request", "prompt must be none"),
+    "nonce": ("invalid_request", "nonce is required"),
+    "login": ("login_required", "the login hint is not the signed-in user"),
+    "hint": ("invalid_request", "lti_message_hint is invalid, used or expired"),
+}
+
+
+class RegistrationError(ValueError):
+    """A registration was refused; ``str(exc)`` says why."""
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- registrations ------------------------------------------------------------------------------
+
+
+def _check_url(url: str, what: str) -> str:
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc or parts.fragment:
+        raise RegistrationError(ERROR_URL.format(what=what, url=url))
+    allowed = ("http", "https") if settings.INTERCHANGE_ENVIRONMENT == "sandbox" else ("https",)
+    if parts.scheme not in allowed:
+        raise RegistrationError(ERROR_URL_SCHEME.format(what=what, url=url))
+    return url
+
+
+def registration_create(  # type: ignore[no-untyped-def]
+    *, integration: Integration, login_initiation_url: str, redirect_uris: list[str],
+    target_link_uris: list[str], jwks_url: str = "", public_key_pem: str = "", actor=None,
+    deployment_org_sourced_id: str = "",
+) -> ToolRegistration:
+    """Register an LTI tool for an ``lti_tool`` integration, with its first deployment.
+
+    URLs are kept exactly as given (redirect URIs are matched by string equality). A pasted
+    key must be an RSA public key of 2048 bits or more; its ``kid`` is its thumbprint.
+    """
+    if integration.kind != IntegrationKind.LTI_TOOL:
+        raise RegistrationError(ERROR_NOT_LTI.format(name=integration.name))
+    if bool(jwks_url.strip()) == bool(public_key_pem.strip()):
+        raise RegistrationError(ERROR_KEY_SOURCE)
+    redirects = list(dict.fromkeys(_check_url(u, "A redirect URI") for u in redirect_uris))
+    targets = list(dict.fromkeys(_check_url(u, "A target link URI") for u in target_link_uris))
+    if not redirects or not targets:
+        raise RegistrationError(ERROR_URIS_REQUIRED)
+    login_url = _check_url(login_initiation_url, "The login initiation URL")
+    kid = ""
+    if jwks_url.strip():
+        jwks_url = _check_url(jwks_url, "The JWKS URL")
+        try:
+            check_jwks_url(jwks_url)
+        except ToolKeyError as exc:
+            raise RegistrationError(str(exc)) from None
+    else:
+        try:
+            _, kid = public_key_from_pem(public_key_pem)
+        except ToolKeyError as exc:
+            raise RegistrationError(str(exc)) from None
+    with transaction.atomic():
+        registration = ToolRegistration.objects.create(
+            integration=integration, login_initiation_url=login_url, redirect_uris=redirects,
+            target_link_uris=targets, jwks_url=jwks_url.strip(),
+            public_key_pem=public_key_pem.strip(), public_key_kid=kid,
+        )
+        deployment = Deployment.objects.create(
+            registration=registration, org_sourced_id=deployment_org_sourced_id,
+            label=deployment_org_sourced_id or "Default",
+        )
+        audit.record(
+            actor=actor, action="lti.registration_created", target=registration,
+            details={"integration": integration.name, "client_id": registration.client_id,
+                     "deployment_id": deployment.deployment_id, "redirect_uris": redirects,
+                     "target_link_uris": targets, "login_initiation_url": login_url,
+                     "key_source": "jwks_url" if jwks_url else "public_key", "kid": kid},
+        )
+    return registration
+
+
+def deployment_create(  # type: ignore[no-untyped-def]
+    *, registration: ToolRegistration, org_sourced_id: str = "", label: str = "", actor=None,
+) -> Deployment:
+    """Another deployment of a tool (e.g. one per school), with a fresh generated id."""
+    with transaction.atomic():
+        deployment = Deployment.objects.create(
+            registration=registration, org_sourced_id=org_sourced_id.strip(),
+            label=label or org_sourced_id or "Default",
+        )
+        audit.record(
+            actor=actor, action="lti.deployment_created", target=registration,
+            details={"client_id": registration.client_id,
+                     "deployment_id": deployment.deployment_id,
+                     "org_sourced_id": deployment.org_sourced_id},
+        )
+    return deployment
+
+
+# --- launch initiation --------------------------------------------------------------------------
+
+
+def login_hint_for(user: Any, registration: ToolRegistration) -> str:
+    """An opaque ``login_hint`` for this user and tool: not the account id, and different
+    for every tool, so two vendors cannot join their users through it."""
+    return salted_hmac("interchange.lti.login_hint", f"{registration.client_id}:{user.pk}",
+                       algorithm="sha256").hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class LoginInitiation:
+    url: str
+    params: dict[str, str]
+
+
+def default_link(ctx: LaunchContext, *, actor: Any) -> ResourceLink:
+    """The tool's default resource link for a class (created on first launch, then stable)."""
+    link, _ = ResourceLink.objects.get_or_create(
+        registration=ctx.registration, class_sourced_id=ctx.klass["sourced_id"],
+        origin=ResourceLinkOrigin.DEFAULT,
+        defaults={"deployment": ctx.deployment, "title": ctx.registration.integration.name,
+                  "created_by": actor},
+    )
+    return link
+
+
+def launch_initiate(
+    *, user: Any, registration: ToolRegistration, class_sourced_id: str,
+    message_type: str = MessageType.RESOURCE_LINK, resource_link_id: str | None = None,
+) -> LoginInitiation | None:
+    """Start a launch: a single-use message hint bound to this user, tool, deployment, class
+    and message, and the login initiation parameters for the tool. None: refused."""
+    ctx = launch_context(user=user, registration=registration,
+                         class_sourced_id=class_sourced_id, message_type=message_type)
+    if ctx is None:
+        return None
+    link = None
+    target = registration.default_target_link_uri
+    if message_type == MessageType.RESOURCE_LINK:
+        if resource_link_id:
+            link = ResourceLink.objects.filter(
+                pk=resource_link_id, registration=registration,
+                class_sourced_id=class_sourced_id,
+            ).first()
+            if link is None:
+                return None
+        else:
+            link = default_link(ctx, actor=user)
+        target = link.url or target
+    token = secrets.token_urlsafe(32)
+    LaunchHint.objects.create(
+        hint_hash=_hash(token), user=user, registration=registration,
+        deployment=ctx.deployment, class_sourced_id=class_sourced_id,
+        message_type=message_type, resource_link=link, target_link_uri=target,
+        expires_at=timezone.now() + dt.timedelta(seconds=HINT_SECONDS),
+    )
+    return LoginInitiation(
+        url=registration.login_initiation_url,
+        params={
+            "iss": claims_.issuer(),
+            "login_hint": login_hint_for(user, registration),
+            "target_link_uri": target,
+            "lti_message_hint": token,
+            "lti_deployment_id": ctx.deployment.deployment_id,
+            "client_id": registration.client_id,
+        },
+    )
+
+
+# --- /lti/auth ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthOutcome:
+    """What ``/lti/auth`` answers: a plain page (``status`` and ``message``), or a form
+    posted to ``redirect_uri`` carrying ``fields`` (an id_token or an OIDC error)."""
+
+    status: int
+    message: str = ""
+    redirect_uri: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    integration_id: int | None = None
+    client_id: str = ""
+
+
+def _consume_hint(token: str, *, user: Any, registration: ToolRegistration) -> LaunchHint | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE lti_launchhint SET used_at = now() WHERE hint_hash = %s AND used_at IS NULL "
+            "AND expires_at > now() AND user_id = %s AND registration_id = %s RETURNING id",
+            [_hash(token), user.pk, registration.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return LaunchHint.objects.select_related("deployment", "resource_link").get(pk=row[0])
+
+
+def _oidc_error(registration: ToolRegistration, redirect_uri: str, key: str,
+                state: str) -> AuthOutcome:
+    error, description = OIDC_ERRORS[key]
+    fields = {"error": error, "error_description": description}
+    if state:
+        fields["state"] = state
+    return AuthOutcome(status=200, redirect_uri=redirect_uri, fields=fields,
+                       integration_id=registration.integration_id,
+                       client_id=registration.client_id)
+
+
+def auth_respond(*, params: dict[str, str], user: Any) -> AuthOutcome:
+    """Answer an OIDC authentication request (the tool's redirect to ``/lti/auth``)."""
+    started = time.monotonic()
+    client_id = params.get("client_id", "")
+    registration = (
+        ToolRegistration.objects.select_related("integration__vendor")
+        .filter(client_id=client_id).first() if client_id else None
+    )
+    if registration is None:
+        return AuthOutcome(status=400, message=ERROR_UNKNOWN_CLIENT)
+    redirect_uri = params.get("redirect_uri", "")
+    if redirect_uri not in registration.redirect_uris:
+        return AuthOutcome(status=400, message=ERROR_REDIRECT_URI,
+                           integration_id=registration.integration_id, client_id=client_id)
+    state = params.get("state", "")
+    checks = (
+        ("scope", params.get("scope") == "openid"),
+        ("response_type", params.get("response_type") == "id_token"),
+        ("response_mode", params.get("response_mode") == "form_post"),
+        ("prompt", params.get("prompt") == "none"),
+        ("nonce", bool(params.get("nonce"))),
+    )
+    for key, ok in checks:
+        if not ok:
+            return _oidc_error(registration, redirect_uri, key, state)
+    if not user.is_authenticated or not constant_time_compare(
+        params.get("login_hint", ""), login_hint_for(user, registration)
+    ):
+        return _oidc_error(registration, redirect_uri, "login", state)
+    hint = _consume_hint(params.get("lti_message_hint", ""), user=user, registration=registration)
+    if hint is None:
+        return _oidc_error(registration, redirect_uri, "hint", state)
+    now = timezone.now()
+    ctx = launch_context(user=user, registration=registration,
+                         class_sourced_id=hint.class_sourced_id,
+                         message_type=hint.message_type, at=now)
+    if ctx is None or ctx.deployment.pk != hint.deployment_id:
+        _record_access(registration, status=403, started=started)
+        return AuthOutcome(status=403, message=REFUSED,
+                           integration_id=registration.integration_id, client_id=client_id)
+    dl_data = None
+    if hint.message_type == MessageType.DEEP_LINKING:
+        dl_data = secrets.token_urlsafe(32)
+        DeepLinkingRequest.objects.create(
+            data_hash=_hash(dl_data), user=user, registration=registration,
+            deployment=ctx.deployment, class_sourced_id=hint.class_sourced_id,
+            expires_at=now + dt.timedelta(seconds=DEEP_LINKING_SECONDS),
+        )
+    payload = claims_.id_token_claims(ctx, hint=hint, nonce=params["nonce"], now=now,
+                                      link=hint.resource_link, deep_linking_data=dl_data)
+    id_token = sign_jwt(purpose=SigningKey.Purpose.LTI, payload=payload,
+                        headers={"typ": "JWT"})
+    channel = (Channel.LTI_DEEP_LINKING if hint.message_type == MessageType.DEEP_LINKING
+               else Channel.LTI_LAUNCH)
+    disclosures_record(
+        vendor_id=registration.integration.vendor_id, integration_id=registration.integration_id,
+        channel=channel, field_classes=claims_.disclosed_field_classes(payload),
+        user_sourced_ids=[ctx.person["sourced_id"]],
+    )
+    _record_access(registration, status=200, started=started, records=1, channel=channel)
+    fields = {"id_token": id_token}
+    if state:
+        fields["state"] = state
+    return AuthOutcome(status=200, redirect_uri=redirect_uri, fields=fields,
+                       integration_id=registration.integration_id, client_id=client_id)
+
+
+def _record_access(registration: ToolRegistration, *, status: int, started: float,
+                   records: int = 0, channel: str = Channel.LTI_LAUNCH) -> None:
+    access_record(
+        integration_id=registration.integration_id, channel=channel, endpoint="/lti/auth",
+        status_code=status, records=records,
+        duration_ms=int((time.monotonic() - started) * 1000), client_id=registration.client_id,
+    )
+
+
+# --- Deep Linking responses ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeepLinkingOutcome:
+    ok: bool
+    message: str
+    links: tuple[ResourceLink, ...] = ()
+    class_sourced_id: str = ""
+    tool_message: str = ""
+
+
+def _same_origin_as_tool(url: str, registration: ToolRegistration) -> bool:
+    parts = urlsplit(url)
+    known = {
+        (urlsplit(u).scheme, urlsplit(u).netloc)
+        for u in [*registration.target_link_uris, registration.login_initiation_url]
+    }
+    return (parts.scheme, parts.netloc) in known and not parts.fragment
+
+
+def _nonce_fresh(client_id: str, nonce: str, exp: int) -> bool:
+    """Remember the nonce until the token could no longer verify; False on a replay."""
+    ttl = max(int(exp - time.time()), 0) + JWT_LEEWAY_SECONDS + 1
+    key = "lti:dl-nonce:" + hashlib.sha256(f"{client_id}\x00{nonce}".encode()).hexdigest()
+    return cache.add(key, 1, ttl)
+
+
+def _consume_dl_request(data: str, *, registration: ToolRegistration,
+                        deployment_id: str) -> DeepLinkingRequest | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE lti_deeplinkingrequest r SET used_at = now() FROM lti_deployment d "
+            "WHERE r.data_hash = %s AND r.used_at IS NULL AND r.expires_at > now() "
+            "AND r.registration_id = %s AND d.id = r.deployment_id AND d.deployment_id = %s "
+            "RETURNING r.id",
+            [_hash(data), registration.pk, deployment_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return DeepLinkingRequest.objects.select_related("user", "deployment").get(pk=row[0])
+
+
+def deep_linking_response_accept(*, token: str, session_user: Any) -> DeepLinkingOutcome:
+    """Verify a tool's Deep Linking response and create the resource links it returns.
+
+    Checks: RS256 with a ``kid`` naming the tool's key; ``iss`` = the client id; ``aud`` =
+    our issuer; ``exp``/``iat``; the message type, version and deployment; a ``nonce`` never
+    seen before (kept in the shared cache until the token expires); ``data`` equal to an
+    unanswered request of this tool and deployment (single use). When the browser brought a
+    session, its user must be the one who asked. The person's launch is re-checked too.
+    """
+    fail = DeepLinkingOutcome(ok=False, message=ERROR_DL_INVALID)
+    try:
+        header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return fail
+    if header.get("alg") != "RS256" or not isinstance(unverified, dict):
+        return fail
+    client_id = unverified.get("iss")
+    registration = (
+        ToolRegistration.objects.select_related("integration__vendor")
+        .filter(client_id=client_id).first() if isinstance(client_id, str) else None
+    )
+    if registration is None:
+        return fail
+    try:
+        key = tool_public_key(registration, header.get("kid"))
+        payload = jwt.decode(
+            token, key, algorithms=["RS256"], audience=claims_.issuer(), issuer=client_id,
+            leeway=JWT_LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "iss", "aud", "nonce"]},
+        )
+    except (ToolKeyError, jwt.PyJWTError):
+        return fail
+    if payload["iat"] > time.time() + JWT_LEEWAY_SECONDS:
+        return fail
+    if payload.get(claims_.LTI + "message_type") != "LtiDeepLinkingResponse" or payload.get(
+        claims_.LTI + "version"
+    ) != claims_.LTI_VERSION:
+        return fail
+    deployment_id = payload.get(claims_.LTI + "deployment_id")
+    data = payload.get(claims_.DL + "data")
+    if not isinstance(deployment_id, str) or not isinstance(data, str) or not data:
+        return fail
+    if not isinstance(payload["nonce"], str) or not _nonce_fresh(
+        client_id, payload["nonce"], int(payload["exp"])
+    ):
+        return fail
+    request = _consume_dl_request(data, registration=registration, deployment_id=deployment_id)
+    if request is None:
+        return DeepLinkingOutcome(ok=False, message=ERROR_DL_EXPIRED)
+    if session_user is not None and session_user.is_authenticated and (
+        session_user.pk != request.user_id
+    ):
+        return fail
+    ctx = launch_context(user=request.user, registration=registration,
+                         class_sourced_id=request.class_sourced_id,
+                         message_type=MessageType.DEEP_LINKING)
+    if ctx is None:
+        return DeepLinkingOutcome(ok=False, message=REFUSED)
+    items = payload.get(claims_.DL + "content_items") or []
+    if not isinstance(items, list) or len(items) > MAX_CONTENT_ITEMS:
+        return fail
+    links = []
+    with transaction.atomic():
+        for item in items:
+            if not isinstance(item, dict) or item.get("type") != "ltiResourceLink":
+                continue
+            url = item.get("url") or ""
+            if url and not (isinstance(url, str) and _same_origin_as_tool(url, registration)):
+                continue
+            custom = item.get("custom") if isinstance(item.get("custom"), dict) else {}
+            links.append(ResourceLink.objects.create(
+                registration=registration, deployment=request.deployment,
+                class_sourced_id=request.class_sourced_id, origin=ResourceLinkOrigin.DEEP_LINK,
+                title=str(item.get("title") or "")[:255], text=str(item.get("text") or ""),
+                url=url, custom={str(k): str(v) for k, v in custom.items()},
+                line_item=item.get("lineItem") if isinstance(item.get("lineItem"), dict)
+                else None,
+                created_by=request.user,
+            ))
+        audit.record(
+            actor=request.user, action="lti.deep_links_created", target=registration,
+            details={"client_id": registration.client_id,
+                     "class_sourced_id": request.class_sourced_id,
+                     "links": [str(link.pk) for link in links],
+                     "offered": len(items)},
+        )
+    tool_message = str(payload.get(claims_.DL + "msg") or "")[:500]
+    return DeepLinkingOutcome(ok=True, message="", links=tuple(links),
+                              class_sourced_id=request.class_sourced_id,
+                              tool_message=tool_message)
+
+
+def launch_hints_prune(*, now: dt.datetime | None = None) -> int:
+    """Delete hints and Deep Linking requests past their expiry (kept a day for forensics)."""
+    cutoff = (now or timezone.now()) - dt.timedelta(days=1)
+    hints, _ = LaunchHint.objects.filter(expires_at__lt=cutoff).delete()
+    requests, _ = DeepLinkingRequest.objects.filter(
+        Q(expires_at__lt=cutoff)
+    ).delete()
+    return hints + requests
