@@ -209,7 +209,7 @@ class Class(CanonicalRow):
     class_type = models.TextField()
     location = models.TextField(null=True, blank=True)
     school_sourced_id = models.CharField(max_length=255)
-    term_sourced_ids = _texts()
+    term_sourced_ids = ArrayField(models.TextField())
     subjects = _texts()
     subject_codes = _texts()
     periods = _texts()
@@ -361,7 +361,7 @@ class ScoreScale(CanonicalRow):
     org_sourced_id = models.CharField(max_length=255)
     course_sourced_id = models.CharField(max_length=255)
     class_sourced_id = models.CharField(max_length=255)
-    score_scale_value = _texts()
+    score_scale_value = ArrayField(models.TextField())
 
     class Meta:
         constraints, indexes = _canonical_constraints("roster_scorescale")

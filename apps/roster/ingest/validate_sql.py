@@ -214,11 +214,33 @@ def _check_orphans(  # type: ignore[no-untyped-def]
     cursor, *, source_id: int, modes: dict[str, str], supplied: set[str]
 ) -> list[IngestError]:
     """Rows the source keeps from its current roster (absent files, delta rows not
-    restated) must not be left pointing at records this feed removes."""
+    restated) must not be left pointing at records this feed removes.
+
+    Only the removed ids (``rm_<target>``: the source's records the feed drops that no
+    source keeps) are joined against, so an import that removes nothing costs nothing.
+    """
     found: list[IngestError] = []
+    removed: dict[str, bool] = {}
+    for target in sorted({r.target for r in REFERENCES if r.target in supplied}):
+        t = TABLES[target]
+        if modes[target] == "bulk":
+            candidates = (
+                f"SELECT c.sourced_id FROM {t.table} c WHERE c.source_id = {source_id} "
+                f"AND c.valid_to_version IS NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM {t.staging} s WHERE s.sourced_id = c.sourced_id)"
+            )
+        else:
+            candidates = f"SELECT sourced_id FROM {t.staging} WHERE status = 'tobedeleted'"
+        cursor.execute(f"DROP TABLE IF EXISTS rm_{target.lower()}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE rm_{target.lower()} AS SELECT r.sourced_id "
+            f"FROM ({candidates}) r WHERE NOT EXISTS "
+            f"(SELECT 1 FROM ids_{target.lower()} i WHERE i.sourced_id = r.sourced_id)"
+        )
+        removed[target] = cursor.rowcount > 0
     for ref in REFERENCES:
         mode = modes.get(ref.entity, "absent")
-        if ref.target not in supplied or mode == "bulk":
+        if not removed.get(ref.target) or mode == "bulk":
             continue
         tables = TABLES[ref.entity]
         kept = f"c.valid_to_version IS NULL AND c.source_id = {source_id}"
@@ -235,8 +257,7 @@ def _check_orphans(  # type: ignore[no-untyped-def]
         cursor.execute(
             f"""
             SELECT c.sourced_id, {value} FROM {rows}
-            WHERE {kept} AND {value} IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM ids_{ref.target.lower()} i WHERE i.sourced_id = {value})
+            WHERE {kept} AND {value} IN (SELECT sourced_id FROM rm_{ref.target.lower()})
             ORDER BY c.sourced_id LIMIT {MAX_ERRORS_PER_CHECK}
             """
         )
@@ -251,6 +272,8 @@ def _check_orphans(  # type: ignore[no-untyped-def]
                     ),
                 )
             )
+    for target in removed:
+        cursor.execute(f"DROP TABLE IF EXISTS rm_{target.lower()}")
     return found
 
 
