@@ -63,7 +63,7 @@ def user(sourced_id: str, *, role: str = "student", org: str | None = None,
 def klass(sourced_id: str, school: str, course: str = "course-1") -> None:
     rows("classes", {"sourced_id": sourced_id, "title": f"Class {sourced_id}",
                      "course_sourced_id": course, "class_type": "scheduled",
-                     "school_sourced_id": school})
+                     "school_sourced_id": school, "term_sourced_ids": ["term-1"]})
 
 
 def enrol(user_id: str, class_id: str, school: str, role: str = "student") -> None:
