@@ -260,11 +260,13 @@ class AuthOutcome:
 
 
 def _consume_hint(token: str, *, user: Any, registration: ToolRegistration) -> LaunchHint | None:
+    """Spend the hint, atomically: of two concurrent requests with it, one wins."""
+    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE lti_launchhint SET used_at = now() WHERE hint_hash = %s AND used_at IS NULL "
-            "AND expires_at > now() AND user_id = %s AND registration_id = %s RETURNING id",
-            [_hash(token), user.pk, registration.pk],
+            "UPDATE lti_launchhint SET used_at = %s WHERE hint_hash = %s AND used_at IS NULL "
+            "AND expires_at > %s AND user_id = %s AND registration_id = %s RETURNING id",
+            [now, _hash(token), now, user.pk, registration.pk],
         )
         row = cursor.fetchone()
     if row is None:
@@ -389,13 +391,14 @@ def _nonce_fresh(client_id: str, nonce: str, exp: int) -> bool:
 
 def _consume_dl_request(data: str, *, registration: ToolRegistration,
                         deployment_id: str) -> DeepLinkingRequest | None:
+    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE lti_deeplinkingrequest r SET used_at = now() FROM lti_deployment d "
-            "WHERE r.data_hash = %s AND r.used_at IS NULL AND r.expires_at > now() "
+            "UPDATE lti_deeplinkingrequest r SET used_at = %s FROM lti_deployment d "
+            "WHERE r.data_hash = %s AND r.used_at IS NULL AND r.expires_at > %s "
             "AND r.registration_id = %s AND d.id = r.deployment_id AND d.deployment_id = %s "
             "RETURNING r.id",
-            [_hash(data), registration.pk, deployment_id],
+            [now, _hash(data), now, registration.pk, deployment_id],
         )
         row = cursor.fetchone()
     if row is None:

@@ -54,11 +54,14 @@ def school(db):  # type: ignore[no-untyped-def]
     world.user("p9", org="sch9", primary_org="sch9")
     world.rows("classes",
                {"sourced_id": "cls1", "title": "Maths 7A", "course_sourced_id": "course-1",
-                "class_type": "scheduled", "school_sourced_id": "sch1", "class_code": "MA7A"},
+                "class_type": "scheduled", "school_sourced_id": "sch1", "class_code": "MA7A",
+                "term_sourced_ids": ["term-1"]},
                {"sourced_id": "cls2", "title": "Science 7A", "course_sourced_id": "course-2",
-                "class_type": "scheduled", "school_sourced_id": "sch1"},
+                "class_type": "scheduled", "school_sourced_id": "sch1",
+                "term_sourced_ids": ["term-1"]},
                {"sourced_id": "cls9", "title": "Art", "course_sourced_id": "course-9",
-                "class_type": "scheduled", "school_sourced_id": "sch9"})
+                "class_type": "scheduled", "school_sourced_id": "sch9",
+                "term_sourced_ids": ["term-1"]})
     world.enrol("p1", "cls1", "sch1")
     world.enrol("p2", "cls1", "sch1")
     world.enrol("t1", "cls1", "sch1", role="teacher")

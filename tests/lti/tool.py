@@ -62,13 +62,14 @@ class Form:
     text: str = ""
 
     @classmethod
-    def parse(cls, response: requests.Response) -> Form:
-        match = _FORM.search(response.text)
+    def parse(cls, response: Any) -> Form:
+        text = response.text if hasattr(response, "text") else response.content.decode()
+        match = _FORM.search(text)
         if match is None:
-            return cls(status=response.status_code, text=response.text)
+            return cls(status=response.status_code, text=text)
         fields = {html.unescape(k): html.unescape(v) for k, v in _INPUT.findall(match.group(2))}
         return cls(status=response.status_code, action=html.unescape(match.group(1)),
-                   fields=fields, text=response.text)
+                   fields=fields, text=text)
 
 
 class Browser:
@@ -103,6 +104,38 @@ class Browser:
 
     def post(self, url: str, data: dict[str, str]) -> requests.Response:
         return self.http.post(url, data=data)
+
+
+class ClientBrowser(Browser):
+    """The same browser over Django's test client (in process, no live server): for the
+    many negative cases, where the tool never needs to fetch the platform's keys."""
+
+    def __init__(self, username: str, password: str) -> None:
+        from django.test import Client
+
+        self.base = ""
+        self.client = Client()
+        response = self.client.post("/launch/login/", {"username": username,
+                                                       "password": password,
+                                                       "next": "/launch/"}, follow=True)
+        assert b"Your classes" in response.content, response.content
+
+    def launch_page(self) -> Any:
+        return self.client.get("/launch/")
+
+    def start(self, client_id: str, class_id: str, **extra: str) -> Form:
+        return Form.parse(self.client.post("/launch/start", {"client_id": client_id,
+                                                             "class": class_id, **extra}))
+
+    def follow(self, url: str) -> Form:
+        parts = urlsplit(url)
+        return Form.parse(self.client.get(parts.path, parse_qs(parts.query)))
+
+    def auth(self, params: dict[str, str]) -> Form:
+        return Form.parse(self.client.get("/lti/auth", params))
+
+    def post(self, url: str, data: dict[str, str]) -> Any:
+        return self.client.post(urlsplit(url).path, data)
 
 
 # --- pylti1p3 adapters: the tool's request, cookies and redirects -------------------------------
