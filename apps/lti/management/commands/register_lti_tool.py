@@ -3,13 +3,15 @@
     python manage.py register_lti_tool --vendor NAME --name NAME --login-url URL
         --redirect-uri URL[,URL...] --target-link-uri URL[,URL...]
         (--jwks-url URL | --public-key-file PEM) [--scopes URI,URI,...]
-        [--claims name,email,...] [--orgs SOURCEDID,...] [--requested-by USERNAME] [--json]
+        [--claims name,email,...] [--orgs SOURCEDID,...] [--dpia-reference REF]
+        [--requested-by USERNAME] [--json]
 
 Creates the ``lti_tool`` integration (draft), its registration with a generated client id and
 deployment, and its scope request (LTI launch and Deep Linking, plus the services the scopes
 imply). Approval and activation still go through governance. ``--orgs`` names the orgs the
 request covers; by default the current top-level orgs (districts), listed in the request so
-the approver sees them.
+the approver sees them. Gradebook writes (AGS ``score``, ``lineitem``) are sensitive, so
+governance refuses such a request without a DPIA reference (``--dpia-reference``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class Command(BaseCommand):
         parser.add_argument("--scopes", help="Comma-separated AGS/NRPS scope URIs.")
         parser.add_argument("--claims", help="Comma-separated: name,given_name,family_name,email")
         parser.add_argument("--orgs", help="Comma-separated org sourcedIds (default: top level).")
+        parser.add_argument("--dpia-reference", default="",
+                            help="DPIA reference (required for sensitive scopes).")
         parser.add_argument("--requested-by", help="Username of the requester.")
         parser.add_argument("--json", action="store_true", help="Machine-readable output.")
 
@@ -111,6 +115,7 @@ class Command(BaseCommand):
                     justification=f"LTI 1.3 tool {integration.name} registered by command.",
                     services=services_for(scopes), scopes_=scopes,
                     claims=_list(options["claims"]), org_sourced_ids=orgs,
+                    dpia_reference=options["dpia_reference"],
                 )
         except (RegistrationError, ScopeRequestRefused) as exc:
             raise CommandError(str(exc)) from None
