@@ -414,3 +414,4 @@ CELERY_BEAT_SCHEDULE.update(__import__("apps.governance.beat", fromlist=["BEAT_S
 INTERCHANGE_STAGING_RETENTION_DAYS = envint("INTERCHANGE_STAGING_RETENTION_DAYS", 7)
 INTERCHANGE_ROSTER_DROP_DIR = env("INTERCHANGE_ROSTER_DROP_DIR", str(VAR_DIR / "roster-drop"))
 CELERY_BEAT_SCHEDULE.update(__import__("apps.roster.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
+CELERY_BEAT_SCHEDULE.update(__import__("apps.oneroster_api.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)

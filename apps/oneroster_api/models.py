@@ -11,6 +11,7 @@ every token request cost a deliberate half second.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -114,3 +115,26 @@ class TokenRequestRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} {self.client_id} {self.at:%Y-%m-%d %H:%M}"
+
+
+class PendingDisclosure(models.Model):
+    """People one request disclosed, waiting to be folded into the disclosure ledger.
+
+    Writing the ledger (a per-person upsert) costs tens of milliseconds for a page of a
+    thousand people; appending this one row costs one. ``disclosures_flush`` folds the
+    pending rows into the ledger every few seconds (Celery beat) in the same database, so
+    nothing is lost if a worker stops: the rows wait for the next flush.
+    """
+
+    vendor_id = models.BigIntegerField()
+    integration_id = models.BigIntegerField()
+    field_classes = ArrayField(models.CharField(max_length=30))
+    day = models.DateField()
+    user_sourced_ids = ArrayField(models.TextField())
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{len(self.user_sourced_ids)} people to integration {self.integration_id}"

@@ -83,6 +83,10 @@ def _ref_sql(value_sql: str, ref_type: str, href: str) -> tuple[str, list]:
     )
 
 
+# Kinds whose SQL is already JSON (the others are scalars turned into JSON with to_json).
+_JSON_KINDS = frozenset({E.STRLIST, E.REF, E.REFS, E.USER_IDS, E.ROLES, E.CHILDREN})
+
+
 def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # type: ignore[no-untyped-def]
     """SQL (and its parameters) for one JSON field of a record selected as ``r``."""
     col = _q(f.column) if f.column else ""
@@ -90,7 +94,7 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
     if f.kind == E.STR:
         return col, []
     if f.kind == E.STATUS:
-        return "'active'", []
+        return "'active'::text", []
     if f.kind == E.DATETIME:
         if f.column == "date_last_modified":
             # The source's clock when it gave one, else when the version was applied.
@@ -137,7 +141,7 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
         org_ref, params = _ref_sql("ro.org_sourced_id", "org", f"{base_url}/orgs/")
         pairs.append(f"'org', {org_ref}")
         return (
-            f"coalesce((SELECT json_agg(json_build_object({', '.join(pairs)}) "
+            f"coalesce((SELECT json_agg(json_strip_nulls(json_build_object({', '.join(pairs)})) "
             "ORDER BY ro.org_sourced_id COLLATE \"C\", ro.role_type COLLATE \"C\", "
             "ro.role COLLATE \"C\") "
             "FROM roster_role ro WHERE ro.valid_to_version IS NULL "
@@ -177,21 +181,19 @@ def with_raw_ids(qs: QuerySet, entity: E.Entity) -> QuerySet:
 def page_sql(inner: QuerySet, fields: Sequence[E.Field], entity: E.Entity, *, release,  # type: ignore[no-untyped-def]
              base_url: str) -> tuple[str, list]:
     """The statement rendering each record of ``inner`` (ordered and sliced) as JSON text."""
-    pairs, params = [], []
+    parts, params = [], []
     for f in fields:
         sql, p = field_sql(f, release=release, base_url=base_url)
-        pairs.append(f"'{f.name}', {sql}")
+        value = f"({sql})::text" if f.kind in _JSON_KINDS else f"to_json({sql})::text"
+        # A NULL value makes its whole "key":value part NULL, and concat_ws skips it: the
+        # record has no null members, as the binding's schemas want, without the cost of
+        # json_strip_nulls re-parsing every record.
+        parts.append(f"'\"{f.name}\":' || {value}")
         params.extend(p)
     inner_sql, inner_params = inner.query.sql_with_params()
     person = 'r."_pid"' if entity.person_column else "NULL"
-    # json_build_object takes at most 100 arguments: build in chunks and merge as jsonb.
-    chunks = [pairs[i:i + 40] for i in range(0, len(pairs), 40)] or [[]]
-    if len(chunks) == 1:
-        obj = f"json_build_object({', '.join(chunks[0])})"
-    else:
-        obj = "(" + " || ".join(f"jsonb_build_object({', '.join(c)})" for c in chunks) + ")::json"
     sql = (
-        f"SELECT json_strip_nulls({obj})::text, {person} "  # noqa: S608 - names are ours
+        f"SELECT '{{' || concat_ws(',', {', '.join(parts) or 'NULL'}) || '}}', {person} "
         f"FROM ({inner_sql}) AS r"
     )
     return sql, [*params, *inner_params]

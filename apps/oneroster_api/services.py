@@ -172,3 +172,54 @@ def oauth_client_revoke(*, integration: Integration, actor, reason: str) -> int:
                  "reason": reason, "tokens_revoked": tokens},
     )
     return tokens
+
+
+FLUSH_BATCH = 500
+
+
+def disclosures_pending_add(*, vendor_id: int, integration_id: int, field_classes,  # type: ignore[no-untyped-def]
+                            user_sourced_ids: list[str]) -> None:
+    """Queue what one request disclosed (one INSERT); folded into the ledger by
+    :func:`disclosures_flush`, at once when Celery runs eagerly (no worker to do it)."""
+    from apps.oneroster_api.models import PendingDisclosure
+
+    if not user_sourced_ids:
+        return
+    PendingDisclosure.objects.create(
+        vendor_id=vendor_id, integration_id=integration_id,
+        field_classes=sorted(field_classes), day=timezone.localdate(),
+        user_sourced_ids=sorted(set(user_sourced_ids)),
+    )
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        disclosures_flush()
+
+
+def disclosures_flush() -> int:
+    """Fold pending disclosures into the ledger, merged per (vendor, integration, classes,
+    day), in batches; safe to run concurrently (rows are claimed with SKIP LOCKED).
+    Returns the number of pending rows folded."""
+    from apps.audit.models import Channel
+    from apps.audit.services import disclosures_record
+    from apps.oneroster_api.models import PendingDisclosure
+
+    folded = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                PendingDisclosure.objects.select_for_update(skip_locked=True)
+                .order_by("id")[:FLUSH_BATCH]
+            )
+            if not batch:
+                return folded
+            merged: dict[tuple, set[str]] = {}
+            for row in batch:
+                key = (row.vendor_id, row.integration_id, tuple(row.field_classes), row.day)
+                merged.setdefault(key, set()).update(row.user_sourced_ids)
+            for (vendor_id, integration_id, classes, day), ids in merged.items():
+                disclosures_record(
+                    vendor_id=vendor_id, integration_id=integration_id,
+                    channel=Channel.ONEROSTER_REST, field_classes=classes,
+                    user_sourced_ids=sorted(ids), day=day,
+                )
+            PendingDisclosure.objects.filter(pk__in=[r.pk for r in batch]).delete()
+            folded += len(batch)

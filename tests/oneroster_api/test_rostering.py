@@ -14,6 +14,8 @@ from apps.audit.models import AccessRecord, Disclosure
 from apps.governance.models import ExclusionReason, ExclusionScope
 from apps.governance.services.exclusions import exclusion_create
 from apps.oneroster_api.endpoints import ENDPOINTS
+from apps.oneroster_api.models import PendingDisclosure
+from apps.oneroster_api.services import disclosures_flush
 from tests.governance import release_world as world
 from tests.oneroster_api.conftest import BASE, CORE, DEMO, make_vendor
 
@@ -380,6 +382,7 @@ def test_every_request_leaves_an_access_record_and_disclosures(api, vendor, toke
     api.get("/users", token)
     api.get("/users/nobody", token)
     api.get("/orgs", token)
+    disclosures_flush()
     records = list(AccessRecord.objects.filter(endpoint__startswith=BASE)
                    .order_by("id").values_list("endpoint", "status_code", "records"))
     assert records == [(f"{BASE}/users", 200, 5), (f"{BASE}/users/{{sourcedId}}", 404, 0),
@@ -393,6 +396,7 @@ def test_disclosures_record_school_ids_for_pseudonymised_integrations(api, gover
                                                                       district):
     vendor = make_vendor(governance_user, pseudonymised=True)
     api.get("/students", api.token(vendor))
+    disclosures_flush()
     assert set(Disclosure.objects.values_list("user_sourced_id", flat=True)) == {"p1", "p2", "p3"}
 
 
@@ -431,3 +435,19 @@ def test_the_openapi_document_and_the_connect_page(api):
     assert doc["components"]["securitySchemes"]["OAuth2CC"]["flows"]["clientCredentials"]
     page = api.http.get("/oneroster/connect")
     assert page.status_code == 200 and b"client_credentials" in page.content
+
+
+def test_disclosures_wait_in_one_row_per_request_until_flushed(api, vendor, token):
+    api.get("/users", token)
+    api.get("/users", token, limit=2)
+    assert PendingDisclosure.objects.count() == 2
+    assert not Disclosure.objects.exists()
+    assert disclosures_flush() == 2
+    assert not PendingDisclosure.objects.exists()
+    assert Disclosure.objects.count() == 5
+
+
+def test_disclosures_are_recorded_at_once_when_celery_runs_eagerly(api, vendor, token, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    api.get("/users/p1", token)
+    assert list(Disclosure.objects.values_list("user_sourced_id", flat=True)) == ["p1"]
