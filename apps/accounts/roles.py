@@ -115,7 +115,8 @@ ROLES: tuple[Role, ...] = (
         + _view("keys.datakey")
         + ("audit.export_audit",)
         + _VENDOR_RECORDS
-        + _APPROVAL_RECORDS,
+        + _APPROVAL_RECORDS
+        + _view("governance.integrationaccess"),  # what each integration can see, read-only
     ),
 )
 
