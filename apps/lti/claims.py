@@ -76,8 +76,10 @@ def disclosed_field_classes(claims: dict[str, Any]) -> list[str]:
     from apps.governance.classification import classification_map
     from apps.governance.services.requests import CLAIM_FIELDS
 
-    cmap = classification_map()
     classes = {FieldClass.IDENTIFIER.value}
+    if not any(claim in claims for claim in PERSONAL_CLAIMS):
+        return sorted(classes)
+    cmap = classification_map()
     for claim in PERSONAL_CLAIMS:
         if claim in claims:
             classes.update(cmap[f] for f in CLAIM_FIELDS[claim] if f in cmap)

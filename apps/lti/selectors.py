@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from apps.governance.release import Release, release_for
@@ -117,6 +118,42 @@ def _allowed(release: Release, person_id: str, klass: dict[str, Any], service: s
     )
 
 
+# One statement for the person side of a launch (it runs twice per launch): the linked,
+# current, enabled roster user; the class, only while current; their enrollment roles in it;
+# and their roles at orgs. No row: the account may not launch from this class.
+LAUNCH_PERSON_SQL = """
+SELECT u.sourced_id, u.given_name, u.family_name, u.preferred_given_name,
+       u.preferred_family_name, u.email,
+       c.sourced_id, c.title, c.class_code, c.school_sourced_id, c.course_sourced_id,
+       ARRAY(SELECT DISTINCT e.role FROM roster_enrollment e
+             WHERE e.valid_to_version IS NULL AND e.user_sourced_id = u.sourced_id
+               AND e.class_sourced_id = c.sourced_id ORDER BY 1),
+       ARRAY(SELECT DISTINCT r.role FROM roster_role r
+             WHERE r.valid_to_version IS NULL AND r.user_sourced_id = u.sourced_id ORDER BY 1)
+FROM accounts_rosterlink l
+JOIN roster_user u ON u.sourced_id = l.roster_user_sourced_id
+ AND u.valid_to_version IS NULL AND u.enabled_user
+JOIN roster_class c ON c.sourced_id = %s AND c.valid_to_version IS NULL
+WHERE l.user_id = %s
+LIMIT 1
+"""
+
+
+def _launch_person(user: Any, class_sourced_id: str) -> tuple[dict, dict, list, list] | None:
+    if not user.is_authenticated or user.is_staff or user.is_superuser:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(LAUNCH_PERSON_SQL, [class_sourced_id, user.pk])
+        row = cursor.fetchone()
+    if row is None or not row[11]:  # not linked, not current, disabled, or not enrolled
+        return None
+    person = dict(zip(_PERSON_FIELDS[:1] + _PERSON_FIELDS[2:], row[:6], strict=True))
+    person["enabled_user"] = True
+    klass = dict(zip(_CLASS_FIELDS, row[6:11], strict=True))
+    klass["roles"] = list(row[11])
+    return person, klass, list(row[11]), list(row[12])
+
+
 def launch_context(
     *, user: Any, registration: ToolRegistration, class_sourced_id: str, message_type: str,
     at: dt.datetime | None = None,
@@ -128,33 +165,26 @@ def launch_context(
     that reveals none of them.
     """
     at = at or timezone.now()
-    person_id = roster_sourced_id(user)
-    if person_id is None:
+    found = _launch_person(user, class_sourced_id)
+    if found is None:
         return None
-    person = current_person(person_id)
-    if person is None:
-        return None
-    klass = next((c for c in current_classes(person_id) if c["sourced_id"] == class_sourced_id),
-                 None)
-    if klass is None:
-        return None
+    person, klass, enrollment_roles, roles_at_orgs = found
     service = SERVICE_LAUNCH
     if message_type == MessageType.DEEP_LINKING:
         service = SERVICE_DEEP_LINKING
-        if not CONTENT_EDITOR_ROLES & set(klass["roles"]):
+        if not CONTENT_EDITOR_ROLES & set(enrollment_roles):
             return None
-    release = release_for(registration.integration, at=at)
     if registration.integration.kind != IntegrationKind.LTI_TOOL:
         return None
-    if not _allowed(release, person_id, klass, service):
+    release = release_for(registration.integration, at=at)
+    if not _allowed(release, person["sourced_id"], klass, service):
         return None
     deployment = deployment_for(registration, klass["school_sourced_id"])
     if deployment is None:
         return None
     return LaunchContext(
         registration=registration, deployment=deployment, release=release, person=person,
-        klass=klass, enrollment_roles=tuple(klass["roles"]),
-        org_roles=tuple(org_roles(person_id)),
+        klass=klass, enrollment_roles=tuple(enrollment_roles), org_roles=tuple(roles_at_orgs),
     )
 
 
