@@ -51,6 +51,11 @@ _VENDOR_EDIT = tuple(f"vendors.{a}_{m}" for m in _VENDOR_MODELS for a in ("add",
 _APPROVAL_RECORDS = _view(
     "governance.scoperequest", "governance.scopeapproval", "governance.fieldclassification"
 )
+# OAuth clients of OneRoster REST integrations and their token requests (introspection
+# needs view_onerosterclient).
+_CREDENTIAL_RECORDS = _view(
+    "oneroster_api.onerosterclient", "oneroster_api.clientsecret", "oneroster_api.tokenrequestrecord"
+)
 
 ROLES: tuple[Role, ...] = (
     Role(
@@ -72,7 +77,8 @@ ROLES: tuple[Role, ...] = (
             "governance.approve_scoperequest",
             "governance.add_fieldclassification",
             "governance.change_fieldclassification",
-        ),
+        )
+        + _CREDENTIAL_RECORDS,
     ),
     Role(
         key=SAFEGUARDING,
@@ -103,7 +109,8 @@ ROLES: tuple[Role, ...] = (
         )
         + _view("vendors.vendor", "vendors.integration")
         + _APPROVAL_RECORDS
-        + ("governance.add_scoperequest",),
+        + ("governance.add_scoperequest",)
+        + _CREDENTIAL_RECORDS,
     ),
     Role(
         key=AUDITOR,
@@ -116,7 +123,8 @@ ROLES: tuple[Role, ...] = (
         + ("audit.export_audit",)
         + _VENDOR_RECORDS
         + _APPROVAL_RECORDS
-        + _view("governance.integrationaccess"),  # what each integration can see, read-only
+        + _view("governance.integrationaccess")  # what each integration can see, read-only
+        + _CREDENTIAL_RECORDS,
     ),
 )
 

@@ -15,10 +15,12 @@ from django.contrib.auth import get_user_model
 
 from apps.accounts.demo import demo_staff_seed
 from apps.governance.demo import demo_exclusions_seed
+from apps.oneroster_api.models import OneRosterClient
+from apps.oneroster_api.services import oauth_client_issue, oauth_client_secret_rotate
 from apps.roster.models import ImportRun, ImportState
 from apps.roster.services import import_run_approve, roster_import_run
 from apps.vendors.demo import demo_vendors_seed
-from apps.vendors.models import Integration
+from apps.vendors.models import Integration, IntegrationKind
 
 ERROR_NOT_SANDBOX = (
     "seed_demo only runs in the sandbox (INTERCHANGE_ENVIRONMENT is {environment!r}); "
@@ -48,10 +50,26 @@ def demo_seed(*, students: int) -> dict[str, Any]:
     result.update(demo_vendors_seed(staff=staff))
     names = [row["name"] for row in result["integrations"]]
     integrations = {i.name: i for i in Integration.objects.filter(name__in=names)}
+    _demo_credentials(result["integrations"], integrations, issuer=staff[DEMO_APPROVER])
     result["exclusions"] = demo_exclusions_seed(
         integrations=integrations, officer=staff[DEMO_SAFEGUARDING_OFFICER]
     )
     return result
+
+
+def _demo_credentials(rows: list[dict], integrations: dict[str, Integration], *, issuer) -> None:  # type: ignore[no-untyped-def]
+    """Issue (or, on a re-run, rotate) the OAuth clients of the approved REST integrations,
+    so the printed secret always works; the previous one lapses after the usual overlap."""
+    for row in rows:
+        integration = integrations[row["name"]]
+        if integration.kind != IntegrationKind.ONEROSTER_REST or not row["scopes"]:
+            continue
+        if OneRosterClient.objects.filter(integration=integration).exists():
+            issued = oauth_client_secret_rotate(integration=integration, actor=issuer)
+        else:
+            issued = oauth_client_issue(integration=integration, actor=issuer)
+        row["client_id"], row["client_secret"] = issued.client_id, issued.client_secret
+        row["token_url"], row["base_url"] = issued.token_url, issued.base_url
 
 
 def demo_roster_seed(*, students: int) -> dict[str, Any]:

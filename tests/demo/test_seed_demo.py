@@ -86,6 +86,20 @@ def test_the_demo_has_a_vendor_integration_of_each_kind_and_two_exclusions():
         assert set(row) == {"user_sourced_id", "integration", "ends"}
 
 
+def test_the_printed_rest_credentials_get_a_token(client):
+    result = run_seed()
+    rest = [row for row in result["integrations"] if row["client_secret"]]
+    assert rest, "the approved OneRoster REST integration has credentials"
+
+    for row in rest:
+        response = client.post("/oauth/token", {
+            "grant_type": "client_credentials",
+            "client_id": row["client_id"], "client_secret": row["client_secret"],
+        })
+        assert response.status_code == 200, response.content
+        assert response.json()["token_type"].lower() == "bearer"
+
+
 def test_it_refuses_to_run_outside_the_sandbox(settings):
     settings.INTERCHANGE_ENVIRONMENT = "production"
 

@@ -31,3 +31,15 @@ class Command(BaseCommand):
         for person in result["staff"]:
             self.stdout.write(f"  {person['role']:<13} {person['username']:<14} {person['password']}")
         self.stdout.write("Passwords are new on every run of seed_demo.")
+        clients = [row for row in result["integrations"] if row.get("client_secret")]
+        if clients:
+            self.stdout.write(self.style.SUCCESS("OneRoster REST clients (secrets shown once):"))
+        for row in clients:
+            self.stdout.write(f"  {row['name']}\n    client_id     {row['client_id']}\n"
+                              f"    client_secret {row['client_secret']}\n"
+                              f"    token URL     {row['token_url']}\n"
+                              f"    base URL      {row['base_url']}")
+        for row in result["exclusions"]:
+            where = row["integration"] or "all vendors"
+            self.stdout.write(f"Demo exclusion: {row['user_sourced_id']} from {where} "
+                              f"until {row['ends']}")
