@@ -8,7 +8,9 @@ from django.contrib.auth.signals import user_login_failed
 from django_otp import devices_for_user, match_token
 
 ERROR_MFA_CODE_REQUIRED = "Enter the 6-digit code from your authenticator app."
-ERROR_MFA_CODE_INVALID = "That code is not valid. Check your authenticator app's clock and try again."
+ERROR_MFA_CODE_INVALID = (
+    "That code is not valid. Check your authenticator app's clock and try again."
+)
 ERROR_MFA_THROTTLED = "Too many wrong codes. Wait a few seconds before trying again."
 
 

@@ -54,7 +54,9 @@ _APPROVAL_RECORDS = _view(
 # OAuth clients of OneRoster REST integrations and their token requests (introspection
 # needs view_onerosterclient).
 _CREDENTIAL_RECORDS = _view(
-    "oneroster_api.onerosterclient", "oneroster_api.clientsecret", "oneroster_api.tokenrequestrecord"
+    "oneroster_api.onerosterclient",
+    "oneroster_api.clientsecret",
+    "oneroster_api.tokenrequestrecord",
 )
 
 ROLES: tuple[Role, ...] = (

@@ -40,7 +40,8 @@ class NotSandboxError(RuntimeError):
 def demo_seed(*, students: int) -> dict[str, Any]:
     """Everything `make demo` needs. The result's keys are stable; later apps extend the lists."""
     if settings.INTERCHANGE_ENVIRONMENT != "sandbox":
-        raise NotSandboxError(ERROR_NOT_SANDBOX.format(environment=settings.INTERCHANGE_ENVIRONMENT))
+        environment = settings.INTERCHANGE_ENVIRONMENT
+        raise NotSandboxError(ERROR_NOT_SANDBOX.format(environment=environment))
     result: dict[str, Any] = {"staff": [], "vendors": [], "integrations": [], "exclusions": []}
     result["staff"] = demo_staff_seed()
     result["roster"] = demo_roster_seed(students=students)
@@ -57,7 +58,9 @@ def demo_seed(*, students: int) -> dict[str, Any]:
     return result
 
 
-def _demo_credentials(rows: list[dict], integrations: dict[str, Integration], *, issuer) -> None:  # type: ignore[no-untyped-def]
+def _demo_credentials(  # type: ignore[no-untyped-def]
+    rows: list[dict], integrations: dict[str, Integration], *, issuer
+) -> None:
     """Issue (or, on a re-run, rotate) the OAuth clients of the approved REST integrations,
     so the printed secret always works; the previous one lapses after the usual overlap."""
     for row in rows:

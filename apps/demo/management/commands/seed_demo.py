@@ -29,7 +29,8 @@ class Command(BaseCommand):
             return
         self.stdout.write(self.style.SUCCESS("Demo data loaded. Log in at /admin/ as:"))
         for person in result["staff"]:
-            self.stdout.write(f"  {person['role']:<13} {person['username']:<14} {person['password']}")
+            role, username, password = person["role"], person["username"], person["password"]
+            self.stdout.write(f"  {role:<13} {username:<14} {password}")
         self.stdout.write("Passwords are new on every run of seed_demo.")
         clients = [row for row in result["integrations"] if row.get("client_secret")]
         if clients:
