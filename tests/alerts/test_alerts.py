@@ -44,7 +44,9 @@ def test_a_condition_that_returns_after_resolution_opens_a_new_alert(staff_user_
     assert second.state == AlertState.OPEN
 
 
-def test_acknowledge_and_resolve_are_audited(staff_user_factory, django_capture_on_commit_callbacks):
+def test_acknowledge_and_resolve_are_audited(
+    staff_user_factory, django_capture_on_commit_callbacks
+):
     officer = staff_user_factory(username="dpo", role="governance")
     alert = alerts.raise_alert(rule="token.failures", subject="Repeated token failures")
 
