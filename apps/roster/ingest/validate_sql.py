@@ -250,19 +250,23 @@ def _check_orphans(  # type: ignore[no-untyped-def]
                 f"WHERE s.sourced_id = c.sourced_id)"
             )
         column = f'c."{ref.column}"'
+        rm = f"rm_{ref.target.lower()}"
+        # No ORDER BY ... LIMIT here: it tempts the planner into walking the sourcedId
+        # index with a nested loop per row. Filter first (array overlap for lists), sort after.
         if ref.is_list:
-            rows, value = f"{tables.table} c CROSS JOIN LATERAL unnest({column}) AS r(ref)", "r.ref"
+            sql = (
+                f"WITH pairs AS MATERIALIZED (SELECT c.sourced_id, r.ref FROM {tables.table} c "
+                f"CROSS JOIN LATERAL unnest({column}) AS r(ref) WHERE {kept}) "
+                f"SELECT p.sourced_id, p.ref FROM pairs p JOIN {rm} m ON m.sourced_id = p.ref"
+            )
         else:
-            rows, value = f"{tables.table} c", column
-        cursor.execute(
-            f"""
-            SELECT c.sourced_id, {value} FROM {rows}
-            WHERE {kept} AND {value} IN (SELECT sourced_id FROM rm_{ref.target.lower()})
-            ORDER BY c.sourced_id LIMIT {MAX_ERRORS_PER_CHECK}
-            """
-        )
+            sql = (
+                f"SELECT c.sourced_id, {column} FROM {tables.table} c "
+                f"WHERE {kept} AND {column} IN (SELECT sourced_id FROM {rm})"
+            )
+        cursor.execute(f"{sql} LIMIT {MAX_ERRORS_PER_CHECK}")
         header = tables.header_of(ref.column)
-        for sid, value in cursor.fetchall():
+        for sid, value in sorted(cursor.fetchall()):
             found.append(
                 IngestError(
                     tables.file_name, None, header, REFERENCE_ORPHANED,
