@@ -58,6 +58,10 @@ _CREDENTIAL_RECORDS = _view(
     "oneroster_api.clientsecret",
     "oneroster_api.tokenrequestrecord",
 )
+# LTI tool registrations and the links that tie portal users to roster users.
+_LTI_REGISTRATION_EDIT = (
+    "lti.view_toolregistration", "lti.add_toolregistration", "lti.change_toolregistration",
+)
 
 ROLES: tuple[Role, ...] = (
     Role(
@@ -80,7 +84,11 @@ ROLES: tuple[Role, ...] = (
             "governance.add_fieldclassification",
             "governance.change_fieldclassification",
         )
-        + _CREDENTIAL_RECORDS,
+        + _CREDENTIAL_RECORDS
+        + _LTI_REGISTRATION_EDIT
+        + ("lti.view_deployment", "lti.add_deployment", "lti.change_deployment",
+           "lti.view_resourcelink")
+        + ("accounts.view_rosterlink", "accounts.add_rosterlink", "accounts.change_rosterlink"),
     ),
     Role(
         key=SAFEGUARDING,
@@ -112,7 +120,9 @@ ROLES: tuple[Role, ...] = (
         + _view("vendors.vendor", "vendors.integration")
         + _APPROVAL_RECORDS
         + ("governance.add_scoperequest",)
-        + _CREDENTIAL_RECORDS,
+        + _CREDENTIAL_RECORDS
+        + _LTI_REGISTRATION_EDIT
+        + _view("lti.deployment"),
     ),
     Role(
         key=AUDITOR,
@@ -126,7 +136,8 @@ ROLES: tuple[Role, ...] = (
         + _VENDOR_RECORDS
         + _APPROVAL_RECORDS
         + _view("governance.integrationaccess")  # what each integration can see, read-only
-        + _CREDENTIAL_RECORDS,
+        + _CREDENTIAL_RECORDS
+        + _view("lti.toolregistration", "lti.resourcelink"),
     ),
 )
 
