@@ -38,7 +38,13 @@ _BASE_RECORDS = _view("alerts.alert", "keys.signingkey")
 _AUDIT_RECORDS = _view(
     "audit.auditevent", "audit.accessrecord", "audit.accesshourly", "audit.disclosure"
 )
-_ROSTER_RECORDS = _view("roster.importrun", "roster.rosterversion", "roster.mappingruleset")
+_ROSTER_RECORDS = _view(
+    "roster.importrun",
+    "roster.rosterversion",
+    "roster.mappingruleset",
+    "roster.source",
+    "roster.qualitygate",
+)
 
 # Vendors and scope approvals (issue 4): governance staff keep the vendor records and decide
 # requests; engineers raise requests; auditors and safeguarding officers look.
@@ -116,6 +122,7 @@ ROLES: tuple[Role, ...] = (
             "keys.change_signingkey",  # "Rotate now" in the keys admin
             "roster.add_importrun",
             "roster.add_mappingruleset",
+            "roster.change_qualitygate",  # tune a gate's thresholds for a source
         )
         + _view("vendors.vendor", "vendors.integration")
         + _APPROVAL_RECORDS
