@@ -91,6 +91,7 @@ ROLES: tuple[Role, ...] = (
             "governance.change_fieldclassification",
         )
         + _CREDENTIAL_RECORDS
+        + ("oneroster_api.manage_credentials",)  # issue, rotate, revoke OAuth credentials
         + _LTI_REGISTRATION_EDIT
         + ("lti.view_deployment", "lti.add_deployment", "lti.change_deployment",
            "lti.view_resourcelink")

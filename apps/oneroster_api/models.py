@@ -46,6 +46,11 @@ class OneRosterClient(models.Model):
 
     class Meta:
         verbose_name = "OneRoster client"
+        # Issuing, rotating and revoking show or end a live secret: governance staff only,
+        # while engineers and auditors may still read the client records.
+        permissions = [
+            ("manage_credentials", "Can issue, rotate and revoke OneRoster credentials"),
+        ]
 
     def __str__(self) -> str:
         return f"OneRoster client of {self.integration_id}"
