@@ -134,18 +134,9 @@ def _post_state_ids_sql(target: str, *, source_id: int, modes: dict[str, str]) -
     """sourcedIds of ``target`` in the state this import would produce (see module doc)."""
     tables = TABLES[target]
     mode = modes.get(target, "absent")
-    if mode == "bulk":
-        current = f"source_id <> {source_id}"
-    elif mode == "delta":
-        current = (
-            f"(source_id <> {source_id} OR NOT EXISTS (SELECT 1 FROM {tables.staging} s "
-            f"WHERE s.sourced_id = c.sourced_id AND s.status = 'tobedeleted'))"
-        )
-    else:
-        current = "TRUE"
     sql = (
         f"SELECT c.sourced_id FROM {tables.table} c "
-        f"WHERE c.valid_to_version IS NULL AND {current}"
+        f"WHERE c.valid_to_version IS NULL AND {_current_kept_sql(target, source_id, mode)}"
     )
     if mode in ("bulk", "delta"):
         sql += (
@@ -155,17 +146,65 @@ def _post_state_ids_sql(target: str, *, source_id: int, modes: dict[str, str]) -
     return sql
 
 
+def _current_kept_sql(target: str, source_id: int, mode: str) -> str:
+    """Which current rows ``c`` of ``target`` stay in the post-state."""
+    if mode == "bulk":
+        return f"c.source_id <> {int(source_id)}"
+    if mode == "delta":
+        return (
+            f"(c.source_id <> {int(source_id)} OR NOT EXISTS (SELECT 1 "
+            f"FROM {TABLES[target].staging} d WHERE d.sourced_id = c.sourced_id "
+            f"AND d.status = 'tobedeleted'))"
+        )
+    return "TRUE"
+
+
+def _absent_sql(
+    target: str, value: str, *, source_id: int, modes: dict[str, str], materialised: set[str]
+) -> str:
+    """A condition true when ``value`` is not a sourcedId of ``target`` in the post-state.
+
+    Against a materialised id set (``ids_<target>``) when one was built for bulk rows;
+    otherwise probes, driven by the (small) rows being checked: the staged rows of the
+    target, and the current rows through the partial sourcedId index, so that a delta
+    costs in proportion to the delta and not to the roster. Two top-level NOT EXISTS
+    (rather than NOT of an OR) so that each becomes an anti-join.
+    """
+    if target in materialised:
+        return (
+            f"NOT EXISTS (SELECT 1 FROM ids_{target.lower()} i WHERE i.sourced_id = {value})"
+        )
+    tables = TABLES[target]
+    mode = modes.get(target, "absent")
+    sql = (
+        f"NOT EXISTS (SELECT 1 FROM {tables.table} c WHERE c.sourced_id = {value} "
+        f"AND c.valid_to_version IS NULL AND {_current_kept_sql(target, source_id, mode)})"
+    )
+    if mode in ("bulk", "delta"):
+        sql += (
+            f" AND NOT EXISTS (SELECT 1 FROM {tables.staging} p WHERE p.sourced_id = {value} "
+            f"AND p.status IS DISTINCT FROM 'tobedeleted')"
+        )
+    return sql
+
+
 def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestError]:
-    """Every reference of every staged active row must resolve in the post-state."""
+    """Every reference of every staged active row must resolve in the post-state.
+
+    Bulk rows are checked against materialised post-state id sets (``ids_<target>``,
+    hash joins: a bulk file is as large as the roster anyway); delta rows probe the
+    current tables through their sourcedId index, so a delta never reads the whole roster.
+    """
     supplied = {e for e, m in modes.items() if m in ("bulk", "delta")}
-    # targets referenced by staged rows, and supplied targets that kept rows may reference
-    targets = sorted(
-        {r.target for r in REFERENCES if r.entity in supplied}
-        | {r.target for r in REFERENCES if r.target in supplied}
+    # targets whose id sets a bulk file's rows are checked against, or whose removed
+    # candidates are as large as the roster (a bulk target, for the orphan check)
+    materialised = sorted(
+        {r.target for r in REFERENCES if modes.get(r.entity) == "bulk"}
+        | {r.target for r in REFERENCES if modes.get(r.target) == "bulk"}
     )
     found: list[IngestError] = []
     with connection.cursor() as cursor:
-        for target in targets:
+        for target in materialised:
             cursor.execute(f"DROP TABLE IF EXISTS ids_{target.lower()}")
             cursor.execute(
                 f"CREATE TEMPORARY TABLE ids_{target.lower()} AS "
@@ -185,12 +224,15 @@ def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestErr
             else:
                 source_rows = f"{tables.staging} s"
                 value = column
+            absent = _absent_sql(
+                ref.target, value, source_id=source_id, modes=modes,
+                materialised=set(materialised) if modes[ref.entity] == "bulk" else set(),
+            )
             cursor.execute(
                 f"""
                 SELECT s.line, s.sourced_id, {value} FROM {source_rows}
                 WHERE {value} IS NOT NULL AND s.status IS DISTINCT FROM 'tobedeleted'
-                  AND NOT EXISTS (SELECT 1 FROM ids_{ref.target.lower()} i
-                                  WHERE i.sourced_id = {value})
+                  AND {absent}
                 ORDER BY s.n LIMIT {MAX_ERRORS_PER_CHECK}
                 """
             )
@@ -204,14 +246,18 @@ def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestErr
                         ),
                     )
                 )
-        found += _check_orphans(cursor, source_id=source_id, modes=modes, supplied=supplied)
-        for target in targets:
+        found += _check_orphans(
+            cursor, source_id=source_id, modes=modes, supplied=supplied,
+            materialised=set(materialised),
+        )
+        for target in materialised:
             cursor.execute(f"DROP TABLE IF EXISTS ids_{target.lower()}")
     return found
 
 
 def _check_orphans(  # type: ignore[no-untyped-def]
-    cursor, *, source_id: int, modes: dict[str, str], supplied: set[str]
+    cursor, *, source_id: int, modes: dict[str, str], supplied: set[str],
+    materialised: set[str],
 ) -> list[IngestError]:
     """Rows the source keeps from its current roster (absent files, delta rows not
     restated) must not be left pointing at records this feed removes.
@@ -232,10 +278,12 @@ def _check_orphans(  # type: ignore[no-untyped-def]
         else:
             candidates = f"SELECT sourced_id FROM {t.staging} WHERE status = 'tobedeleted'"
         cursor.execute(f"DROP TABLE IF EXISTS rm_{target.lower()}")
+        absent = _absent_sql(
+            target, "r.sourced_id", source_id=source_id, modes=modes, materialised=materialised
+        )
         cursor.execute(
             f"CREATE TEMPORARY TABLE rm_{target.lower()} AS SELECT r.sourced_id "
-            f"FROM ({candidates}) r WHERE NOT EXISTS "
-            f"(SELECT 1 FROM ids_{target.lower()} i WHERE i.sourced_id = r.sourced_id)"
+            f"FROM ({candidates}) r WHERE {absent}"
         )
         removed[target] = cursor.rowcount > 0
     for ref in REFERENCES:
@@ -281,8 +329,14 @@ def _check_orphans(  # type: ignore[no-untyped-def]
     return found
 
 
-def _post_state_rows_sql(entity: str, columns: str, *, source_id: int, mode: str) -> str:
-    """This source's rows of ``entity`` after the import, with the staged line (or NULL)."""
+def _post_state_rows_sql(
+    entity: str, columns: str, *, source_id: int, mode: str, current_filter: str = "TRUE"
+) -> str:
+    """This source's rows of ``entity`` after the import, with the staged line (or NULL).
+
+    ``current_filter`` narrows the current rows read (a condition on ``c``), so that a
+    delta reads only the current rows its staged rows can meet.
+    """
     tables = TABLES[entity]
     staged = (
         f"SELECT line, sourced_id, {columns} FROM {tables.staging} "
@@ -292,16 +346,24 @@ def _post_state_rows_sql(entity: str, columns: str, *, source_id: int, mode: str
         return staged
     return (
         f"{staged} UNION ALL SELECT NULL::integer, sourced_id, {columns} FROM {tables.table} c "
-        f"WHERE c.valid_to_version IS NULL AND c.source_id = {source_id} AND NOT EXISTS "
-        f"(SELECT 1 FROM {tables.staging} s WHERE s.sourced_id = c.sourced_id)"
+        f"WHERE c.valid_to_version IS NULL AND c.source_id = {source_id} AND {current_filter} "
+        f"AND NOT EXISTS (SELECT 1 FROM {tables.staging} s WHERE s.sourced_id = c.sourced_id)"
     )
 
 
 def check_primary_roles(*, source_id: int, mode: str) -> list[IngestError]:
     """One primary role per user and org: each staged primary beyond the first conflicts."""
+    # Only staged primaries are ever reported, so only the (user, org) pairs they name
+    # matter: a delta reads just those pairs' current roles, never every user's.
+    staging_table = TABLES["roles"].staging
     post = _post_state_rows_sql(
         "roles", "user_sourced_id, org_sourced_id, role_type",
         source_id=source_id, mode=mode,
+        current_filter=(
+            f"c.role_type = 'primary' AND (c.user_sourced_id, c.org_sourced_id) IN "
+            f"(SELECT q.user_sourced_id, q.org_sourced_id FROM {staging_table} q "
+            f"WHERE q.role_type = 'primary' AND q.status IS DISTINCT FROM 'tobedeleted')"
+        ),
     )
     rows = _fetch(
         f"""
@@ -333,7 +395,9 @@ def check_cycles(entity: str, *, source_id: int, mode: str) -> list[IngestError]
         f"""
         WITH RECURSIVE p AS MATERIALIZED ({post}),
         walk(start_sid, node, depth) AS (
-            SELECT sourced_id, parent_sourced_id, 1 FROM p WHERE parent_sourced_id IS NOT NULL
+            -- only staged rows are reported, so only their chains are walked
+            SELECT sourced_id, parent_sourced_id, 1 FROM p
+            WHERE parent_sourced_id IS NOT NULL AND line IS NOT NULL
             UNION ALL
             SELECT w.start_sid, p.parent_sourced_id, w.depth + 1
             FROM walk w JOIN p ON p.sourced_id = w.node
