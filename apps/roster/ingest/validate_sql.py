@@ -176,9 +176,18 @@ def _absent_sql(
         )
     tables = TABLES[target]
     mode = modes.get(target, "absent")
+    kept = _current_kept_sql(target, source_id, mode)
+    if mode == "delta":
+        # c.sourced_id = value, so whether it is staged for deletion does not depend on
+        # c: an uncorrelated NOT IN is hashed once instead of re-scanning staging per probe
+        # (staged sourcedIds are NOT NULL and value is NOT NULL, so NOT IN = NOT EXISTS).
+        kept = (
+            f"(c.source_id <> {int(source_id)} OR {value} NOT IN (SELECT d.sourced_id "
+            f"FROM {tables.staging} d WHERE d.status = 'tobedeleted'))"
+        )
     sql = (
         f"NOT EXISTS (SELECT 1 FROM {tables.table} c WHERE c.sourced_id = {value} "
-        f"AND c.valid_to_version IS NULL AND {_current_kept_sql(target, source_id, mode)})"
+        f"AND c.valid_to_version IS NULL AND {kept})"
     )
     if mode in ("bulk", "delta"):
         sql += (
@@ -360,9 +369,11 @@ def check_primary_roles(*, source_id: int, mode: str) -> list[IngestError]:
         "roles", "user_sourced_id, org_sourced_id, role_type",
         source_id=source_id, mode=mode,
         current_filter=(
-            f"c.role_type = 'primary' AND (c.user_sourced_id, c.org_sourced_id) IN "
-            f"(SELECT q.user_sourced_id, q.org_sourced_id FROM {staging_table} q "
-            f"WHERE q.role_type = 'primary' AND q.status IS DISTINCT FROM 'tobedeleted')"
+            # NOT (... NOT IN ...): a hashed subplan built once from the staged users, never
+            # a join order the planner can misjudge into a nested loop on stale statistics
+            f"c.role_type = 'primary' AND NOT (c.user_sourced_id NOT IN "
+            f"(SELECT q.user_sourced_id FROM {staging_table} q "
+            f"WHERE q.role_type = 'primary' AND q.status IS DISTINCT FROM 'tobedeleted'))"
         ),
     )
     rows = _fetch(
