@@ -54,10 +54,14 @@ def on_starting(server) -> None:  # type: ignore[no-untyped-def]
     PROMETHEUS_DIR.mkdir(parents=True, mode=0o700)
 
 
+# Imported once here, after the directory is in the environment: child_exit runs inside the
+# arbiter's SIGCHLD handler, and an import there can be re-entered by the next signal
+# (seen as "partially initialized module" when two workers exit together).
+from prometheus_client import multiprocess  # noqa: E402
+
+
 def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
     """A worker that died or was recycled stops counting in live gauges."""
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid)
 
 

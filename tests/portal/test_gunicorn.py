@@ -92,4 +92,7 @@ def test_two_workers_log_json_access_lines_and_share_one_metrics_view(gunicorn_e
     assert ours[0]["path"] == "/healthz" and ours[0]["status"] == 200
     assert "must-not-be-logged" not in stdout
     for line in stderr.splitlines():
-        assert json.loads(line)["level"]  # the server's own lines are JSON too
+        try:
+            assert json.loads(line)["level"]  # the server's own lines are JSON too
+        except ValueError:
+            raise AssertionError(f"not a JSON log line in gunicorn's stderr:\n{stderr}") from None
