@@ -118,3 +118,23 @@ def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-unty
 
     with django_db_blocker.unblock():
         allow_truncate_in_test_database()
+
+
+@pytest.fixture
+def fresh_cache():  # type: ignore[no-untyped-def]
+    """Counts, rate windows and key caches live in the cache; tests write rows directly."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def fresh_master_key(settings):  # type: ignore[no-untyped-def]
+    """A master key of the test's own, so nothing depends on the sandbox key file."""
+    from apps.keys.master import generate_key
+
+    settings.INTERCHANGE_MASTER_KEY = generate_key()
+    settings.INTERCHANGE_MASTER_KEY_PREVIOUS = None
+    return settings.INTERCHANGE_MASTER_KEY

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 
 from apps.accounts.models import RosterLink
-from apps.keys.master import generate_key
 from apps.lti.models import ToolRegistration
 from apps.lti.services import registration_create
 from apps.vendors.models import Integration, IntegrationKind, IntegrationStatus
@@ -21,17 +19,8 @@ PASSWORD = "correct horse battery staple"  # noqa: S105 (test accounts)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():  # type: ignore[no-untyped-def]
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def master_key(settings):  # type: ignore[no-untyped-def]
-    settings.INTERCHANGE_MASTER_KEY = generate_key()
-    settings.INTERCHANGE_MASTER_KEY_PREVIOUS = None
-    return settings.INTERCHANGE_MASTER_KEY
+def _isolated(fresh_cache, fresh_master_key):  # type: ignore[no-untyped-def]
+    """Every test here starts with an empty cache and its own master key."""
 
 
 def portal_user(username: str, sourced_id: str):  # type: ignore[no-untyped-def]

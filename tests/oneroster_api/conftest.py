@@ -7,10 +7,8 @@ import base64
 from dataclasses import dataclass
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
-from apps.keys.master import generate_key
 from apps.oneroster_api.services import oauth_client_issue
 from tests.governance import release_world as world
 
@@ -23,18 +21,8 @@ ALL_ROSTER_CLASSES = ("identifier", "directory", "contact")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():  # type: ignore[no-untyped-def]
-    """Counts and rate windows are cached per roster version; tests write rows directly."""
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def master_key(settings):  # type: ignore[no-untyped-def]
-    settings.INTERCHANGE_MASTER_KEY = generate_key()
-    settings.INTERCHANGE_MASTER_KEY_PREVIOUS = None
-    return settings.INTERCHANGE_MASTER_KEY
+def _isolated(fresh_cache, fresh_master_key):  # type: ignore[no-untyped-def]
+    """Every test here starts with an empty cache and its own master key."""
 
 
 @pytest.fixture
