@@ -1,0 +1,365 @@
+"""Gradebook writes: integrations (and anything else that is not a feed) writing categories,
+line items, results and score scales into the versioned roster.
+
+A tool writes one score at a time, so a write is a small batch, and it must stay cheap:
+
+* one new ``RosterVersion`` per batch, holding only the rows the batch changes (never a
+  copy of the world), allocated under the same hub-wide lock as imports and rollbacks
+  (``apply.next_version_number``) and summarised, with its outbox row, by the same
+  ``_version_create`` the import pipeline uses;
+* set-based: the incoming rows travel as one JSON array, typed in SQL with the canonical
+  column types, hashed with the same ``md5(ROW(...))`` as ingest (``EntityTables.hash_sql``),
+  probed against the current rows in one statement per entity, and closed and inserted in
+  one statement each;
+* idempotent: a row whose content hash equals its current row is left alone, and a batch
+  that changes nothing writes no version.
+
+Ownership is the rule that keeps grades safe: a writer only closes or inserts rows of its
+own ``Source``. A batch that touches a sourcedId currently owned by another source (the
+SIS's line item, another tool's result) is refused as a whole with ``GradebookWriteError``
+(code ``NOT_OWNER``). Imports and rollbacks are scoped by source the same way, so a SIS
+bulk feed or a rollback never closes a tool's rows.
+
+Writes are not audited per score: the spoke records an access record per request instead
+(the audit chain is for governance decisions).
+"""
+
+# SQL here is composed from identifiers of the schema registry (never from input);
+# values are bound parameters or int() casts.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DataError, connection, transaction
+
+from apps.roster.ingest import apply as apply_sql
+from apps.roster.ingest.apply import ChangeSet, EntityChange
+from apps.roster.ingest.staging import TABLES, EntityTables
+from apps.roster.models import RosterVersion, Source, SourceKind
+from apps.roster.services import _version_create
+
+# The entities a gradebook writer may write, in apply order.
+GRADEBOOK_ENTITIES: tuple[str, ...] = ("categories", "lineItems", "results", "scoreScales")
+VERSION_KIND = "gradebook"
+INTEGRATION_SOURCE_PREFIX = "integration-"
+
+# Error codes (asserted by tests and mapped to HTTP statuses by the REST spoke).
+NOT_OWNER = "NOT_OWNER"
+UNKNOWN_ENTITY = "UNKNOWN_ENTITY"
+UNKNOWN_COLUMN = "UNKNOWN_COLUMN"
+MISSING_COLUMN = "MISSING_COLUMN"
+DUPLICATE_SOURCED_ID = "DUPLICATE_SOURCED_ID"
+BAD_VALUE = "BAD_VALUE"
+
+ERROR_NOT_OWNER = "{entity} {sid} belongs to another source; only its owner may change it."
+ERROR_UNKNOWN_ENTITY = "{entity} cannot be written here (expected one of {expected})."
+ERROR_UNKNOWN_COLUMN = "{entity} {sid}: unknown column {column}."
+ERROR_MISSING_COLUMN = "{entity} {sid}: {column} is required."
+ERROR_DUPLICATE = "{entity} {sid} appears more than once in one write."
+ERROR_BAD_VALUE = "A value does not fit its column ({detail})."
+
+
+class GradebookWriteError(Exception):
+    """A refused write; nothing of the batch was applied."""
+
+    def __init__(self, code: str, message: str, *, entity: str = "", sourced_id: str = "",
+                 column: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.entity = entity
+        self.sourced_id = sourced_id
+        self.column = column
+
+
+@dataclass(frozen=True)
+class GradebookWriteOutcome:
+    """What one batch did, per entity, by sourcedId."""
+
+    version: RosterVersion | None
+    created: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    updated: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    unchanged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    deleted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # deletes naming no current row (nothing to do; a REST DELETE answers 404)
+    missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def was_created(self, entity: str, sourced_id: str) -> bool:
+        return sourced_id in self.created.get(entity, ())
+
+
+def integration_source(*, integration: Any) -> Source:
+    """The ``Source`` owning everything ``integration`` writes: one per integration, with a
+    stable name, so its rows stay its own across renames of the integration."""
+    source, _ = Source.objects.get_or_create(
+        name=f"{INTEGRATION_SOURCE_PREFIX}{int(integration.pk)}",
+        defaults={"kind": SourceKind.INTEGRATION, "description": str(integration)[:300]},
+    )
+    return source
+
+
+# --- SQL --------------------------------------------------------------------------------------
+
+
+def _db_types(t: EntityTables) -> dict[str, str]:
+    fields = {f.column: f for f in t.model._meta.concrete_fields}
+    return {c: fields[c].db_type(connection) for c in t.content}
+
+
+def _base_type(db_type: str) -> str:
+    # jsonb_to_recordset ignores type modifiers; the casts below apply them, so that a
+    # score of 95 hashes as the stored 95.000000 does.
+    return db_type.split("(", 1)[0]
+
+
+def _typed_rows(t: EntityTables) -> str:
+    """A subquery of the JSON rows (parameter 1) with the canonical column types: the
+    same types staging has, so ``hash_sql(staged=False)`` gives ingest's hash."""
+    types = _db_types(t)
+    defs = ", ".join(
+        ["sourced_id text"] + [f"{_q(c)} {_base_type(types[c])}" for c in t.content]
+    )
+    casts = ", ".join(
+        ["r.sourced_id"] + [f"r.{_q(c)}::{types[c]} AS {_q(c)}" for c in t.content]
+    )
+    return f"SELECT {casts} FROM jsonb_to_recordset(%s::jsonb) AS r({defs})"
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _probe_sql(t: EntityTables) -> str:
+    """Each incoming row with its hash and every current row of its sourcedId (any owner)."""
+    return (
+        f"SELECT x.sourced_id, {t.hash_sql('x', staged=False)}, c.id, c.source_id, "
+        f"c.content_hash FROM ({_typed_rows(t)}) x "
+        f"LEFT JOIN {t.table} c ON c.sourced_id = x.sourced_id AND c.valid_to_version IS NULL"
+    )
+
+
+def _insert_sql(t: EntityTables) -> str:
+    return (
+        f"INSERT INTO {t.table} (source_id, sourced_id, date_last_modified, content_hash, "
+        f"valid_from_version, {t.content_list()}) "
+        f"SELECT %s, x.sourced_id, now(), {t.hash_sql('x', staged=False)}, %s, "
+        f"{', '.join('x.' + _q(c) for c in t.content)} FROM ({_typed_rows(t)}) x"
+    )
+
+
+def _current_owners_sql(t: EntityTables) -> str:
+    return (
+        f"SELECT sourced_id, id, source_id FROM {t.table} "
+        f"WHERE sourced_id = ANY(%s) AND valid_to_version IS NULL"
+    )
+
+
+def _close_sql(t: EntityTables) -> str:
+    return f"UPDATE {t.table} SET valid_to_version = %s WHERE id = ANY(%s)"
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+def _check_rows(entity: str, t: EntityTables, rows: Sequence[dict]) -> None:
+    allowed = {"sourced_id", *t.content}
+    fields = {f.column: f for f in t.model._meta.concrete_fields}
+    seen: set[str] = set()
+    for row in rows:
+        sid = row.get("sourced_id")
+        if not sid or not isinstance(sid, str):
+            raise GradebookWriteError(
+                MISSING_COLUMN, ERROR_MISSING_COLUMN.format(entity=entity, sid="?",
+                                                            column="sourced_id"),
+                entity=entity, column="sourced_id",
+            )
+        if sid in seen:
+            raise GradebookWriteError(
+                DUPLICATE_SOURCED_ID, ERROR_DUPLICATE.format(entity=entity, sid=sid),
+                entity=entity, sourced_id=sid,
+            )
+        seen.add(sid)
+        for column in row:
+            if column not in allowed:
+                raise GradebookWriteError(
+                    UNKNOWN_COLUMN,
+                    ERROR_UNKNOWN_COLUMN.format(entity=entity, sid=sid, column=column),
+                    entity=entity, sourced_id=sid, column=column,
+                )
+        for column in t.content:
+            if not fields[column].null and row.get(column) in (None, ""):
+                raise GradebookWriteError(
+                    MISSING_COLUMN,
+                    ERROR_MISSING_COLUMN.format(entity=entity, sid=sid, column=column),
+                    entity=entity, sourced_id=sid, column=column,
+                )
+
+
+def _check_entity(entity: str) -> EntityTables:
+    if entity not in GRADEBOOK_ENTITIES:
+        raise GradebookWriteError(
+            UNKNOWN_ENTITY,
+            ERROR_UNKNOWN_ENTITY.format(entity=entity, expected=", ".join(GRADEBOOK_ENTITIES)),
+            entity=entity,
+        )
+    return TABLES[entity]
+
+
+def _refuse_foreign(entity: str, sid: str) -> GradebookWriteError:
+    return GradebookWriteError(
+        NOT_OWNER, ERROR_NOT_OWNER.format(entity=entity, sid=sid), entity=entity, sourced_id=sid
+    )
+
+
+@dataclass
+class _Plan:
+    """One entity's part of a batch, once probed."""
+
+    changed_json: str = "[]"
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    close_ids: list[int] = field(default_factory=list)
+
+    @property
+    def change(self) -> EntityChange:
+        return EntityChange(
+            added=len(self.created), updated=len(self.updated), deleted=len(self.deleted)
+        )
+
+
+def _plan_upserts(cursor, entity: str, t: EntityTables, rows: Sequence[dict],  # type: ignore[no-untyped-def]
+                  source_id: int, plan: _Plan) -> None:
+    _check_rows(entity, t, rows)
+    cursor.execute(_probe_sql(t), [json.dumps(list(rows), default=_json_default)])
+    own: dict[str, tuple[int, bytes]] = {}
+    hashes: dict[str, bytes] = {}
+    for sid, new_hash, old_id, owner, old_hash in cursor.fetchall():
+        hashes[sid] = bytes(new_hash)
+        if old_id is None:
+            continue
+        if owner != source_id:
+            raise _refuse_foreign(entity, sid)
+        own[sid] = (old_id, bytes(old_hash))
+    changed = []
+    for row in rows:
+        sid = row["sourced_id"]
+        current = own.get(sid)
+        if current is None:
+            plan.created.append(sid)
+        elif current[1] == hashes[sid]:
+            plan.unchanged.append(sid)
+            continue
+        else:
+            plan.updated.append(sid)
+            plan.close_ids.append(current[0])
+        changed.append(row)
+    plan.changed_json = json.dumps(changed, default=_json_default)
+
+
+def _plan_deletes(cursor, entity: str, t: EntityTables, sids: Sequence[str],  # type: ignore[no-untyped-def]
+                  source_id: int, plan: _Plan) -> None:
+    wanted = list(dict.fromkeys(sids))
+    cursor.execute(_current_owners_sql(t), [wanted])
+    found: dict[str, int] = {}
+    for sid, row_id, owner in cursor.fetchall():
+        if owner != source_id:
+            raise _refuse_foreign(entity, sid)
+        found[sid] = row_id
+    for sid in wanted:
+        if sid in plan.created or sid in plan.updated or sid in plan.unchanged:
+            raise GradebookWriteError(
+                DUPLICATE_SOURCED_ID, ERROR_DUPLICATE.format(entity=entity, sid=sid),
+                entity=entity, sourced_id=sid,
+            )
+        if sid in found:
+            plan.deleted.append(sid)
+            plan.close_ids.append(found[sid])
+        else:
+            plan.missing.append(sid)
+
+
+def gradebook_write(
+    *,
+    source: Source,
+    upserts: Mapping[str, Sequence[dict]],
+    deletes: Mapping[str, Sequence[str]] | None = None,
+    actor: Any = None,
+) -> GradebookWriteOutcome:
+    """Create, update and delete ``source``'s gradebook rows as one new version.
+
+    ``upserts`` maps an entity (``categories``, ``lineItems``, ``results``,
+    ``scoreScales``) to full rows keyed by canonical column name (``sourced_id``,
+    ``line_item_sourced_id``, ``score`` ...; values typed or as their text). ``deletes``
+    maps an entity to sourcedIds to close. Atomic: a refused row (another owner's
+    sourcedId, a missing required column) refuses the whole batch. References are not
+    checked here: the caller knows what its writer may see (the REST spoke checks them
+    against the writer's release).
+    """
+    deletes = deletes or {}
+    for entity in (*upserts, *deletes):
+        _check_entity(entity)
+    plans: dict[str, _Plan] = {}
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Serialise this source's writes, so a probe cannot go stale before its apply.
+            apply_sql.lock_source(source.pk)
+            for entity in GRADEBOOK_ENTITIES:
+                rows = upserts.get(entity) or ()
+                sids = deletes.get(entity) or ()
+                if not rows and not sids:
+                    continue
+                t = TABLES[entity]
+                plan = plans[entity] = _Plan()
+                if rows:
+                    _plan_upserts(cursor, entity, t, rows, source.pk, plan)
+                if sids:
+                    _plan_deletes(cursor, entity, t, sids, source.pk, plan)
+            changes = ChangeSet(
+                by_entity={e: p.change for e, p in plans.items() if p.change.total}
+            )
+            version = None
+            if not changes.is_empty:
+                number = apply_sql.next_version_number()
+                for entity, plan in plans.items():
+                    t = TABLES[entity]
+                    if plan.close_ids:
+                        cursor.execute(_close_sql(t), [number, plan.close_ids])
+                    if plan.created or plan.updated:
+                        cursor.execute(_insert_sql(t), [source.pk, number, plan.changed_json])
+                version = _version_create(
+                    number=number, source=source, changes=changes, kind=VERSION_KIND,
+                    actor=actor if getattr(actor, "pk", None) else None,
+                )
+    except DataError as exc:
+        # A value PostgreSQL cannot read as its column's type ("abc" as a score): the
+        # whole batch was rolled back. Callers validate first; this keeps the promise.
+        detail = str(exc).splitlines()[0]
+        raise GradebookWriteError(BAD_VALUE, ERROR_BAD_VALUE.format(detail=detail)) from exc
+    return GradebookWriteOutcome(
+        version=version,
+        created={e: tuple(p.created) for e, p in plans.items() if p.created},
+        updated={e: tuple(p.updated) for e, p in plans.items() if p.updated},
+        unchanged={e: tuple(p.unchanged) for e, p in plans.items() if p.unchanged},
+        deleted={e: tuple(p.deleted) for e, p in plans.items() if p.deleted},
+        missing={e: tuple(p.missing) for e, p in plans.items() if p.missing},
+    )

@@ -1,0 +1,267 @@
+"""Gradebook writes: a version per batch, owned by the writer, idempotent, never touching
+another source's rows; SIS imports and rollbacks leave a tool's grades alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from apps.roster import gradebook
+from apps.roster.gradebook import GradebookWriteError, gradebook_write, integration_source
+from apps.roster.ingest.staging import TABLES
+from apps.roster.models import LineItem, Result, RosterOutbox, RosterVersion, Source, SourceKind
+from apps.roster.selectors import roster_current
+from apps.roster.services import roster_rollback
+from tests.roster.builders import small_district
+from tests.vendors.factories import IntegrationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def gradebook_feed(students: int = 3) -> dict:
+    """The small district with the SIS's own category, line item and one result."""
+    feed = small_district(students=students)
+    feed["categories"] = [{"sourcedId": "cat-sis", "title": "Homework"}]
+    feed["lineItems"] = [{
+        "sourcedId": "li-sis", "title": "Term test", "assignDate": "2024-10-01",
+        "dueDate": "2024-10-08", "classSourcedId": "cls1", "categorySourcedId": "cat-sis",
+        "academicSessionSourcedId": "term1", "resultValueMin": "0", "resultValueMax": "100",
+        "schoolSourcedId": "sch1",
+    }]
+    feed["results"] = [{
+        "sourcedId": "res-sis-s1", "lineItemSourcedId": "li-sis", "studentSourcedId": "s1",
+        "scoreStatus": "fully graded", "score": "71", "scoreDate": "2024-10-09",
+    }]
+    return feed
+
+
+def line_item(sid: str = "li-tool", **extra) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "sourced_id": sid, "title": "Quiz 1", "description": None,
+        "assign_date": dt.date(2024, 10, 2), "due_date": dt.date(2024, 10, 3),
+        "class_sourced_id": "cls1", "category_sourced_id": "cat-sis",
+        "academic_session_sourced_id": "term1", "result_value_min": Decimal("0"),
+        "result_value_max": Decimal("10"), "school_sourced_id": "sch1", **extra,
+    }
+
+
+def result(sid: str, student: str, score: str | None = "7", *, item: str = "li-tool",
+           status: str = "fully graded", **extra) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "sourced_id": sid, "line_item_sourced_id": item, "student_sourced_id": student,
+        "score_status": status, "score": score, "score_date": "2024-10-03",
+        "class_sourced_id": "cls1", **extra,
+    }
+
+
+@pytest.fixture
+def tool() -> Source:
+    return integration_source(integration=IntegrationFactory())
+
+
+@pytest.fixture
+def sis_world(import_feed):  # type: ignore[no-untyped-def]
+    return import_feed(gradebook_feed())
+
+
+def current_results(source: Source | None = None) -> dict[str, Decimal | None]:
+    return dict(roster_current(Result, source=source).values_list("sourced_id", "score"))
+
+
+def test_an_integration_has_one_stable_source_of_kind_integration():
+    integration = IntegrationFactory()
+    first = integration_source(integration=integration)
+    integration.name = "Renamed"
+    integration.save()
+    assert integration_source(integration=integration) == first
+    assert first.kind == SourceKind.INTEGRATION
+    assert first.name == f"integration-{integration.pk}"
+
+
+def test_a_write_batch_is_one_version_with_only_its_rows_and_an_outbox_row(sis_world, tool):
+    before = RosterVersion.objects.count()
+
+    outcome = gradebook_write(
+        source=tool,
+        upserts={"lineItems": [line_item()],
+                 "results": [result("r1", "s1"), result("r2", "s2", "12")]},
+    )
+
+    version = outcome.version
+    assert RosterVersion.objects.count() == before + 1
+    assert version.source == tool and version.kind == "gradebook"
+    assert version.added == 3 and version.updated == 0 and version.deleted == 0
+    assert version.by_entity == {
+        "lineItems": {"added": 1, "updated": 0, "deleted": 0, "stale": 0},
+        "results": {"added": 2, "updated": 0, "deleted": 0, "stale": 0},
+    }
+    assert RosterOutbox.objects.get(version=version).payload["kind"] == "gradebook"
+    assert outcome.created == {"lineItems": ("li-tool",), "results": ("r1", "r2")}
+    # only the three written rows carry the new version: not a copy of the world
+    opened = sum(
+        t.model.objects.filter(valid_from_version=version.number).count()
+        for t in TABLES.values()
+    )
+    assert opened == 3
+    assert current_results(tool) == {"r1": Decimal("7"), "r2": Decimal("12")}
+
+
+def test_an_identical_write_creates_no_version(sis_world, tool):
+    gradebook_write(source=tool, upserts={"lineItems": [line_item()],
+                                          "results": [result("r1", "s1", "7.0")]})
+    before = RosterVersion.objects.count()
+
+    outcome = gradebook_write(source=tool, upserts={"results": [result("r1", "s1", "7")]})
+
+    assert outcome.version is None
+    assert outcome.unchanged == {"results": ("r1",)}
+    assert RosterVersion.objects.count() == before
+
+
+def test_a_changed_score_closes_the_old_row_and_opens_a_new_one(sis_world, tool):
+    first = gradebook_write(source=tool, upserts={"lineItems": [line_item()],
+                                                  "results": [result("r1", "s1", "7")]})
+    outcome = gradebook_write(
+        source=tool, upserts={"results": [result("r1", "s1", "9", status="partially graded")]}
+    )
+
+    assert outcome.updated == {"results": ("r1",)} and outcome.version.updated == 1
+    history = Result.objects.filter(sourced_id="r1").order_by("valid_from_version")
+    assert [(r.score, r.valid_from_version, r.valid_to_version) for r in history] == [
+        (Decimal("7"), first.version.number, outcome.version.number),
+        (Decimal("9"), outcome.version.number, None),
+    ]
+
+
+def test_the_row_hash_is_the_one_ingest_computes(sis_world, tool):
+    gradebook_write(source=tool, upserts={
+        "lineItems": [line_item()],
+        "results": [result("r1", "s1", "7", comment="Well done", late=True)],
+        "scoreScales": [{"sourced_id": "ss1", "title": "A-E", "type": "letter",
+                         "org_sourced_id": "sch1", "course_sourced_id": "crs1",
+                         "class_sourced_id": "cls1", "score_scale_value": ["A", "B, or C"]}],
+        "categories": [{"sourced_id": "cat-tool", "title": "Quizzes", "weight": "12.5"}],
+    })
+    with connection.cursor() as cursor:
+        for entity in ("categories", "lineItems", "results", "scoreScales"):
+            t = TABLES[entity]
+            # the SIS's rows were hashed by ingest from staging; the tool's by the writer
+            cursor.execute(
+                f"SELECT source_id, count(*) FILTER (WHERE content_hash = "  # noqa: S608
+                f"{t.hash_sql('r', staged=False)}), count(*) FROM {t.table} r GROUP BY 1"
+            )
+            for _source, matching, total in cursor.fetchall():
+                assert matching == total, entity
+
+
+def test_writing_a_row_another_source_owns_is_refused_and_nothing_is_applied(sis_world, tool):
+    before = RosterVersion.objects.count()
+
+    with pytest.raises(GradebookWriteError) as refused:
+        gradebook_write(source=tool, upserts={
+            "results": [result("r1", "s1"), result("res-sis-s1", "s1", "100", item="li-sis")],
+        })
+
+    assert refused.value.code == gradebook.NOT_OWNER
+    assert refused.value.sourced_id == "res-sis-s1"
+    assert RosterVersion.objects.count() == before
+    assert current_results() == {"res-sis-s1": Decimal("71")}
+
+
+def test_a_tool_cannot_delete_or_overwrite_another_tools_result(sis_world, tool):
+    other = integration_source(integration=IntegrationFactory())
+    gradebook_write(source=tool, upserts={"lineItems": [line_item()],
+                                          "results": [result("r1", "s1")]})
+
+    for attempt in (
+        {"upserts": {"results": [result("r1", "s1", "0")]}},
+        {"upserts": {}, "deletes": {"results": ["r1"]}},
+    ):
+        with pytest.raises(GradebookWriteError) as refused:
+            gradebook_write(source=other, **attempt)
+        assert refused.value.code == gradebook.NOT_OWNER
+
+    assert current_results(tool) == {"r1": Decimal("7")}
+
+
+def test_deleting_closes_only_the_writers_row_and_reports_missing_ones(sis_world, tool):
+    gradebook_write(source=tool, upserts={"lineItems": [line_item()],
+                                          "results": [result("r1", "s1")]})
+
+    outcome = gradebook_write(source=tool, upserts={}, deletes={"results": ["r1", "nope"]})
+
+    assert outcome.deleted == {"results": ("r1",)} and outcome.missing == {"results": ("nope",)}
+    assert outcome.version.deleted == 1
+    assert "r1" not in current_results()
+    # deleting again changes nothing and writes no version
+    again = gradebook_write(source=tool, upserts={}, deletes={"results": ["r1"]})
+    assert again.version is None and again.missing == {"results": ("r1",)}
+
+
+@pytest.mark.parametrize(
+    ("upserts", "code"),
+    [
+        ({"users": [{"sourced_id": "u1"}]}, gradebook.UNKNOWN_ENTITY),
+        ({"results": [result("r1", "s1", shoe_size=4)]}, gradebook.UNKNOWN_COLUMN),
+        ({"results": [result("r1", "s1", score_status=None)]}, gradebook.MISSING_COLUMN),
+        ({"results": [result("r1", "s1"), result("r1", "s2")]}, gradebook.DUPLICATE_SOURCED_ID),
+        ({"results": [result("r1", "s1", "lots")]}, gradebook.BAD_VALUE),
+    ],
+)
+def test_a_bad_batch_is_refused_whole_with_a_code(sis_world, tool, upserts, code):
+    before = RosterVersion.objects.count()
+    with pytest.raises(GradebookWriteError) as refused:
+        gradebook_write(source=tool, upserts={"lineItems": [line_item()], **upserts})
+    assert refused.value.code == code
+    assert RosterVersion.objects.count() == before
+    assert not roster_current(LineItem, source=tool).exists()
+
+
+def test_a_sis_bulk_import_after_tool_writes_leaves_the_tools_results_intact(
+    import_feed, sis_world, tool
+):
+    gradebook_write(source=tool, upserts={"lineItems": [line_item()],
+                                          "results": [result("r1", "s1"), result("r2", "s2")]})
+    # the SIS sends its gradebook again in bulk, without any of the tool's rows (and with
+    # its own result changed), which deletes whatever else the SIS owned
+    feed = gradebook_feed()
+    feed["results"][0]["score"] = "75"
+
+    run = import_feed(feed)
+
+    assert run.state == "applied"
+    assert current_results(tool) == {"r1": Decimal("7"), "r2": Decimal("7")}
+    assert roster_current(LineItem, source=tool).count() == 1
+    assert current_results()["res-sis-s1"] == Decimal("75")
+
+
+def test_a_sis_rollback_after_tool_writes_leaves_the_tools_results_intact(
+    import_feed, sis_world, tool
+):
+    sis = Source.objects.get(name="sis")
+    first = sis_world.version.number
+    feed = gradebook_feed()
+    feed["results"][0]["score"] = "80"
+    import_feed(feed)
+    gradebook_write(source=tool, upserts={"lineItems": [line_item()],
+                                          "results": [result("r1", "s1")]})
+
+    rolled = roster_rollback(source=sis, to_version=first)
+
+    assert rolled is not None and rolled.updated == 1
+    assert current_results() == {"res-sis-s1": Decimal("71"), "r1": Decimal("7")}
+    assert roster_current(LineItem, source=tool).count() == 1
+
+
+def test_a_tool_can_roll_back_its_own_writes_without_touching_the_sis(sis_world, tool):
+    first = gradebook_write(source=tool, upserts={"lineItems": [line_item()],
+                                                  "results": [result("r1", "s1")]})
+    gradebook_write(source=tool, upserts={"results": [result("r1", "s1", "2"),
+                                                      result("r2", "s2")]})
+
+    roster_rollback(source=tool, to_version=first.version.number)
+
+    assert current_results() == {"res-sis-s1": Decimal("71"), "r1": Decimal("7")}
