@@ -28,8 +28,10 @@ STATUS = "status"  # always "active": closed rows are never served
 USER_IDS = "user_ids"  # [{type, identifier}] from "type:identifier" strings
 ROLES = "roles"  # a user's roles at released orgs
 CHILDREN = "children"  # an org's or session's children in the release
+NUMBER = "number"  # a decimal column rendered as a JSON number (scores, weights)
+SCALE_VALUES = "scale_values"  # [{itemValueLHS, itemValueRHS}] from "{lhs:rhs}" strings
 
-SCALAR_KINDS = frozenset({STR, DATETIME, DATE, BOOL, YEAR, STATUS})
+SCALAR_KINDS = frozenset({STR, DATETIME, DATE, BOOL, YEAR, STATUS, NUMBER})
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import reduce
 from operator import and_, or_
 
@@ -238,6 +239,14 @@ def _typed_value(f: E.Field, p: Predicate) -> object:
         if not (p.value.isascii() and p.value.isdigit() and len(p.value) <= 4):
             raise _bad_value(p.field, "expected a year")
         return int(p.value)
+    if f.kind == E.NUMBER:
+        try:
+            number = Decimal(p.value)
+        except InvalidOperation:
+            number = None
+        if number is None or not number.is_finite() or len(p.value) > 40:
+            raise _bad_value(p.field, "expected a number")
+        return number
     return p.value
 
 

@@ -84,7 +84,9 @@ def _ref_sql(value_sql: str, ref_type: str, href: str) -> tuple[str, list]:
 
 
 # Kinds whose SQL is already JSON (the others are scalars turned into JSON with to_json).
-_JSON_KINDS = frozenset({E.STRLIST, E.REF, E.REFS, E.USER_IDS, E.ROLES, E.CHILDREN})
+_JSON_KINDS = frozenset(
+    {E.STRLIST, E.REF, E.REFS, E.USER_IDS, E.ROLES, E.CHILDREN, E.SCALE_VALUES}
+)
 
 
 def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # type: ignore[no-untyped-def]
@@ -147,6 +149,17 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
             "FROM roster_role ro WHERE ro.valid_to_version IS NULL "
             "AND ro.user_sourced_id = r._rid AND ro.org_sourced_id = ANY(%s)), '[]'::json)",
             [*params, sorted(release.org_sourced_ids)],
+        )
+    if f.kind == E.NUMBER:
+        return f"{col}::float8", []
+    if f.kind == E.SCALE_VALUES:
+        x = "trim(both '{}' from e.v)"
+        return (
+            "(SELECT json_agg(json_build_object("
+            f"'itemValueLHS', split_part({x}, ':', 1), "
+            f"'itemValueRHS', substr({x}, position(':' in {x}) + 1)) ORDER BY e.n) "
+            f"FROM unnest({col}) WITH ORDINALITY AS e(v, n))",
+            [],
         )
     if f.kind == E.CHILDREN:
         ref, params = _ref_sql("c.sourced_id", f.ref_type, href)
