@@ -194,3 +194,87 @@ class DeepLinkingRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Deep Linking request {self.pk}"
+
+
+# --- LTI Advantage services ---------------------------------------------------------------------
+
+
+class LtiContext(models.Model):
+    """A class as one deployment of a tool sees it; its id is what service URLs carry.
+
+    A random UUID rather than the class's sourcedId: the URL never names the school's
+    identifier, and it stays valid when a client lowercases it (pylti1p3 lowercases the
+    ``Link`` header it pages with).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    registration = models.ForeignKey(ToolRegistration, on_delete=models.CASCADE,
+                                     related_name="contexts")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
+    class_sourced_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "LTI context"
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "class_sourced_id"],
+                                    name="lti_context_one_per_class"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.class_sourced_id} ({self.deployment})"
+
+
+class ServiceToken(models.Model):
+    """An access token ``/lti/token`` issued: opaque to the tool, only its hash stored here.
+
+    Bound to the tool, the scopes granted and (when the tool named one, or has only one) a
+    deployment. Checked on every service call, together with the release, so an expiry, a
+    revocation, a suspension or a withdrawn approval acts on the next call.
+    """
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    registration = models.ForeignKey(ToolRegistration, on_delete=models.CASCADE,
+                                     related_name="service_tokens")
+    deployment = models.ForeignKey(Deployment, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="+",
+                                   help_text="Empty: any deployment of the tool.")
+    scopes = ArrayField(models.CharField(max_length=255), default=list)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="lti_token_expiry")]
+
+    def __str__(self) -> str:
+        return f"token {self.pk} of {self.registration_id}"
+
+
+class TokenOutcome(models.TextChoices):
+    GRANTED = "granted", "Granted"
+    REFUSED = "refused", "Refused"
+
+
+class TokenRequest(models.Model):
+    """Every request to ``/lti/token``, granted or refused: who asked, for what, and why a
+    refusal was refused (our reason, not the assertion, which is never stored)."""
+
+    at = models.DateTimeField()
+    client_id = models.CharField(max_length=100, blank=True)
+    registration = models.ForeignKey(ToolRegistration, null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    outcome = models.CharField(max_length=10, choices=TokenOutcome.choices)
+    error = models.CharField(max_length=40, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    scopes_requested = ArrayField(models.CharField(max_length=255), default=list)
+    scopes_granted = ArrayField(models.CharField(max_length=255), default=list)
+    token = models.ForeignKey(ServiceToken, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["registration", "at"], name="lti_tokenreq_reg_at")]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.client_id} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.lti import views
+from apps.lti import apis, views
 
 app_name = "lti"
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("launch/logout/", views.PortalLogoutView.as_view(), name="logout"),
     path("lti/auth", views.auth, name="auth"),
     path("lti/deep-linking/return", views.deep_linking_return, name="deep-linking-return"),
+    path("lti/token", apis.token, name="token"),
 ]

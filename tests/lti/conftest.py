@@ -82,11 +82,12 @@ class Registered:
 
 def register_tool(*, claims: tuple[str, ...] = (), services=("lti.launch", "lti.deep_linking"),  # type: ignore[no-untyped-def]
                   orgs=("dist",), approve: bool = True, name: str | None = None,
-                  field_classes: tuple[str, ...] = ()) -> Registered:
+                  field_classes: tuple[str, ...] = (), scopes: tuple[str, ...] = (),
+                  pseudonymised: bool = True) -> Registered:
     vendor = world.vendor()
     integration = Integration.objects.create(
         vendor=vendor, name=name or f"Tool of {vendor.name}", kind=IntegrationKind.LTI_TOOL,
-        status=IntegrationStatus.ACTIVE, pseudonymised=True,
+        status=IntegrationStatus.ACTIVE, pseudonymised=pseudonymised,
     )
     private_pem, public_pem = rsa_key_pair()
     registration = registration_create(
@@ -94,7 +95,7 @@ def register_tool(*, claims: tuple[str, ...] = (), services=("lti.launch", "lti.
         target_link_uris=[TARGET_LINK_URI], public_key_pem=public_pem,
     )
     if approve:
-        world.approve(integration, orgs=orgs, services=tuple(services), scopes=(),
+        world.approve(integration, orgs=orgs, services=tuple(services), scopes=tuple(scopes),
                       field_classes=field_classes, claims=claims)
     return Registered(integration, registration, private_pem, public_pem)
 
