@@ -7,6 +7,7 @@ writes its samples to that directory and ``/metrics`` aggregates them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,8 +35,20 @@ JOB_FAILURES = Counter(
 )
 
 
+# Called before each exposition, so gauges that describe the hub (queue depth, delivery lag)
+# are read at scrape time by the worker that serves it (see apps/monitoring/metrics.py).
+_SCRAPE_HOOKS: list[Callable[[], None]] = []
+
+
+def add_scrape_hook(hook: Callable[[], None]) -> None:
+    if hook not in _SCRAPE_HOOKS:
+        _SCRAPE_HOOKS.append(hook)
+
+
 def exposition() -> tuple[bytes, str]:
     """The text exposition of every metric, merged across processes when multiprocess."""
+    for hook in _SCRAPE_HOOKS:
+        hook()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

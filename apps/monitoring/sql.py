@@ -1,0 +1,194 @@
+"""The monitoring app's set-based SQL, named and kept in one place (tested on PostgreSQL).
+
+Every statement reads base-layer and roster tables only; none touches a spoke's tables.
+"""
+
+from __future__ import annotations
+
+from apps.roster.models import CANONICAL_MODELS
+
+# A row is part of version N when N lies in [valid_from_version, valid_to_version).
+_AS_OF = (
+    "{a}.valid_from_version <= t.number"
+    " AND ({a}.valid_to_version IS NULL OR {a}.valid_to_version > t.number)"
+)
+
+
+def _totals() -> str:
+    parts = []
+    for entity, model in CANONICAL_MODELS.items():
+        # table names come from the models, never from input
+        parts.append(
+            f"'{entity}', (SELECT count(*) FROM {model._meta.db_table} r "  # noqa: S608
+            f"WHERE {_AS_OF.format(a='r').replace('t.number', 'v.number')})"
+        )
+    return "jsonb_build_object(" + ", ".join(parts) + ")"
+
+
+# One statement per version: the summary row (totals per entity as of the version) and its
+# counts per org and role (users from roles, enrolments per school, classes per school).
+# ON CONFLICT DO NOTHING makes a second run for the same version a no-op.
+ROSTER_TELEMETRY_RECORD = f"""
+WITH t AS (
+    INSERT INTO monitoring_rosterversiontelemetry
+        (version_id, number, source_name, applied_at, kind, added, updated, deleted, changes,
+         totals, computed_at)
+    SELECT v.id, v.number, s.name, v.created_at, v.kind, v.added, v.updated, v.deleted,
+           v.by_entity, {_totals()}, now()
+    FROM roster_rosterversion v JOIN roster_source s ON s.id = v.source_id
+    WHERE v.id = %(version_id)s
+    ON CONFLICT (version_id) DO NOTHING
+    RETURNING id, number
+)
+INSERT INTO monitoring_rostercount (telemetry_id, kind, entity, org_sourced_id, role, count)
+SELECT t.id, 'users_by_org_role', 'users', r.org_sourced_id, r.role,
+       count(DISTINCT r.user_sourced_id)
+FROM t JOIN roster_role r ON {_AS_OF.format(a='r')}
+GROUP BY t.id, r.org_sourced_id, r.role
+UNION ALL
+SELECT t.id, 'enrolments_by_org_role', 'enrollments', e.school_sourced_id, e.role, count(*)
+FROM t JOIN roster_enrollment e ON {_AS_OF.format(a='e')}
+GROUP BY t.id, e.school_sourced_id, e.role
+UNION ALL
+SELECT t.id, 'entity_by_org', 'classes', c.school_sourced_id, '', count(*)
+FROM t JOIN roster_class c ON {_AS_OF.format(a='c')}
+GROUP BY t.id, c.school_sourced_id
+"""  # noqa: S608
+
+# Versions applied that have no telemetry yet, oldest first (the beat task's work list).
+ROSTER_VERSIONS_WITHOUT_TELEMETRY = """
+SELECT v.id FROM roster_rosterversion v
+WHERE NOT EXISTS (SELECT 1 FROM monitoring_rosterversiontelemetry t WHERE t.version_id = v.id)
+ORDER BY v.number
+LIMIT %(limit)s
+"""
+
+# Access telemetry per integration and day, recomputed from the hourly aggregate and the
+# disclosure ledger for a range of days (idempotent: the days' rows are replaced).
+# Token requests are the endpoints ending in /token (OAuth for REST, LTI's token endpoint);
+# score posts are AGS calls on a /scores endpoint; deliveries are CSV runs.
+ACCESS_ACTIVITY_ROLLUP = """
+WITH hourly AS (
+    SELECT h.integration_id, (h.hour AT TIME ZONE %(tz)s)::date AS day,
+           sum(h.requests) AS requests, sum(h.errors) AS errors, sum(h.records) AS records,
+           coalesce(sum(h.requests - h.errors) FILTER (WHERE h.endpoint LIKE '%%/token'), 0)
+               AS token_grants,
+           coalesce(sum(h.errors) FILTER (WHERE h.endpoint LIKE '%%/token'), 0)
+               AS token_failures,
+           coalesce(sum(h.requests) FILTER (
+               WHERE h.channel = 'oneroster_rest' AND h.endpoint NOT LIKE '%%/token'), 0)
+               AS rest_requests,
+           coalesce(sum(h.requests - h.errors) FILTER (
+               WHERE h.channel IN ('lti_launch', 'lti_deep_linking')), 0) AS launches,
+           coalesce(sum(h.requests) FILTER (WHERE h.channel = 'lti_nrps'), 0) AS nrps_calls,
+           coalesce(sum(h.requests) FILTER (
+               WHERE h.channel = 'lti_ags' AND h.endpoint LIKE '%%score%%'), 0) AS score_posts,
+           coalesce(sum(h.requests) FILTER (WHERE h.channel = 'oneroster_csv'), 0) AS deliveries,
+           coalesce(sum(h.errors) FILTER (WHERE h.channel = 'oneroster_csv'), 0)
+               AS delivery_failures
+    FROM audit_accesshourly h
+    WHERE h.hour >= (%(start)s::date)::timestamp AT TIME ZONE %(tz)s
+      AND h.hour < (%(end)s::date + 1)::timestamp AT TIME ZONE %(tz)s
+    GROUP BY 1, 2
+), disclosed AS (
+    SELECT d.integration_id, g.day::date AS day, count(DISTINCT d.user_sourced_id) AS users
+    FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
+    JOIN audit_disclosure d ON d.first_day <= g.day::date AND d.last_day >= g.day::date
+    GROUP BY 1, 2
+)
+INSERT INTO monitoring_integrationactivity
+    (integration_id, day, requests, errors, records, users_disclosed, token_grants,
+     token_failures, rest_requests, launches, nrps_calls, score_posts, deliveries,
+     delivery_failures)
+SELECT coalesce(h.integration_id, d.integration_id), coalesce(h.day, d.day),
+       coalesce(h.requests, 0), coalesce(h.errors, 0), coalesce(h.records, 0),
+       coalesce(d.users, 0), coalesce(h.token_grants, 0), coalesce(h.token_failures, 0),
+       coalesce(h.rest_requests, 0), coalesce(h.launches, 0), coalesce(h.nrps_calls, 0),
+       coalesce(h.score_posts, 0), coalesce(h.deliveries, 0), coalesce(h.delivery_failures, 0)
+FROM hourly h
+FULL JOIN disclosed d ON d.integration_id IS NOT DISTINCT FROM h.integration_id AND d.day = h.day
+ON CONFLICT (integration_id, day) DO UPDATE SET
+    requests = EXCLUDED.requests, errors = EXCLUDED.errors, records = EXCLUDED.records,
+    users_disclosed = EXCLUDED.users_disclosed, token_grants = EXCLUDED.token_grants,
+    token_failures = EXCLUDED.token_failures, rest_requests = EXCLUDED.rest_requests,
+    launches = EXCLUDED.launches, nrps_calls = EXCLUDED.nrps_calls,
+    score_posts = EXCLUDED.score_posts, deliveries = EXCLUDED.deliveries,
+    delivery_failures = EXCLUDED.delivery_failures
+"""
+
+# Per integration: requests of one channel filter in the recent window and the mean per
+# window over the baseline days before it (days without traffic count as zero).
+ACCESS_WINDOW_VS_BASELINE = """
+SELECT h.integration_id,
+       coalesce(sum(h.{measure}) FILTER (WHERE h.hour >= %(window_start)s), 0) AS current,
+       coalesce(sum(h.{measure}) FILTER (WHERE h.hour < %(window_start)s), 0)::float
+           / %(baseline_windows)s AS baseline,
+       count(DISTINCT date_trunc('day', h.hour)) FILTER (WHERE h.hour < %(window_start)s)
+           AS baseline_days
+FROM audit_accesshourly h
+WHERE h.integration_id IS NOT NULL
+  AND h.hour >= %(baseline_start)s AND h.hour < %(now)s
+  AND {channel_filter}
+GROUP BY h.integration_id
+"""
+
+# Per integration and hour of day: requests in the recent window, and the share of the
+# baseline's requests that fell in that hour of day.
+ACCESS_HOURS_VS_BASELINE = """
+WITH base AS (
+    SELECT integration_id, extract(hour FROM hour AT TIME ZONE %(tz)s)::int AS hod,
+           sum(requests) AS requests
+    FROM audit_accesshourly
+    WHERE integration_id IS NOT NULL AND hour >= %(baseline_start)s AND hour < %(window_start)s
+    GROUP BY 1, 2
+), totals AS (
+    SELECT integration_id, sum(requests) AS total,
+           count(DISTINCT hod) AS active_hours
+    FROM base GROUP BY 1
+), recent AS (
+    SELECT integration_id, extract(hour FROM hour AT TIME ZONE %(tz)s)::int AS hod,
+           sum(requests) AS requests
+    FROM audit_accesshourly
+    WHERE integration_id IS NOT NULL AND hour >= %(window_start)s AND hour < %(now)s
+    GROUP BY 1, 2
+)
+SELECT r.integration_id, r.hod, r.requests, coalesce(b.requests, 0)::float / t.total AS share,
+       t.total
+FROM recent r
+JOIN totals t USING (integration_id)
+LEFT JOIN base b ON b.integration_id = r.integration_id AND b.hod = r.hod
+WHERE r.requests >= %(min_volume)s
+  AND t.total >= %(min_volume)s
+  AND coalesce(b.requests, 0)::float / t.total < %(threshold)s
+ORDER BY r.integration_id, r.hod
+"""
+
+# Refused token requests per client in the window (recent log: it has the client id).
+TOKEN_FAILURES_BY_CLIENT = """
+SELECT client_id, max(integration_id) AS integration_id, count(*) AS failures,
+       min(occurred_at) AS first_at, max(occurred_at) AS last_at
+FROM audit_accessrecord
+WHERE occurred_at >= %(since)s AND endpoint LIKE '%%/token' AND status_code >= 400
+  AND client_id <> ''
+GROUP BY client_id
+HAVING count(*) >= %(threshold)s
+ORDER BY failures DESC
+"""  # noqa: S105
+
+# CSV destinations: the last successful delivery per live integration against the newest
+# roster version, and failures in the window.
+DELIVERY_STATE = """
+SELECT i.id, i.name,
+       (SELECT max(a.occurred_at) FROM audit_accessrecord a
+        WHERE a.integration_id = i.id AND a.channel = 'oneroster_csv' AND a.status_code < 400)
+           AS last_ok,
+       (SELECT max(h.hour) FROM audit_accesshourly h
+        WHERE h.integration_id = i.id AND h.channel = 'oneroster_csv'
+          AND h.requests > h.errors) AS last_ok_hour,
+       (SELECT coalesce(sum(h.errors), 0) FROM audit_accesshourly h
+        WHERE h.integration_id = i.id AND h.channel = 'oneroster_csv'
+          AND h.hour >= %(since)s) AS failures
+FROM vendors_integration i JOIN vendors_vendor v ON v.id = i.vendor_id
+WHERE i.kind = 'oneroster_csv' AND i.status = 'active' AND v.status = 'active'
+ORDER BY i.id
+"""

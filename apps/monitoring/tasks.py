@@ -1,0 +1,31 @@
+"""Celery tasks of the monitoring app: thin calls into services, idempotent by construction."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.monitoring import notifications, services
+
+
+@shared_task(name="monitoring.roster_telemetry")
+def roster_telemetry() -> list[int]:
+    return services.roster_telemetry_catch_up()
+
+
+@shared_task(name="monitoring.access_rollup")
+def access_rollup() -> int:
+    return services.access_activity_rollup_recent()
+
+
+@shared_task(name="monitoring.rules_evaluate")
+def rules_evaluate() -> dict:
+    # telemetry first, so the rules judge the newest version and today's traffic
+    services.roster_telemetry_catch_up()
+    services.access_activity_rollup_recent()
+    report = services.rules_evaluate()
+    return {"fired": report.fired, "failed": report.failed}
+
+
+@shared_task(name="monitoring.notifications_send")
+def notifications_send() -> dict:
+    return notifications.notifications_send()
