@@ -69,6 +69,11 @@ _LTI_REGISTRATION_EDIT = (
     "lti.view_toolregistration", "lti.add_toolregistration", "lti.change_toolregistration",
 )
 
+# Offboarding records and their evidence, and the signed control packs exported so far.
+_OFFBOARDING_RECORDS = _view(
+    "offboarding.offboarding", "offboarding.offboardingstep", "offboarding.controlpack"
+)
+
 ROLES: tuple[Role, ...] = (
     Role(
         key=GOVERNANCE,
@@ -95,7 +100,11 @@ ROLES: tuple[Role, ...] = (
         + _LTI_REGISTRATION_EDIT
         + ("lti.view_deployment", "lti.add_deployment", "lti.change_deployment",
            "lti.view_resourcelink")
-        + ("accounts.view_rosterlink", "accounts.add_rosterlink", "accounts.change_rosterlink"),
+        + ("accounts.view_rosterlink", "accounts.add_rosterlink", "accounts.change_rosterlink")
+        # offboarding (run it, sign the certificate), control packs, a pupil's disclosures
+        + _OFFBOARDING_RECORDS
+        + ("offboarding.add_offboarding", "offboarding.run_offboarding",
+           "offboarding.export_controlpack", "offboarding.view_disclosurehistory"),
     ),
     Role(
         key=SAFEGUARDING,
@@ -145,7 +154,9 @@ ROLES: tuple[Role, ...] = (
         + _APPROVAL_RECORDS
         + _view("governance.integrationaccess")  # what each integration can see, read-only
         + _CREDENTIAL_RECORDS
-        + _view("lti.toolregistration", "lti.resourcelink"),
+        + _view("lti.toolregistration", "lti.resourcelink")
+        + _OFFBOARDING_RECORDS
+        + ("offboarding.export_controlpack",),  # signed control packs, read-only otherwise
     ),
 )
 

@@ -83,3 +83,16 @@ def test_only_safeguarding_officers_see_restricted_audit_details(
     page = client.get(url).content.decode()
     assert "court order R-7731" not in page
     assert "EXC-1" in page
+
+
+def test_auditors_export_control_packs_but_cannot_run_offboarding(staff_user_factory):
+    auditor = staff_user_factory(role="auditor")
+    governance = staff_user_factory(role="governance")
+
+    assert auditor.has_perm("offboarding.export_controlpack")
+    assert auditor.has_perm("offboarding.view_offboarding")
+    assert not auditor.has_perm("offboarding.run_offboarding")
+    assert not auditor.has_perm("offboarding.change_offboarding")
+    assert not auditor.has_perm("offboarding.view_disclosurehistory")
+    assert governance.has_perm("offboarding.run_offboarding")
+    assert governance.has_perm("offboarding.view_disclosurehistory")

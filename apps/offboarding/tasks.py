@@ -1,0 +1,25 @@
+"""Celery tasks of the offboarding app: thin calls into the services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.offboarding import services
+
+
+@shared_task(name="offboarding.contracts_ended")
+def contracts_ended_task() -> list[str]:
+    """Daily: open an offboarding (and alert) for every vendor whose contract has ended."""
+    return services.contracts_ended_open()
+
+
+@shared_task(name="offboarding.deletion_requests_chase")
+def deletion_requests_chase_task() -> list[str]:
+    """Daily: chase deletion confirmations that are overdue."""
+    return services.deletion_requests_chase()
+
+
+@shared_task(name="offboarding.access_after_close_check")
+def access_after_close_check_task() -> int:
+    """Every few minutes: alert any attempt by an offboarded integration."""
+    return len(services.access_after_close_check())
