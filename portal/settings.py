@@ -142,6 +142,7 @@ INSTALLED_APPS = [
     # spokes
     "apps.oneroster_api",
     "apps.lti",
+    "apps.delivery",
     "apps.monitoring",  # oversight: telemetry, rules, alert channels, dashboard
     "apps.offboarding",  # oversight: offboarding, control packs, disclosure history
     # sandbox seeding (composes the apps above)
@@ -415,6 +416,6 @@ INTERCHANGE_STAGING_RETENTION_DAYS = envint("INTERCHANGE_STAGING_RETENTION_DAYS"
 INTERCHANGE_ROSTER_DROP_DIR = env("INTERCHANGE_ROSTER_DROP_DIR", str(VAR_DIR / "roster-drop"))
 
 # Each app keeps its own beat schedule in apps/<app>/beat.py (plain data, safe to import here).
-for _app in ("audit", "keys", "governance", "roster", "oneroster_api", "monitoring",
+for _app in ("audit", "keys", "governance", "roster", "oneroster_api", "delivery", "monitoring",
              "offboarding"):
     CELERY_BEAT_SCHEDULE.update(importlib.import_module(f"apps.{_app}.beat").BEAT_SCHEDULE)

@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("apps.keys.urls")),
     path("", include("apps.oneroster_api.urls")),
     path("", include("apps.lti.urls")),
+    path("", include("apps.delivery.urls")),
     path("admin/", admin.site.urls),
 ]
