@@ -3,7 +3,7 @@ OpenAPI document and vendor page."""
 
 from django.urls import path, re_path
 
-from apps.oneroster_api import docs, oauth_views, views
+from apps.oneroster_api import docs, gradebook_urls, oauth_views, views
 from apps.oneroster_api.endpoints import BASE_PATH, ENDPOINTS
 
 app_name = "oneroster_api"
@@ -23,4 +23,5 @@ urlpatterns = [
         for ep in ENDPOINTS
     ],
     re_path(rf"^{_base}/.*$", views.unknown_endpoint),
+    *gradebook_urls.urlpatterns,
 ]
