@@ -20,6 +20,10 @@ class Command(BaseCommand):
     help = "Deliver the current bundle to an integration's destination and report the run."
 
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+        # --version names a roster version here: drop Django's program-version flag
+        builtin = parser._option_string_actions.get("--version")  # noqa: SLF001
+        if builtin is not None:
+            parser._handle_conflict_resolve(None, [("--version", builtin)])  # noqa: SLF001
         parser.add_argument("--integration", required=True)
         parser.add_argument("--version", type=int, default=None,
                             help="The roster version asked for (default: the latest).")
