@@ -120,7 +120,8 @@ ON CONFLICT (integration_id, day) DO UPDATE SET
 # window over the baseline days before it (days without traffic count as zero).
 ACCESS_WINDOW_VS_BASELINE = """
 SELECT h.integration_id,
-       coalesce(sum(h.{measure}) FILTER (WHERE h.hour >= %(window_start)s), 0) AS current,
+       coalesce(sum(h.{measure}) FILTER (WHERE h.hour >= %(window_start)s), 0)::bigint
+           AS current,
        coalesce(sum(h.{measure}) FILTER (WHERE h.hour < %(window_start)s), 0)::float
            / %(baseline_windows)s AS baseline,
        count(DISTINCT date_trunc('day', h.hour)) FILTER (WHERE h.hour < %(window_start)s)
@@ -142,12 +143,12 @@ WITH base AS (
     WHERE integration_id IS NOT NULL AND hour >= %(baseline_start)s AND hour < %(window_start)s
     GROUP BY 1, 2
 ), totals AS (
-    SELECT integration_id, sum(requests) AS total,
+    SELECT integration_id, sum(requests)::bigint AS total,
            count(DISTINCT hod) AS active_hours
     FROM base GROUP BY 1
 ), recent AS (
     SELECT integration_id, extract(hour FROM hour AT TIME ZONE %(tz)s)::int AS hod,
-           sum(requests) AS requests
+           sum(requests)::bigint AS requests
     FROM audit_accesshourly
     WHERE integration_id IS NOT NULL AND hour >= %(window_start)s AND hour < %(now)s
     GROUP BY 1, 2
@@ -187,7 +188,7 @@ SELECT i.id, i.name,
           AND h.requests > h.errors) AS last_ok_hour,
        (SELECT coalesce(sum(h.errors), 0) FROM audit_accesshourly h
         WHERE h.integration_id = i.id AND h.channel = 'oneroster_csv'
-          AND h.hour >= %(since)s) AS failures
+          AND h.hour >= %(since)s)::bigint AS failures
 FROM vendors_integration i JOIN vendors_vendor v ON v.id = i.vendor_id
 WHERE i.kind = 'oneroster_csv' AND i.status = 'active' AND v.status = 'active'
 ORDER BY i.id
