@@ -21,6 +21,8 @@ from apps.lti.selectors import LaunchContext
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 LTI_VERSION = "1.3.0"
 ID_TOKEN_SECONDS = 300
 PERSONAL_CLAIMS = ("name", "given_name", "family_name", "email")
@@ -161,3 +163,24 @@ def id_token_claims(
         }
     claims.update(personal_claims(ctx))
     return claims
+
+
+def context_path(context_id: Any) -> str:
+    return f"/lti/contexts/{context_id}"
+
+
+def service_claims(*, context_id: Any, nrps: bool, ags_scopes: list[str],
+                   lineitem_id: Any = None) -> dict[str, Any]:
+    """The Names and Roles and AGS claims of a launch, for the services it is approved for
+    (none of either when it is approved for neither). URLs are lowercase throughout."""
+    out: dict[str, Any] = {}
+    base = absolute(context_path(context_id))
+    if nrps:
+        out[NRPS_CLAIM] = {"context_memberships_url": base + "/memberships",
+                           "service_versions": ["2.0"]}
+    if ags_scopes:
+        endpoint: dict[str, Any] = {"scope": ags_scopes, "lineitems": base + "/lineitems"}
+        if lineitem_id is not None:
+            endpoint["lineitem"] = f"{base}/lineitems/{lineitem_id}"
+        out[AGS_CLAIM] = endpoint
+    return out

@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import secrets
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +45,7 @@ from apps.lti.models import (
     DeepLinkingRequest,
     Deployment,
     LaunchHint,
+    LtiContext,
     MessageType,
     ResourceLink,
     ResourceLinkOrigin,
@@ -335,6 +337,7 @@ def auth_respond(*, params: dict[str, str], user: Any) -> AuthOutcome:
         )
     payload = claims_.id_token_claims(ctx, hint=hint, nonce=params["nonce"], now=now,
                                       link=hint.resource_link, deep_linking_data=dl_data)
+    payload.update(_service_claims(ctx, link=hint.resource_link))
     id_token = sign_jwt(purpose=SigningKey.Purpose.LTI, payload=payload,
                         headers={"typ": "JWT"})
     channel = (Channel.LTI_DEEP_LINKING if hint.message_type == MessageType.DEEP_LINKING
@@ -350,6 +353,52 @@ def auth_respond(*, params: dict[str, str], user: Any) -> AuthOutcome:
         fields["state"] = state
     return AuthOutcome(status=200, redirect_uri=redirect_uri, fields=fields,
                        integration_id=registration.integration_id, client_id=client_id)
+
+
+CONTEXT_ENSURE_SQL = """
+WITH added AS (
+    INSERT INTO lti_lticontext (id, registration_id, deployment_id, class_sourced_id, created_at)
+    VALUES (%s, %s, %s, %s, now())
+    ON CONFLICT (deployment_id, class_sourced_id) DO NOTHING
+    RETURNING id
+)
+SELECT id FROM added
+UNION ALL
+SELECT id FROM lti_lticontext WHERE deployment_id = %s AND class_sourced_id = %s
+LIMIT 1
+"""
+
+
+def lti_context_ensure(*, registration: ToolRegistration, deployment: Deployment,
+                       class_sourced_id: str) -> Any:
+    """The id of the class's context for this deployment, created on first use (one
+    statement; a second read only if a concurrent launch created it a moment before)."""
+    params = [uuid.uuid4(), registration.pk, deployment.pk, class_sourced_id, deployment.pk,
+              class_sourced_id]
+    with connection.cursor() as cursor:
+        cursor.execute(CONTEXT_ENSURE_SQL, params)
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0]
+    return LtiContext.objects.values_list("id", flat=True).get(
+        deployment=deployment, class_sourced_id=class_sourced_id)
+
+
+def _service_claims(ctx: LaunchContext, *, link: ResourceLink | None) -> dict[str, Any]:
+    """NRPS and AGS claims, only for the services and scopes the tool is approved for."""
+    from apps.lti.tokens import approved_service_scopes
+
+    nrps, ags_scopes = approved_service_scopes(ctx.release)
+    if not nrps and not ags_scopes:
+        return {}
+    context_id = lti_context_ensure(registration=ctx.registration, deployment=ctx.deployment,
+                                    class_sourced_id=ctx.klass["sourced_id"])
+    return claims_.service_claims(context_id=context_id, nrps=nrps, ags_scopes=ags_scopes,
+                                  lineitem_id=_link_line_item_id(link, ags_scopes))
+
+
+def _link_line_item_id(link: ResourceLink | None, ags_scopes: list[str]) -> Any:
+    return None
 
 
 def _record_access(registration: ToolRegistration, *, status: int, started: float,

@@ -219,6 +219,14 @@ def _approved(release: Release, scope: str) -> bool:
     return service is not None and release.allows_scope(scope) and release.allows_service(service)
 
 
+def approved_service_scopes(release: Release) -> tuple[bool, list[str]]:
+    """(NRPS approved, the AGS scopes approved) for a launch's service claims."""
+    nrps = _approved(release, NRPS_SCOPE)
+    ags = [s for s in (AGS_LINEITEM, AGS_LINEITEM_READONLY, AGS_RESULT_READONLY, AGS_SCORE)
+           if _approved(release, s)]
+    return nrps, ags
+
+
 def service_token_issue(*, params: dict[str, str]) -> TokenOutcomeResult:
     """Answer a token request (the whole of ``/lti/token``); records the outcome either way."""
     now = timezone.now()

@@ -13,4 +13,5 @@ urlpatterns = [
     path("lti/auth", views.auth, name="auth"),
     path("lti/deep-linking/return", views.deep_linking_return, name="deep-linking-return"),
     path("lti/token", apis.token, name="token"),
+    path("lti/contexts/<uuid:context_id>/memberships", apis.memberships, name="memberships"),
 ]

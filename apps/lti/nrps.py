@@ -1,0 +1,159 @@
+"""Names and Roles Provisioning Service: the members of a launch's class, as the release
+policy lets this tool see them.
+
+One query per page, composed from the release's own querysets (DESIGN: release compiles to
+SQL): the released users (exclusions, org scope, overrides and the approved columns already
+applied), kept when a released enrollment puts them in the class, with their released roles
+in it as an array. Joins run on the school's identifiers, which are indexed; the member id
+is computed in the SELECT list with the vendor's pseudonymiser, the same value a launch
+sends as ``sub`` (``claims.subject``), so the tool can join what it learns from both.
+
+Attributes beyond ``user_id`` and ``roles`` (the specification's minimum) need both the LTI
+claim approval (as in a launch) and the column in the release's projection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import Exists, OuterRef
+
+from apps.governance.pseudonyms import IDENTITY, pseudonymiser_for_vendor
+from apps.governance.release import Release
+from apps.lti import claims as claims_
+from apps.lti.roles import ENROLLMENT_ROLES, MEMBERSHIP, lis_roles
+
+MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+# role filter (any case: a client may lowercase the next-page URL) -> enrollment roles
+_ROLE_FILTER: dict[str, tuple[str, ...]] = {}
+for _role, _uris in ENROLLMENT_ROLES.items():
+    for _uri in _uris:
+        _ROLE_FILTER.setdefault(_uri.lower(), ())
+        _ROLE_FILTER[_uri.lower()] += (_role,)
+        _short = _uri[len(MEMBERSHIP):].lower()
+        _ROLE_FILTER.setdefault(_short, ())
+        _ROLE_FILTER[_short] += (_role,)
+
+
+def enrollment_roles_for(role: str) -> tuple[str, ...]:
+    """The enrollment roles a ``role`` filter means (empty: a role no one here has)."""
+    return _ROLE_FILTER.get(role.strip().lower(), ())
+
+
+@dataclass(frozen=True)
+class MembersPage:
+    context: dict[str, Any] | None  # None: the class is not released to this tool
+    members: list[dict[str, Any]]
+    user_sourced_ids: list[str]  # the school's ids of the members shown (for the ledger)
+    field_classes: list[str]
+    has_more: bool
+
+
+def _member_id_pseudonymiser(release: Release):  # type: ignore[no-untyped-def]
+    # As claims.subject: the vendor's pseudonym even when the integration is not
+    # pseudonymised, so user_id always equals the launch's sub.
+    return release.pseudonymiser if release.pseudonymised else pseudonymiser_for_vendor(
+        release.vendor_id
+    )
+
+
+def _personal(release: Release) -> dict[str, tuple[str, ...]]:
+    """Member attributes this release may carry -> the user columns they are read from."""
+    columns = set(release.columns("users"))
+    wanted = {
+        "given_name": ("given_name", "preferred_given_name"),
+        "family_name": ("family_name", "preferred_family_name"),
+        "name": ("given_name", "family_name", "preferred_given_name", "preferred_family_name"),
+        "email": ("email",),
+    }
+    out = {}
+    for claim, sources in wanted.items():
+        if claim not in release.claims:
+            continue
+        base = sources[:2] if claim == "name" else sources[:1]
+        if all(column in columns for column in base):
+            out[claim] = tuple(c for c in sources if c in columns)
+    return out
+
+
+def class_context(release: Release, class_sourced_id: str) -> dict[str, Any] | None:
+    row = release.classes().filter(sourced_id=class_sourced_id).values(
+        "sourced_id", "title", "class_code").first()
+    if row is None:
+        return None
+    return {"id": row["sourced_id"], "label": row.get("class_code") or row["title"],
+            "title": row["title"]}
+
+
+def members_query(release: Release, class_sourced_id: str, *, role: str | None = None):  # type: ignore[no-untyped-def]
+    """The members of a class as released to ``release``'s tool, as one queryset."""
+    # The same release without pseudonyms in its values: joins on the school's ids (indexed),
+    # pseudonyms computed once per member in the SELECT list.
+    raw = dataclasses.replace(release, pseudonymiser=IDENTITY)
+    enrolled = raw.enrollments().filter(class_sourced_id=class_sourced_id)
+    if role is not None:
+        enrolled = enrolled.filter(role__in=enrollment_roles_for(role))
+    personal = _personal(release)
+    columns = sorted({c for sources in personal.values() for c in sources})
+    member_ids = _member_id_pseudonymiser(release)
+    annotations: dict[str, Any] = {
+        "member_id": member_ids.sql("sourced_id"),
+        "member_roles": ArraySubquery(
+            raw.enrollments().filter(class_sourced_id=class_sourced_id,
+                                     user_sourced_id=OuterRef("sourced_id"))
+            .order_by().values("role")
+        ),
+    }
+    if "sourced_id" in release.columns("users"):
+        annotations["lis_person_sourcedid"] = release.pseudonymiser.sql("sourced_id")
+    return (
+        raw.users()
+        .filter(Exists(enrolled.filter(user_sourced_id=OuterRef("sourced_id"))))
+        .annotate(**annotations)
+        .values("sourced_id", *columns, *annotations)
+        .order_by("sourced_id")
+    )
+
+
+def memberships(release: Release, class_sourced_id: str, *, role: str | None = None,
+                limit: int = DEFAULT_LIMIT, offset: int = 0) -> MembersPage:
+    """A page of a class's members (``limit`` rows from ``offset``) and its context."""
+    context = class_context(release, class_sourced_id)
+    if context is None or not release.live:
+        return MembersPage(context=None, members=[], user_sourced_ids=[], field_classes=[],
+                           has_more=False)
+    personal = _personal(release)
+    rows = list(members_query(release, class_sourced_id, role=role)[offset:offset + limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    members, carried = [], set()
+    for row in rows:
+        member: dict[str, Any] = {
+            "status": "Active",
+            "user_id": row["member_id"],
+            "roles": lis_roles(enrollment_roles=row["member_roles"] or (), org_roles=()),
+        }
+        given = row.get("preferred_given_name") or row.get("given_name")
+        family = row.get("preferred_family_name") or row.get("family_name")
+        values = {"given_name": given, "family_name": family,
+                  "name": " ".join(p for p in (given, family) if p) or None,
+                  "email": row.get("email")}
+        for claim in personal:
+            if values[claim]:
+                member[claim] = values[claim]
+                carried.add(claim)
+        if "lis_person_sourcedid" in row:
+            member["lis_person_sourcedid"] = row["lis_person_sourcedid"]
+        members.append(member)
+    return MembersPage(
+        context=context, members=members,
+        user_sourced_ids=[row["sourced_id"] for row in rows],
+        field_classes=claims_.disclosed_field_classes(dict.fromkeys(carried, True)),
+        has_more=has_more,
+    )

@@ -1,0 +1,254 @@
+"""Names and Roles from the outside: a tool reads the members of the class it was launched
+from, with the token it got from /lti/token, through the release policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from apps.audit.models import AccessRecord, Channel, Disclosure
+from apps.governance.models import ExclusionReason, ExclusionScope
+from apps.governance.release import release_for
+from apps.governance.services.exclusions import exclusion_create
+from apps.lti import apis, nrps
+from apps.lti.models import ResourceLink
+from apps.vendors.models import IntegrationStatus
+from tests.governance import release_world as world
+from tests.lti.advantage import (
+    AGS_CLAIM,
+    INSTRUCTOR,
+    LEARNER,
+    NRPS,
+    NRPS_CLAIM,
+    SCORE,
+    bearer,
+    launch_claims,
+    path_of,
+    token_for,
+)
+from tests.lti.conftest import register_tool
+
+pytestmark = pytest.mark.django_db
+
+MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+
+
+@pytest.fixture
+def tool(school):  # type: ignore[no-untyped-def]
+    return register_tool(services=("lti.launch", "lti.nrps"), scopes=(NRPS,),
+                         field_classes=("identifier", "directory"), claims=("given_name",))
+
+
+@pytest.fixture
+def memberships_url(tool) -> str:  # type: ignore[no-untyped-def]
+    return launch_claims(tool)[NRPS_CLAIM]["context_memberships_url"]
+
+
+def read(client, url: str, token: str, **params):  # type: ignore[no-untyped-def]
+    return client.get(path_of(url), params, **bearer(token),
+                      HTTP_ACCEPT="application/vnd.ims.lti-nrps.v2.membershipcontainer+json")
+
+
+def test_the_launch_carries_the_memberships_url_only_when_approved(school, tool):
+    claims = launch_claims(tool)
+    assert claims[NRPS_CLAIM]["service_versions"] == ["2.0"]
+    url = claims[NRPS_CLAIM]["context_memberships_url"]
+    assert url == url.lower() and url.endswith("/memberships")
+    assert AGS_CLAIM not in claims  # AGS is not approved
+
+    plain = register_tool()  # launch and Deep Linking only
+    claims = launch_claims(plain)
+    assert NRPS_CLAIM not in claims and AGS_CLAIM not in claims
+
+
+def test_a_tool_reads_the_members_of_its_class(client, tool, memberships_url):
+    token = token_for(client, tool, NRPS)
+    response = read(client, memberships_url, token)
+
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == MEDIA_TYPE
+    body = response.json()
+    assert body["id"].endswith(path_of(memberships_url))
+    assert body["context"] == {"id": "cls1", "label": "MA7A", "title": "Maths 7A"}
+    members = {m["given_name"]: m for m in body["members"]}
+    assert set(members) == {"Givenp1", "Givenp2", "Givent1"}
+    assert members["Givenp1"]["roles"] == [LEARNER]
+    assert members["Givent1"]["roles"] == [INSTRUCTOR]
+    # minimised: no family name, email or school identifiers without approval
+    for member in body["members"]:
+        assert set(member) <= {"status", "user_id", "roles", "given_name",
+                               "lis_person_sourcedid"}
+        assert "p1" not in member["user_id"] and "t1" not in member["user_id"]
+
+
+def test_member_ids_are_the_launch_sub_of_the_same_person(client, tool, memberships_url):
+    pupil_sub = launch_claims(tool, username="pupil.one")["sub"]
+    token = token_for(client, tool, NRPS)
+    members = read(client, memberships_url, token).json()["members"]
+    assert pupil_sub in {m["user_id"] for m in members}
+    mine = next(m for m in members if m["user_id"] == pupil_sub)
+    assert mine["given_name"] == "Givenp1"
+
+
+def test_an_excluded_pupil_is_absent_from_nrps(client, tool, memberships_url,
+                                               staff_user_factory):
+    officer = staff_user_factory(username="officer.dsl", role="safeguarding")
+    exclusion_create(actor=officer, user_sourced_id="p2", scope=ExclusionScope.ALL_VENDORS,
+                     reason_code=ExclusionReason.CHILD_PROTECTION,
+                     ends_at=timezone.now() + dt.timedelta(days=30))
+    token = token_for(client, tool, NRPS)
+    names = {m.get("given_name") for m in read(client, memberships_url, token).json()["members"]}
+    assert names == {"Givenp1", "Givent1"}
+
+
+def test_the_role_filter_accepts_short_names_and_lowercased_uris(client, tool, memberships_url):
+    token = token_for(client, tool, NRPS)
+    for role in ("Learner", LEARNER, LEARNER.lower()):
+        members = read(client, memberships_url, token, role=role).json()["members"]
+        assert {m["given_name"] for m in members} == {"Givenp1", "Givenp2"}, role
+    instructors = read(client, memberships_url, token, role="Instructor").json()["members"]
+    assert [m["given_name"] for m in instructors] == ["Givent1"]
+    assert read(client, memberships_url, token, role="Mentor").json()["members"] == []
+
+
+def next_link(response) -> str:  # type: ignore[no-untyped-def]
+    """The next page as pylti1p3 reads it: it lowercases the whole Link header first."""
+    return response["Link"].lower().split("<", 1)[1].split('>; rel="next"', 1)[0]
+
+
+def test_pages_follow_a_lowercased_next_link(client, tool, memberships_url):
+    token = token_for(client, tool, NRPS)
+    first = read(client, memberships_url, token, limit=2)
+    assert len(first.json()["members"]) == 2
+    assert next_link(first).startswith(memberships_url + "?")
+
+    last = read(client, next_link(first), token)
+    assert last.status_code == 200, last.content
+    assert len(last.json()["members"]) == 1
+    assert "Link" not in last
+    seen = {m["user_id"] for m in first.json()["members"] + last.json()["members"]}
+    assert len(seen) == 3
+
+
+def test_the_role_filter_survives_a_lowercased_next_link(client, tool, memberships_url):
+    token = token_for(client, tool, NRPS)
+    first = read(client, memberships_url, token, limit=1, role=LEARNER)
+    second = read(client, next_link(first), token)
+    names = [m["given_name"] for m in first.json()["members"] + second.json()["members"]]
+    assert sorted(names) == ["Givenp1", "Givenp2"]
+    assert "Link" not in second
+
+
+def test_limit_and_offset_are_checked(client, tool, memberships_url):
+    token = token_for(client, tool, NRPS)
+    for params in ({"limit": "0"}, {"limit": "x"}, {"limit": "5000"}, {"offset": "-1"}):
+        response = read(client, memberships_url, token, **params)
+        assert response.status_code == 400, params
+        assert response.json()["error"] == "invalid_request"
+
+
+def test_an_rlid_of_this_context_is_accepted_and_another_is_refused(client, school, tool,
+                                                                     memberships_url):
+    from apps.lti.models import LtiContext
+
+    token = token_for(client, tool, NRPS)
+    own = ResourceLink.objects.get(registration=tool.registration, class_sourced_id="cls1")
+    assert read(client, memberships_url, token, rlid=str(own.pk)).status_code == 200
+    # a link of the same tool in another class (Science 7A)
+    launch_claims(tool, username="pupil.one", class_id="cls2")
+    other = ResourceLink.objects.get(registration=tool.registration, class_sourced_id="cls2")
+    assert LtiContext.objects.count() == 2
+    for rlid in (str(other.pk), str(uuid.uuid4()), "not-a-uuid"):
+        response = read(client, memberships_url, token, rlid=rlid)
+        assert response.status_code == 404, rlid
+        assert response.json()["error_description"] == apis.DESCRIPTION_RLID
+
+
+def test_another_tools_token_cannot_read_this_context(client, school, tool, memberships_url):
+    other = register_tool(services=("lti.launch", "lti.nrps"), scopes=(NRPS,),
+                          field_classes=("identifier", "directory"))
+    response = read(client, memberships_url, token_for(client, other, NRPS))
+    assert response.status_code == 404
+    assert response.json()["error_description"] == apis.DESCRIPTION_CONTEXT
+
+
+def test_a_token_without_the_nrps_scope_is_refused(client, school):
+    tool = register_tool(services=("lti.launch", "lti.nrps", "lti.ags"), scopes=(NRPS, SCORE),
+                         field_classes=("identifier", "directory"))
+    url = launch_claims(tool)[NRPS_CLAIM]["context_memberships_url"]
+    response = read(client, url, token_for(client, tool, SCORE))
+    assert response.status_code == 403
+    assert response["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+
+
+def test_no_or_unknown_token_is_refused(client, tool, memberships_url):
+    assert client.get(path_of(memberships_url)).status_code == 401
+    response = read(client, memberships_url, "forged-token")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+def test_a_suspended_integrations_token_fails_on_the_next_call(client, tool, memberships_url):
+    token = token_for(client, tool, NRPS)
+    assert read(client, memberships_url, token).status_code == 200
+    tool.integration.status = IntegrationStatus.SUSPENDED
+    tool.integration.save()
+    assert read(client, memberships_url, token).status_code == 401
+    tool.integration.status = IntegrationStatus.ACTIVE
+    tool.integration.save()
+    assert read(client, memberships_url, token).status_code == 200
+
+
+def test_a_withdrawn_approval_stops_the_token_on_the_next_call(client, tool, memberships_url):
+    from apps.governance.models import ScopeRequest
+
+    token = token_for(client, tool, NRPS)
+    ScopeRequest.objects.filter(integration=tool.integration).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1))
+    response = read(client, memberships_url, token)
+    assert response.status_code == 403
+    assert response["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+
+
+def test_an_expired_token_is_refused(client, tool, memberships_url):
+    from apps.lti.models import ServiceToken
+
+    token = token_for(client, tool, NRPS)
+    ServiceToken.objects.update(expires_at=timezone.now())
+    assert read(client, memberships_url, token).status_code == 401
+
+
+def test_members_shown_are_disclosed_and_the_call_recorded(client, tool, memberships_url):
+    token = token_for(client, tool, NRPS)
+    read(client, memberships_url, token, limit=2)
+
+    disclosed = Disclosure.objects.filter(channel=Channel.LTI_NRPS)
+    assert disclosed.count() == 2
+    assert {d.integration_id for d in disclosed} == {tool.integration.pk}
+    record = AccessRecord.objects.get(channel=Channel.LTI_NRPS)
+    assert record.status_code == 200 and record.records == 2
+    assert record.endpoint == "/lti/contexts/{id}/memberships"
+
+
+def test_a_class_leaving_the_approved_orgs_disappears(client, school, memberships_url, tool):
+    token = token_for(client, tool, NRPS)
+    from apps.governance.models import ScopeRequest
+
+    ScopeRequest.objects.filter(integration=tool.integration).update(org_sourced_ids=["sch9"])
+    response = read(client, memberships_url, token)
+    assert response.status_code == 404
+
+
+def test_the_members_page_is_one_query(tool, school):
+    world.user("p3", org="sch1", primary_org="sch1")
+    world.enrol("p3", "cls1", "sch1")
+    release = release_for(tool.integration)
+    with CaptureQueriesContext(connection) as queries:
+        rows = list(nrps.members_query(release, "cls1"))
+    assert len(rows) == 4
+    assert len(queries) == 1
