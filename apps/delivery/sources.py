@@ -186,8 +186,9 @@ def record_to_row(entity: str, record: dict) -> dict[str, str]:
     headers = schema.SCHEMAS[entity].headers_v12
     row: dict[str, str] = {}
     for key, value in record.items():
-        if key in REFERENCES:
-            row[REFERENCES[key]] = (value or {}).get("sourcedId", "") if value else ""
+        if key in REFERENCES and (value is None or isinstance(value, dict)):
+            # (academicSessions' schoolYear is a year, courses' a reference)
+            row[REFERENCES[key]] = (value or {}).get("sourcedId", "")
         elif key in REFERENCE_LISTS:
             row[REFERENCE_LISTS[key]] = ",".join(v.get("sourcedId", "") for v in value or [])
         elif key == "userIds":
