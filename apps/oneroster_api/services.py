@@ -22,9 +22,11 @@ from apps.vendors.models import Integration, IntegrationKind
 
 ERROR_NOT_REST = "Integration {name} is not a OneRoster REST integration."
 ERROR_NOT_APPROVED = (
-    "Integration {name} has no live approval for OneRoster rostering; credentials are issued "
+    "Integration {name} has no live approval for OneRoster rostering or gradebook; "
+    "credentials are issued "
     "once it is approved."
 )
+OAUTH_SERVICES = frozenset({"oneroster.rostering", "oneroster.gradebook"})
 ERROR_ALREADY_ISSUED = "Integration {name} already has a client; rotate its secret instead."
 ERROR_NO_CLIENT = "Integration {name} has no OneRoster client."
 ERROR_REVOKED = "The client of integration {name} is revoked."
@@ -84,7 +86,8 @@ def oauth_client_issue(*, integration: Integration, actor) -> IssuedCredentials:
     integration = Integration.objects.select_for_update().get(pk=integration.pk)
     if integration.kind != IntegrationKind.ONEROSTER_REST:
         raise CredentialError(ERROR_NOT_REST.format(name=integration.name))
-    if "oneroster.rostering" not in effective_grant(integration).services:
+    # A gradebook-only client (the SIS reading results back) needs credentials too.
+    if not OAUTH_SERVICES & set(effective_grant(integration).services):
         raise CredentialError(ERROR_NOT_APPROVED.format(name=integration.name))
     if OneRosterClient.objects.filter(integration=integration).exists():
         raise CredentialError(ERROR_ALREADY_ISSUED.format(name=integration.name))

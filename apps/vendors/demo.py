@@ -7,11 +7,13 @@ name, and an integration that already has requests gets no new ones.
 
 What it makes (issue 4, "seed_demo"):
 
-* three vendors, each with contacts, a contract, a current data-processing agreement and a
+* four vendors, each with contacts, a contract, a current data-processing agreement and a
   current security review;
 * one integration of each kind: a plain (not pseudonymised) OneRoster REST integration
   approved for the roster with directory fields (names, emails); a pseudonymised CSV
-  delivery; a pseudonymised LTI tool whose grade passback was approved by two people;
+  delivery; a pseudonymised LTI tool whose grade passback was approved by two people; a
+  plain OneRoster REST assessment integration approved (by two people) for gradebook
+  reads and writes;
 * one pending request for demographic data on the plain REST integration, raised by the
   demo engineer, so the approval queue has work and the two-person rule can be shown.
 """
@@ -49,6 +51,10 @@ OR = scopes.OR
 PLAIN_REST = "Numbersense roster (REST)"
 PSEUDONYMISED_CSV = "Brightpath nightly roster (CSV)"
 LTI_TOOL = "Quizzical (LTI 1.3)"
+ASSESSMENT_REST = "Scoremark assessments (REST gradebook)"
+GRADEBOOK_SCOPES = [OR + "gradebook-core.readonly", OR + "gradebook.readonly",
+                    OR + "gradebook.createput", OR + "gradebook.createpost",
+                    OR + "gradebook.delete"]
 
 VENDORS: tuple[dict[str, Any], ...] = (
     {
@@ -72,6 +78,14 @@ VENDORS: tuple[dict[str, Any], ...] = (
         "website": "https://quizzical.example",
         "description": "Quizzes launched from class pages, with grades sent back.",
         "domain": "quizzical.example",
+        "classes": ["identifier", "directory", "assessment"],
+        "fields": [],
+    },
+    {
+        "name": "Scoremark Assessment",
+        "website": "https://scoremark.example",
+        "description": "Termly assessments marked online; marks go to the school gradebook.",
+        "domain": "scoremark.example",
         "classes": ["identifier", "directory", "assessment"],
         "fields": [],
     },
@@ -121,6 +135,22 @@ INTEGRATIONS: tuple[dict[str, Any], ...] = (
             "justification": "Teachers launch quizzes in class; scores return to the "
                              "gradebook.",
             "dpia_not_needed_reason": "Scores flow into the school's gradebook only; covered "
+                                      "by the trust's assessment DPIA.",
+        }],
+        "pending": [],
+    },
+    {
+        "name": ASSESSMENT_REST, "vendor": "Scoremark Assessment",
+        "kind": IntegrationKind.ONEROSTER_REST, "pseudonymised": False,
+        "description": "Reads class lists, writes line items and results into the "
+                       "gradebook over OneRoster 1.2 REST.",
+        "approved": [{
+            "services": ["oneroster.rostering", "oneroster.gradebook"],
+            "scopes_": [OR + "roster-core.readonly", *GRADEBOOK_SCOPES],
+            "field_classes": ["identifier", "directory", "assessment"],
+            "justification": "Teachers set assessments per class; marks flow back to the "
+                             "school's gradebook without re-keying.",
+            "dpia_not_needed_reason": "Marks flow into the school's gradebook only; covered "
                                       "by the trust's assessment DPIA.",
         }],
         "pending": [],

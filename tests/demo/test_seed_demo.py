@@ -100,6 +100,41 @@ def test_the_printed_rest_credentials_get_a_token(client):
         assert response.json()["token_type"].lower() == "bearer"
 
 
+def test_the_demo_assessment_vendor_writes_grades_with_its_printed_credentials(client):
+    from apps.governance.models import ScopeApproval
+    from apps.roster.models import Enrollment, LineItem
+    from apps.vendors.demo import ASSESSMENT_REST, GRADEBOOK_SCOPES
+
+    result = run_seed()
+    row = next(r for r in result["integrations"] if r["name"] == ASSESSMENT_REST)
+    assert row["kind"] == "oneroster_rest" and row["client_secret"]
+    assert set(GRADEBOOK_SCOPES) <= set(row["scopes"])
+    # gradebook writes are sensitive: two people approved them
+    assert ScopeApproval.objects.filter(request__integration__name=ASSESSMENT_REST).count() == 2
+
+    token = client.post("/oauth/token", {
+        "grant_type": "client_credentials", "client_id": row["client_id"],
+        "client_secret": row["client_secret"],
+    }).json()["access_token"]
+    excluded = {e["user_sourced_id"] for e in result["exclusions"]}
+    item = LineItem.objects.filter(valid_to_version__isnull=True).order_by("sourced_id").first()
+    pupil = (Enrollment.objects.filter(valid_to_version__isnull=True, role="student",
+                                       class_sourced_id=item.class_sourced_id)
+             .exclude(user_sourced_id__in=excluded).order_by("user_sourced_id").first())
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    written = client.put(
+        "/ims/oneroster/gradebook/v1p2/results/demo-mark-1",
+        json.dumps({"result": {"lineItem": {"sourcedId": item.sourced_id},
+                               "student": {"sourcedId": pupil.user_sourced_id},
+                               "scoreStatus": "fully graded", "score": 42,
+                               "scoreDate": "2026-01-15"}}),
+        content_type="application/json", **auth,
+    )
+    assert written.status_code == 201, written.content
+    read = client.get("/ims/oneroster/gradebook/v1p2/results/demo-mark-1", **auth)
+    assert read.json()["result"]["score"] == 42
+
+
 def test_it_refuses_to_run_outside_the_sandbox(settings):
     settings.INTERCHANGE_ENVIRONMENT = "production"
 

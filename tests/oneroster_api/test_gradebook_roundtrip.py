@@ -47,7 +47,8 @@ def test_a_tool_writes_grades_the_sis_reads_them_back_and_the_tool_deletes_them(
 ):
     settings.INTERCHANGE_PUBLIC_URL = live_server.url
     tool = gradebook_vendor(governance_user)
-    sis = gradebook_vendor(governance_user, scopes=(GB_FULL,))
+    # the SIS side is approved for the gradebook only (no rostering at all)
+    sis = gradebook_vendor(governance_user, scopes=(GB_FULL,), services=("oneroster.gradebook",))
     writer = OneRosterClient(live_server.url, tool.client_id, tool.client_secret,
                              " ".join(WRITER_SCOPES))
     reader = OneRosterClient(live_server.url, sis.client_id, sis.client_secret, GB_FULL)

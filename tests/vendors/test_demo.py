@@ -25,7 +25,7 @@ def staff():  # type: ignore[no-untyped-def]
 def test_demo_vendors_are_ready_and_integrations_cover_every_kind(staff):
     result = demo_vendors_seed(staff=staff)
 
-    assert len(result["vendors"]) == 3
+    assert len(result["vendors"]) == 4
     for vendor in Vendor.objects.all():
         assert vendor.current_agreement() is not None
         assert vendor.current_security_review() is not None
