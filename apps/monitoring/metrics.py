@@ -65,13 +65,15 @@ def queue_depth(queue: str = CELERY_QUEUE) -> int | None:
         client.close()
 
 
-def hub_gauges_refresh() -> None:
-    """Set the hub gauges from Redis and the database (a few cheap statements)."""
-    from apps.monitoring import selectors
-
+def _refresh_queue() -> None:
     depth = queue_depth()
     if depth is not None:
         QUEUE_DEPTH.labels(CELERY_QUEUE).set(depth)
+
+
+def _refresh_database() -> None:
+    from apps.monitoring import selectors
+
     for name, seconds in selectors.delivery_lags().items():
         DELIVERY_LAG.labels(name).set(seconds)
     TOKEN_FAILURES_LAST_HOUR.set(selectors.token_failures_last_hour())
@@ -79,15 +81,22 @@ def hub_gauges_refresh() -> None:
         OPEN_ALERTS.labels(severity).set(count)
 
 
+def hub_gauges_refresh() -> None:
+    """Set the hub gauges from Redis and the database (a few cheap statements); either may be
+    down without the other going stale, and a scrape always answers."""
+    for part in (_refresh_queue, _refresh_database):
+        try:
+            part()
+        except Exception:  # noqa: BLE001 - a scrape must answer even when a backend is down
+            logger.warning("monitoring gauges: %s failed", part.__name__, exc_info=True)
+
+
 def _on_scrape() -> None:
     global _last_refresh
     if time.monotonic() - _last_refresh < REFRESH_SECONDS:
         return
     _last_refresh = time.monotonic()
-    try:
-        hub_gauges_refresh()
-    except Exception:  # noqa: BLE001 - a scrape must answer even when Redis or the DB is down
-        logger.warning("monitoring gauges could not be refreshed", exc_info=True)
+    hub_gauges_refresh()
 
 
 def register_scrape_hook() -> None:

@@ -7,6 +7,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+# Starting the portal in a fresh process (multiprocess metrics) is the portal tests' fixture.
+from tests.portal.conftest import run_portal  # noqa: F401
+
 
 @pytest.fixture
 def now() -> dt.datetime:
