@@ -636,8 +636,11 @@ def destination_drain(*, destination: Destination, now: dt.datetime | None = Non
                       base_url: str = "") -> list[ExecuteResult]:
     """Run the destination's due queued runs in version order (each at most once here)."""
     now = now or timezone.now()
+    # Runs left rendering or delivering belong to a worker that died (a live one would hold
+    # the destination lock, and execution takes it before touching them).
     due = list(
-        DeliveryRun.objects.filter(destination=destination, state=RunState.QUEUED)
+        DeliveryRun.objects.filter(destination=destination, state__in=[
+            RunState.QUEUED, RunState.RENDERING, RunState.DELIVERING])
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .order_by("requested_version", "created_at").values_list("pk", flat=True)
     )

@@ -150,6 +150,7 @@ def sftp_upload(endpoint: SftpEndpoint, src: BinaryIO, *, remote_name: str) -> i
     temporary = _join(endpoint.directory, f".{remote_name}.{uuid.uuid4().hex}.part")
     with sftp_session(endpoint) as sftp:
         try:
+            _remove_stale_parts(sftp, endpoint.directory, remote_name)
             attrs = sftp.putfo(src, temporary, confirm=True)
             sftp.posix_rename(temporary, final)
         except (OSError, paramiko.SSHException) as exc:
@@ -160,6 +161,15 @@ def sftp_upload(endpoint: SftpEndpoint, src: BinaryIO, *, remote_name: str) -> i
             raise SftpError(TRANSFER_FAILED, host=endpoint.host, port=endpoint.port,
                             detail=str(exc) or type(exc).__name__) from None
         return int(attrs.st_size or 0)
+
+
+def _remove_stale_parts(sftp: paramiko.SFTPClient, directory: str, remote_name: str) -> None:
+    """Remove what an attempt that died mid-upload left of this file, so a redelivered
+    upload leaves exactly one file behind."""
+    prefix = f".{remote_name}."
+    for name in sftp.listdir(directory or "."):
+        if name.startswith(prefix) and name.endswith(".part"):
+            sftp.remove(_join(directory, name))
 
 
 @dataclass(frozen=True)

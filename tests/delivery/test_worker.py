@@ -1,0 +1,79 @@
+"""Deliveries through a real Celery worker on Redis, and recovery from a worker that died."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from apps.delivery import services, tasks
+from apps.delivery.models import DeliveryRun, RunState
+from apps.roster.models import RosterOutbox, RosterVersion, Source
+from portal.celery import app
+
+
+@pytest.fixture
+def celery_worker(redis_url):  # type: ignore[no-untyped-def]
+    """A real worker thread consuming from Redis (as tests/portal/test_worker.py does)."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        yield worker
+
+
+def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for the worker")
+
+
+def test_the_beat_schedule_has_the_relay_the_tick_the_purge_and_the_source_poll():
+    schedule = app.conf.beat_schedule
+    for name in ("delivery.outbox_relay", "delivery.schedule_tick", "delivery.bundles_purge",
+                 "delivery.sources_poll"):
+        assert schedule[name]["task"] == name and name in app.tasks
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_relays_an_applied_version_and_delivers_it(celery_worker,
+                                                                  sftp_destination):
+    version = RosterVersion.objects.create(number=1, source=Source.objects.create(name="s"))
+    RosterOutbox.objects.create(version=version)
+
+    tasks.outbox_relay.delay()
+
+    run = wait_for(lambda: DeliveryRun.objects.filter(
+        destination=sftp_destination, state=RunState.DELIVERED).first())
+    assert run.version_to == 1 and run.mode == "bulk"
+    assert [p.name for p in Path(sftp_destination.sftp_directory).iterdir()] == [run.remote_name]
+
+
+@pytest.mark.django_db
+def test_a_run_left_mid_delivery_by_a_dead_worker_completes_once_with_one_file(
+    sftp_destination
+):
+    # given: a worker rendered the bundle, started uploading and died (its .part remains)
+    run, _ = services.delivery_run_enqueue(destination=sftp_destination)
+    bundle, _ = services.bundle_render(
+        destination=sftp_destination, release=services.release_for(sftp_destination.integration),
+        mode="bulk", since=None, until=0)
+    DeliveryRun.objects.filter(pk=run.pk).update(state=RunState.DELIVERING, bundle=bundle,
+                                                 attempts=1)
+    folder = Path(sftp_destination.sftp_directory)
+    name = services.remote_name_for(sftp_destination, bundle)
+    (folder / f".{name}.deadbeef.part").write_bytes(b"half a fi")
+
+    # when: the broker redelivers the task (acks late), twice for good measure
+    tasks.destination_drain.delay(sftp_destination.pk)
+    tasks.destination_drain.delay(sftp_destination.pk)
+
+    # then
+    run.refresh_from_db()
+    assert run.state == RunState.DELIVERED and run.attempts == 2
+    assert [p.name for p in folder.iterdir()] == [name]
+    assert DeliveryRun.objects.filter(destination=sftp_destination).count() == 1
