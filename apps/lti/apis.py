@@ -14,12 +14,12 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.audit.models import Channel
 from apps.audit.services import access_record, disclosures_record
+from apps.lti import ags, nrps, tokens
 from apps.lti import claims as claims_
-from apps.lti import nrps, tokens
 from apps.lti.models import LtiContext, ResourceLink
 
 
@@ -166,3 +166,160 @@ def _link_of_context(rlid: str, context: LtiContext) -> bool:
         pk=link_id, registration_id=context.registration_id, deployment_id=context.deployment_id,
         class_sourced_id=context.class_sourced_id,
     ).exists()
+
+
+# --- Assignment and Grade Services --------------------------------------------------------------
+
+AGS_ENDPOINT = "/lti/contexts/{id}/lineitems"
+DESCRIPTION_LINE_ITEM = "no such line item in this context"
+DESCRIPTION_MEDIA_TYPE = "send {expected} (or application/json)"
+_READ_ITEMS = (tokens.AGS_LINEITEM, tokens.AGS_LINEITEM_READONLY)
+
+
+def _ags_call(request: HttpRequest, any_of: tuple[str, ...], endpoint: str,
+              context_id: Any) -> tuple[_Call, LtiContext | None, dict | None, HttpResponse | None]:
+    """The checked caller, its context and the class as released, or the refusal."""
+    call = _Call(request, any_of=any_of, channel=Channel.LTI_AGS, endpoint=endpoint)
+    if not call.access.ok:
+        return call, None, None, call.refused()
+    context = call.context(context_id)
+    release = call.access.release
+    klass = ags.released_class(release, context.class_sourced_id) if context else None
+    if context is None or klass is None:
+        return call, None, None, call.error(404, ERROR_NOT_FOUND, DESCRIPTION_CONTEXT)
+    return call, context, klass, None
+
+
+def _body(request: HttpRequest, media_type: str) -> Any:
+    content_type = request.content_type or ""
+    if content_type not in (media_type, "application/json"):
+        raise ags.AgsError(DESCRIPTION_MEDIA_TYPE.format(expected=media_type), status=415,
+                           error="unsupported_media_type")
+    try:
+        return json.loads(request.body or b"null")
+    except ValueError:
+        raise ags.AgsError(ags.ERROR_BODY) from None
+
+
+def _paging(request: HttpRequest, call: _Call) -> tuple[int, int] | HttpResponse:
+    limit = _int_param(request, "limit", ags.DEFAULT_LIMIT)
+    if limit is None or not 1 <= limit <= ags.MAX_LIMIT:
+        return call.error(400, ERROR_BAD_PARAMETER, DESCRIPTION_LIMIT.format(max=ags.MAX_LIMIT))
+    offset = _int_param(request, "offset", 0)
+    if offset is None or offset < 0:
+        return call.error(400, ERROR_BAD_PARAMETER, DESCRIPTION_OFFSET)
+    return limit, offset
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def line_items(request: HttpRequest, context_id: Any) -> HttpResponse:
+    post = request.method == "POST"
+    call, context, klass, refusal = _ags_call(
+        request, (tokens.AGS_LINEITEM,) if post else _READ_ITEMS, AGS_ENDPOINT, context_id)
+    if refusal is not None:
+        return refusal
+    assert context is not None and klass is not None and call.access.release is not None
+    if post:
+        try:
+            data = ags.line_item_input(_body(request, ags.LINEITEM_MEDIA), context=context)
+            item = ags.line_item_create(context=context, release=call.access.release,
+                                        klass=klass, data=data)
+        except ags.AgsError as exc:
+            return call.error(exc.status, exc.error, exc.description)
+        call.record(201, records=1)
+        return _json(ags.line_item_json(item), status=201, content_type=ags.LINEITEM_MEDIA)
+    paging = _paging(request, call)
+    if isinstance(paging, HttpResponse):
+        return paging
+    limit, offset = paging
+    items, has_more = ags.line_items_list(
+        context, resource_link_id=request.GET.get("resource_link_id"),
+        resource_id=request.GET.get("resource_id"), tag=request.GET.get("tag"),
+        limit=limit, offset=offset)
+    call.record(200, records=len(items))
+    headers = ({"Link": _link_header(request, limit=limit, offset=offset + limit)}
+               if has_more else {})
+    return _json([ags.line_item_json(i) for i in items], content_type=ags.CONTAINER_MEDIA,
+                 headers=headers)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "PUT", "DELETE"])
+def line_item(request: HttpRequest, context_id: Any, item_id: Any) -> HttpResponse:
+    read = request.method == "GET"
+    call, context, klass, refusal = _ags_call(
+        request, _READ_ITEMS if read else (tokens.AGS_LINEITEM,), AGS_ENDPOINT + "/{item}",
+        context_id)
+    if refusal is not None:
+        return refusal
+    assert context is not None and klass is not None and call.access.release is not None
+    item = ags.line_item_of(context, item_id)
+    if item is None:
+        return call.error(404, ERROR_NOT_FOUND, DESCRIPTION_LINE_ITEM)
+    try:
+        if request.method == "DELETE":
+            ags.line_item_delete(item=item, release=call.access.release)
+            call.record(204, records=1)
+            return HttpResponse(status=204)
+        if request.method == "PUT":
+            body = _body(request, ags.LINEITEM_MEDIA)
+            if isinstance(body, dict) and body.get("id") not in (None, ags.line_item_url(item)):
+                raise ags.AgsError(ags.ERROR_ID_MISMATCH)
+            data = ags.line_item_input(body, context=context)
+            item = ags.line_item_update(item=item, release=call.access.release, klass=klass,
+                                        data=data)
+    except ags.AgsError as exc:
+        return call.error(exc.status, exc.error, exc.description)
+    call.record(200, records=1)
+    return _json(ags.line_item_json(item), content_type=ags.LINEITEM_MEDIA)
+
+
+@csrf_exempt
+@require_POST
+def scores(request: HttpRequest, context_id: Any, item_id: Any) -> HttpResponse:
+    call, context, _klass, refusal = _ags_call(
+        request, (tokens.AGS_SCORE,), AGS_ENDPOINT + "/{item}/scores", context_id)
+    if refusal is not None:
+        return refusal
+    assert context is not None and call.access.release is not None
+    item = ags.line_item_of(context, item_id)
+    if item is None:
+        return call.error(404, ERROR_NOT_FOUND, DESCRIPTION_LINE_ITEM)
+    try:
+        score = ags.score_input(_body(request, ags.SCORE_MEDIA))
+        ags.score_submit(item=item, release=call.access.release, score=score)
+    except ags.AgsError as exc:
+        return call.error(exc.status, exc.error, exc.description)
+    call.record(204, records=1)
+    return HttpResponse(status=204)
+
+
+@csrf_exempt
+@require_GET
+def results(request: HttpRequest, context_id: Any, item_id: Any) -> HttpResponse:
+    call, context, _klass, refusal = _ags_call(
+        request, (tokens.AGS_RESULT_READONLY,), AGS_ENDPOINT + "/{item}/results", context_id)
+    if refusal is not None:
+        return refusal
+    assert context is not None and call.access.release is not None
+    item = ags.line_item_of(context, item_id)
+    if item is None:
+        return call.error(404, ERROR_NOT_FOUND, DESCRIPTION_LINE_ITEM)
+    paging = _paging(request, call)
+    if isinstance(paging, HttpResponse):
+        return paging
+    limit, offset = paging
+    release = call.access.release
+    page = ags.results_list(item=item, release=release, user_id=request.GET.get("user_id"),
+                            limit=limit, offset=offset)
+    if page.user_sourced_ids:
+        disclosures_record(
+            vendor_id=release.vendor_id, integration_id=release.integration.pk,
+            channel=Channel.LTI_AGS, field_classes=["identifier", "assessment"],
+            user_sourced_ids=page.user_sourced_ids,
+        )
+    call.record(200, records=len(page.results))
+    headers = ({"Link": _link_header(request, limit=limit, offset=offset + limit)}
+               if page.has_more else {})
+    return _json(page.results, content_type=ags.RESULTS_MEDIA, headers=headers)

@@ -278,3 +278,60 @@ class TokenRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} {self.client_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AgsLineItem(models.Model):
+    """An AGS line item: the tool's column in the gradebook of one context.
+
+    The gradebook row itself is a canonical ``LineItem`` owned by the tool's integration
+    (``line_item_sourced_id``), written through ``apps.roster.gradebook``; this row keeps
+    what AGS needs and OneRoster has no column for, and binds the item to its context (and
+    so to one tool, deployment and class): every AGS call looks items up through it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    context = models.ForeignKey(LtiContext, on_delete=models.CASCADE, related_name="line_items")
+    resource_link = models.ForeignKey(ResourceLink, null=True, blank=True,
+                                      on_delete=models.SET_NULL, related_name="line_items")
+    label = models.CharField(max_length=255)
+    score_maximum = models.DecimalField(max_digits=20, decimal_places=6)
+    resource_id = models.CharField(max_length=255, blank=True)
+    tag = models.CharField(max_length=255, blank=True)
+    start_date_time = models.DateTimeField(null=True, blank=True)
+    end_date_time = models.DateTimeField(null=True, blank=True)
+    line_item_sourced_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "AGS line item"
+        ordering = ["context", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class AgsScore(models.Model):
+    """The last score accepted for a person on a line item, with the tool's timestamp: an
+    older score never overwrites a newer one (one guarded upsert decides)."""
+
+    line_item = models.ForeignKey(AgsLineItem, on_delete=models.CASCADE, related_name="scores")
+    user_sourced_id = models.CharField(max_length=255)
+    result_sourced_id = models.CharField(max_length=255)
+    timestamp = models.DateTimeField()
+    score_given = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    score_maximum = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    activity_progress = models.CharField(max_length=20)
+    grading_progress = models.CharField(max_length=20)
+    comment = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "AGS score"
+        constraints = [
+            models.UniqueConstraint(fields=["line_item", "user_sourced_id"],
+                                    name="lti_score_one_per_person"),
+        ]
+
+    def __str__(self) -> str:
+        return f"score on {self.line_item_id}"

@@ -55,7 +55,7 @@ class MembersPage:
     has_more: bool
 
 
-def _member_id_pseudonymiser(release: Release):  # type: ignore[no-untyped-def]
+def member_pseudonymiser(release: Release):  # type: ignore[no-untyped-def]
     # As claims.subject: the vendor's pseudonym even when the integration is not
     # pseudonymised, so user_id always equals the launch's sub.
     return release.pseudonymiser if release.pseudonymised else pseudonymiser_for_vendor(
@@ -101,7 +101,7 @@ def members_query(release: Release, class_sourced_id: str, *, role: str | None =
         enrolled = enrolled.filter(role__in=enrollment_roles_for(role))
     personal = _personal(release)
     columns = sorted({c for sources in personal.values() for c in sources})
-    member_ids = _member_id_pseudonymiser(release)
+    member_ids = member_pseudonymiser(release)
     annotations: dict[str, Any] = {
         "member_id": member_ids.sql("sourced_id"),
         "member_roles": ArraySubquery(

@@ -398,7 +398,14 @@ def _service_claims(ctx: LaunchContext, *, link: ResourceLink | None) -> dict[st
 
 
 def _link_line_item_id(link: ResourceLink | None, ags_scopes: list[str]) -> Any:
-    return None
+    """The line item the tool created for this resource link, if any (the claim's
+    ``lineitem``: where a tool without line item management posts its scores)."""
+    if link is None or not ags_scopes:
+        return None
+    from apps.lti.models import AgsLineItem
+
+    return (AgsLineItem.objects.filter(resource_link=link).order_by("created_at", "id")
+            .values_list("id", flat=True).first())
 
 
 def _record_access(registration: ToolRegistration, *, status: int, started: float,

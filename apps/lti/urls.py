@@ -14,4 +14,11 @@ urlpatterns = [
     path("lti/deep-linking/return", views.deep_linking_return, name="deep-linking-return"),
     path("lti/token", apis.token, name="token"),
     path("lti/contexts/<uuid:context_id>/memberships", apis.memberships, name="memberships"),
+    path("lti/contexts/<uuid:context_id>/lineitems", apis.line_items, name="line-items"),
+    path("lti/contexts/<uuid:context_id>/lineitems/<uuid:item_id>", apis.line_item,
+         name="line-item"),
+    path("lti/contexts/<uuid:context_id>/lineitems/<uuid:item_id>/scores", apis.scores,
+         name="scores"),
+    path("lti/contexts/<uuid:context_id>/lineitems/<uuid:item_id>/results", apis.results,
+         name="results"),
 ]
