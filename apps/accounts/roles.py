@@ -34,7 +34,7 @@ def _view(*models: str) -> tuple[str, ...]:
 
 
 # Models every staff role may look at (records, not personal data).
-_BASE_RECORDS = _view("alerts.alert", "keys.signingkey")
+_BASE_RECORDS = _view("alerts.alert", "keys.signingkey") + ("monitoring.view_dashboard",)
 _AUDIT_RECORDS = _view(
     "audit.auditevent", "audit.accessrecord", "audit.accesshourly", "audit.disclosure"
 )
@@ -44,6 +44,17 @@ _ROSTER_RECORDS = _view(
     "roster.mappingruleset",
     "roster.source",
     "roster.qualitygate",
+)
+# Monitoring (issue 10): every role sees the dashboard (in _BASE_RECORDS); governance staff and
+# engineers tune the rules and alert channels; auditors read the telemetry.
+_MONITORING_RECORDS = _view(
+    "monitoring.monitoringrule", "monitoring.alertchannel", "monitoring.alertnotification",
+    "monitoring.rosterversiontelemetry", "monitoring.rostercount",
+    "monitoring.integrationactivity",
+)
+_MONITORING_TUNE = (
+    "monitoring.change_monitoringrule", "monitoring.add_alertchannel",
+    "monitoring.change_alertchannel",
 )
 
 # Vendors and scope approvals (issue 4): governance staff keep the vendor records and decide
@@ -74,12 +85,21 @@ _OFFBOARDING_RECORDS = _view(
     "offboarding.offboarding", "offboarding.offboardingstep", "offboarding.controlpack"
 )
 
+# Deliveries (issue 9): destinations, runs, bundles, links and SIS sources are records;
+# operating them (deliver, replay, roll back, pause, resume) is one permission.
+_DELIVERY_RECORDS = _view(
+    "delivery.destination", "delivery.deliveryrun", "delivery.bundle", "delivery.downloadlink",
+    "delivery.sissource", "delivery.sourcepickup",
+)
+
 ROLES: tuple[Role, ...] = (
     Role(
         key=GOVERNANCE,
         group_name="Governance staff",
         description="Data protection officer, IT lead: vendors, approvals, alerts, offboarding.",
         permissions=_BASE_RECORDS
+        + _MONITORING_RECORDS
+        + _MONITORING_TUNE
         + _AUDIT_RECORDS
         + _ROSTER_RECORDS
         + ("alerts.change_alert", "roster.approve_held_import")
@@ -104,7 +124,10 @@ ROLES: tuple[Role, ...] = (
         # offboarding (run it, sign the certificate), control packs, a pupil's disclosures
         + _OFFBOARDING_RECORDS
         + ("offboarding.add_offboarding", "offboarding.run_offboarding",
-           "offboarding.export_controlpack", "offboarding.view_disclosurehistory"),
+           "offboarding.export_controlpack", "offboarding.view_disclosurehistory")
+        # deliveries: see every destination, pause and resume one (a governance lever)
+        + _DELIVERY_RECORDS
+        + ("delivery.operate_delivery",),
     ),
     Role(
         key=SAFEGUARDING,
@@ -124,6 +147,8 @@ ROLES: tuple[Role, ...] = (
         group_name="Integration engineers",
         description="Load SIS data, read validation reports, configure deliveries and mappings.",
         permissions=_BASE_RECORDS
+        + _MONITORING_RECORDS
+        + _MONITORING_TUNE
         + _view("audit.accessrecord", "audit.accesshourly")
         + _ROSTER_RECORDS
         + _view("keys.datakey")
@@ -139,13 +164,18 @@ ROLES: tuple[Role, ...] = (
         + ("governance.add_scoperequest",)
         + _CREDENTIAL_RECORDS
         + _LTI_REGISTRATION_EDIT
-        + _view("lti.deployment"),
+        + _view("lti.deployment")
+        # configure deliveries and SIS sources; deliver, replay, roll back, pause, resume
+        + _DELIVERY_RECORDS
+        + ("delivery.operate_delivery", "delivery.change_destination",
+           "delivery.change_sissource"),
     ),
     Role(
         key=AUDITOR,
         group_name="Auditors",
         description="Read-only everywhere relevant, plus signed exports.",
         permissions=_BASE_RECORDS
+        + _MONITORING_RECORDS
         + _AUDIT_RECORDS
         + _ROSTER_RECORDS
         + _view("keys.datakey")
@@ -156,7 +186,8 @@ ROLES: tuple[Role, ...] = (
         + _CREDENTIAL_RECORDS
         + _view("lti.toolregistration", "lti.resourcelink")
         + _OFFBOARDING_RECORDS
-        + ("offboarding.export_controlpack",),  # signed control packs, read-only otherwise
+        + ("offboarding.export_controlpack",)  # signed control packs, read-only otherwise
+        + _DELIVERY_RECORDS,
     ),
 )
 
