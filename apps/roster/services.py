@@ -413,6 +413,7 @@ def _version_create(
         payload={"version": number, "source": source.name, "kind": kind,
                  "changes": changes.as_dict()},
     )
+    transaction.on_commit(lambda: apply_sql.statistics_refresh(changes))
     return version
 
 

@@ -237,3 +237,28 @@ def test_run_records_timings_counts_and_rule_set_version(import_feed):
     assert {"parse_copy", "diff", "apply", "total"} <= set(run.timings)
     assert run.rule_set.version == 1
     assert run.oneroster_version == "1.2"
+
+
+def test_a_large_change_refreshes_the_planner_statistics_after_commit(
+    import_feed, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Autovacuum may be off: a first load must not leave the planner thinking tables are
+    empty (it then picks nested loops that never finish on the next diff or rollback)."""
+    from django.db import connection
+
+    from apps.roster.ingest import apply as apply_sql
+
+    monkeypatch.setattr(apply_sql, "STATISTICS_MIN_ROWS", 1)
+    def planner_believes() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'roster_user'")
+            return cursor.fetchone()[0]
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE roster_user")  # the empty table, as a fresh hub has it
+    assert planner_believes() == 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        import_feed(small_district(students=6))
+
+    assert planner_believes() == current_count("users") > 6

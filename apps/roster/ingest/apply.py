@@ -248,3 +248,32 @@ def entity_totals(*, source_id: int, entities) -> dict[str, int]:  # type: ignor
                 [source_id],
             )
     return totals
+
+
+# A version that changes at least this share of a table's rows (and at least
+# STATISTICS_MIN_ROWS rows) refreshes the table's planner statistics.
+STATISTICS_SHARE = 0.1
+STATISTICS_MIN_ROWS = 1000
+
+
+def statistics_refresh(changes: ChangeSet) -> list[str]:
+    """ANALYZE the canonical tables that ``changes`` altered substantially; returns them.
+
+    The diff, release and REST queries are planned from table statistics. Autovacuum may
+    be switched off or may not have caught up after a bulk load, and a planner that
+    believes a 100,000-row table is empty picks nested loops that never finish. Run after
+    commit (the sample then sees the committed rows); cheap, since ANALYZE samples.
+    """
+    analysed = []
+    with connection.cursor() as cursor:
+        for entity, change in changes.by_entity.items():
+            rows = change.added + change.updated + change.deleted
+            if rows < STATISTICS_MIN_ROWS:
+                continue
+            table = TABLES[entity].table
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+            (tuples,) = cursor.fetchone()
+            if tuples < 0 or rows >= STATISTICS_SHARE * tuples:
+                cursor.execute(f"ANALYZE {table}")
+                analysed.append(table)
+    return analysed

@@ -1,9 +1,10 @@
 """Rollback of one source to version N, as a new version (history is never rewritten).
 
 The target state is the source's rows valid at N; the current state is its rows with
-no ``valid_to_version``. Compared by (sourcedId, content hash): current rows absent
-from the target are closed, target rows absent from the current state are copied in
-as new rows. Other sources' rows are never read or written.
+no ``valid_to_version``. Compared by sourcedId and content hash: current rows that are
+absent from the target or differ from it are closed, target rows absent from the
+current state or different from it are copied in as new rows. Other sources' rows are
+never read or written.
 """
 
 # SQL here is composed from identifiers of the schema registry (never from input);
@@ -23,59 +24,54 @@ def rollback_apply(*, source_id: int, to_version: int, version: int | None) -> C
 
     With ``version=None`` nothing is written: the change set says whether a rollback
     would change anything.
+
+    Each entity is diffed with one FULL JOIN of the source's current rows against its rows
+    as of ``to_version``, on sourcedId. PostgreSQL can run a full join only as a hash or
+    merge join, so the cost stays linear in the source's rows whatever the table
+    statistics say (an anti-join planned as a nested loop on stale statistics took tens
+    of minutes at 50,000 students). The changed ids land in a small temporary table, and
+    the close and copy statements then touch exactly those rows by primary key.
     """
     changes = ChangeSet()
+    source, target = int(source_id), int(to_version)
     with connection.cursor() as cursor:
         for entity, t in TABLES.items():
-            as_of = (
-                f"SELECT * FROM {t.table} WHERE source_id = {int(source_id)} "
-                f"AND valid_from_version <= {int(to_version)} "
-                f"AND (valid_to_version IS NULL OR valid_to_version > {int(to_version)})"
-            )
-            cursor.execute("DROP TABLE IF EXISTS rb_close, rb_open")
+            cursor.execute("DROP TABLE IF EXISTS rb_diff")
             cursor.execute(
                 f"""
-                CREATE TEMPORARY TABLE rb_close AS
-                SELECT c.id, c.sourced_id FROM {t.table} c
-                WHERE c.source_id = {int(source_id)} AND c.valid_to_version IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM ({as_of}) a WHERE a.sourced_id = c.sourced_id
-                                  AND a.content_hash = c.content_hash)
+                CREATE TEMPORARY TABLE rb_diff AS
+                SELECT cur.id AS close_id, old.id AS open_id
+                FROM (SELECT id, sourced_id, content_hash FROM {t.table}
+                      WHERE source_id = {source} AND valid_to_version IS NULL) cur
+                FULL JOIN (SELECT id, sourced_id, content_hash FROM {t.table}
+                           WHERE source_id = {source} AND valid_from_version <= {target}
+                             AND (valid_to_version IS NULL OR valid_to_version > {target})) old
+                  ON old.sourced_id = cur.sourced_id
+                WHERE cur.id IS NULL OR old.id IS NULL
+                   OR cur.content_hash IS DISTINCT FROM old.content_hash
                 """
             )
             cursor.execute(
-                f"""
-                CREATE TEMPORARY TABLE rb_open AS
-                SELECT a.id, a.sourced_id FROM ({as_of}) a
-                WHERE NOT EXISTS (SELECT 1 FROM {t.table} c WHERE c.source_id = {int(source_id)}
-                    AND c.valid_to_version IS NULL AND c.sourced_id = a.sourced_id
-                    AND c.content_hash = a.content_hash)
-                """
-            )
-            cursor.execute(
-                "SELECT (SELECT count(*) FROM rb_close c WHERE NOT EXISTS "
-                "        (SELECT 1 FROM rb_open o WHERE o.sourced_id = c.sourced_id)),"
-                "       (SELECT count(*) FROM rb_open o WHERE NOT EXISTS "
-                "        (SELECT 1 FROM rb_close c WHERE c.sourced_id = o.sourced_id)),"
-                "       (SELECT count(*) FROM rb_open o WHERE EXISTS "
-                "        (SELECT 1 FROM rb_close c WHERE c.sourced_id = o.sourced_id))"
+                "SELECT count(*) FILTER (WHERE open_id IS NULL),"
+                "       count(*) FILTER (WHERE close_id IS NULL),"
+                "       count(*) FILTER (WHERE open_id IS NOT NULL AND close_id IS NOT NULL)"
+                " FROM rb_diff"
             )
             deleted, added, updated = cursor.fetchone()
             change = EntityChange(added=added, updated=updated, deleted=deleted)
             if change.total:
                 changes.by_entity[entity] = change
             if version is not None and change.total:
-                cols = (
-                    f"sourced_id, date_last_modified, content_hash, {t.content_list()}"
-                )
+                cols = f"sourced_id, date_last_modified, content_hash, {t.content_list()}"
                 cursor.execute(
-                    f"UPDATE {t.table} SET valid_to_version = %s "
-                    f"WHERE id IN (SELECT id FROM rb_close)",
+                    f"UPDATE {t.table} SET valid_to_version = %s WHERE id IN "
+                    f"(SELECT close_id FROM rb_diff WHERE close_id IS NOT NULL)",
                     [version],
                 )
                 cursor.execute(
                     f"INSERT INTO {t.table} (source_id, valid_from_version, {cols}) "
-                    f"SELECT {int(source_id)}, {int(version)}, {cols} FROM {t.table} "
-                    f"WHERE id IN (SELECT id FROM rb_open)"
+                    f"SELECT {source}, {int(version)}, {cols} FROM {t.table} "
+                    f"WHERE id IN (SELECT open_id FROM rb_diff WHERE open_id IS NOT NULL)"
                 )
-        cursor.execute("DROP TABLE IF EXISTS rb_close, rb_open")
+        cursor.execute("DROP TABLE IF EXISTS rb_diff")
     return changes
