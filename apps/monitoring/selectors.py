@@ -98,3 +98,61 @@ def activity_series(*, days: int = SPARKLINE_DAYS, today: dt.date | None = None
 def roster_series(*, versions: int = 30) -> list[RosterVersionTelemetry]:
     """The newest versions' telemetry, oldest first (for the roster chart)."""
     return list(reversed(RosterVersionTelemetry.objects.order_by("-number")[:versions]))
+
+
+def active_integration_ids(ids: set[int]) -> set[int]:
+    from apps.vendors.models import Integration
+
+    return set(Integration.objects.filter(pk__in=ids, status="active").values_list("pk", flat=True))
+
+
+def dashboard_summary() -> dict:
+    """The counts at the top of the dashboard, each a link to its queue."""
+    from apps.governance.models import ScopeRequest
+    from apps.roster.models import ImportRun, ImportState
+
+    now = timezone.now()
+    return {
+        "alerts": open_alert_counts(),
+        "pending_approvals": ScopeRequest.objects.pending().count(),
+        "expiring_approvals": ScopeRequest.objects.live(now)
+        .filter(expires_at__lte=now + dt.timedelta(days=30)).count(),
+        "held_imports": ImportRun.objects.filter(state=ImportState.HELD).count(),
+        "latest_imports": list(
+            ImportRun.objects.select_related("source").order_by("-received_at")[:5]
+        ),
+        "latest_deliveries": _latest_deliveries(),
+    }
+
+
+def _latest_deliveries(limit: int = 5) -> list[dict]:
+    from apps.audit.models import AccessRecord, Channel
+
+    rows = list(
+        AccessRecord.objects.filter(channel=Channel.ONEROSTER_CSV)
+        .order_by("-occurred_at")
+        .values("occurred_at", "integration_id", "endpoint", "status_code", "records")[:limit]
+    )
+    names = _names({r["integration_id"] for r in rows if r["integration_id"]})
+    for row in rows:
+        row["integration"] = names.get(row["integration_id"], "—")
+    return rows
+
+
+def _names(ids: set[int]) -> dict[int, str]:
+    from apps.vendors.models import Integration
+
+    return dict(Integration.objects.filter(pk__in=ids).values_list("pk", "name"))
+
+
+def role_distribution(telemetry: RosterVersionTelemetry | None) -> list[tuple[str, int]]:
+    """Users per role in a version, largest first (summed over orgs)."""
+    if telemetry is None:
+        return []
+    from django.db.models import Sum
+
+    rows = (
+        telemetry.counts.filter(kind="users_by_org_role").values("role")
+        .annotate(n=Sum("count")).order_by("-n", "role")
+    )
+    return [(row["role"], int(row["n"])) for row in rows]

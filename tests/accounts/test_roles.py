@@ -18,6 +18,9 @@ VISIBILITY = {
     "/admin/audit/accessrecord/": {"governance", "engineer", "auditor"},
     "/admin/audit/disclosure/": {"governance", "auditor"},
     "/admin/keys/signingkey/": {"governance", "safeguarding", "engineer", "auditor"},
+    "/admin/monitoring/dashboard/": {"governance", "safeguarding", "engineer", "auditor"},
+    "/admin/monitoring/monitoringrule/": {"governance", "engineer", "auditor"},
+    "/admin/monitoring/alertchannel/": {"governance", "engineer", "auditor"},
     "/admin/auth/user/": set(),  # staff accounts are managed by break-glass administrators only
     "/admin/auth/group/": set(),
 }

@@ -1,0 +1,164 @@
+"""The dashboard in the admin: activity, alerts and their levers, roster telemetry; levers are
+POST only, CSRF-protected, permission-checked and audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from apps.alerts.alerts import raise_alert
+from apps.alerts.models import AlertState
+from apps.audit.models import AuditEvent, Channel
+from apps.monitoring import services
+from apps.vendors.models import IntegrationStatus
+from tests.monitoring import history
+from tests.vendors.factories import IntegrationFactory
+
+pytestmark = pytest.mark.django_db
+DASHBOARD = "/admin/monitoring/dashboard/"
+
+
+def _ack_url(alert) -> str:  # type: ignore[no-untyped-def]
+    return f"{DASHBOARD}alerts/{alert.pk}/acknowledge/"
+
+
+def _suspend_url(alert) -> str:  # type: ignore[no-untyped-def]
+    return f"{DASHBOARD}alerts/{alert.pk}/suspend/"
+
+
+@pytest.fixture
+def integration():  # type: ignore[no-untyped-def]
+    return IntegrationFactory(name="Maths Quest roster (REST)")
+
+
+@pytest.fixture
+def volume_alert(integration):  # type: ignore[no-untyped-def]
+    return raise_alert(rule="monitoring.access_volume", severity="critical",
+                       subject="Maths Quest roster (REST) pulled 5x its usual volume",
+                       details={"integration_id": integration.pk, "records": 5000})
+
+
+def test_the_dashboard_shows_activity_sparklines_alerts_and_roster_versions(
+    client, staff_user_factory, integration, volume_alert, now
+):
+    history.traffic(integration.pk, hours=history.daily_at(2, days=10, now=now),
+                    channel=Channel.ONEROSTER_REST, endpoint="/users", requests=10, records=900)
+    services.access_activity_rollup(start=timezone.localdate() - dt.timedelta(days=12),
+                                    end=timezone.localdate())
+    history.people(120, role="student")
+    history.people(8, role="teacher")
+    history.version(1)
+    services.roster_telemetry_catch_up()
+    client.force_login(staff_user_factory(role="governance"))
+
+    response = client.get(DASHBOARD)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert volume_alert.subject in html
+    assert f'data-testid="acknowledge-{volume_alert.pk}"' in html
+    assert f'data-testid="suspend-{volume_alert.pk}"' in html
+    row = re.search(rf'<tr data-integration="{integration.pk}">.*?</tr>', html, re.S).group(0)
+    assert "<svg" in row and "<polyline" in row and "9,000" in row
+    assert "student 120" in html and "teacher 8" in html
+    # drawn on the server: no script, no CDN
+    assert "<script src=\"http" not in html and "cdn" not in html.lower()
+
+
+def test_every_staff_role_opens_the_dashboard_but_only_some_see_the_levers(
+    client, staff_user_factory, volume_alert
+):
+    client.force_login(staff_user_factory(role="auditor"))
+
+    html = client.get(DASHBOARD).content.decode()
+
+    assert volume_alert.subject in html
+    assert "acknowledge-" not in html and "suspend-" not in html
+
+
+def test_acknowledging_from_the_dashboard_assigns_and_audits(
+    client, staff_user_factory, volume_alert, django_capture_on_commit_callbacks
+):
+    engineer = staff_user_factory(role="engineer")
+    client.force_login(engineer)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(_ack_url(volume_alert))
+
+    assert response.status_code == 302 and response.url == DASHBOARD
+    volume_alert.refresh_from_db()
+    assert volume_alert.state == AlertState.ACKNOWLEDGED
+    assert volume_alert.assignee == engineer
+    assert AuditEvent.objects.filter(action="alerts.acknowledged",
+                                     target_id=str(volume_alert.pk)).exists()
+
+
+def test_levers_refuse_get_and_roles_without_the_permission(
+    client, staff_user_factory, volume_alert, integration
+):
+    client.force_login(staff_user_factory(role="auditor"))
+    assert client.get(_ack_url(volume_alert)).status_code == 405
+    assert client.post(_ack_url(volume_alert)).status_code == 403
+    client.force_login(staff_user_factory(role="engineer"))
+    assert client.post(_suspend_url(volume_alert), {"reason": "x"}).status_code == 403
+
+    volume_alert.refresh_from_db()
+    integration.refresh_from_db()
+    assert volume_alert.state == AlertState.OPEN
+    assert integration.status == IntegrationStatus.ACTIVE
+
+
+def test_a_lever_without_the_csrf_token_is_refused(staff_user_factory, volume_alert):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user_factory(role="governance"))
+
+    response = client.post(_ack_url(volume_alert))
+
+    assert response.status_code == 403
+    volume_alert.refresh_from_db()
+    assert volume_alert.state == AlertState.OPEN
+
+
+def test_suspending_from_an_alert_stops_the_integration_and_records_why(
+    client, staff_user_factory, volume_alert, integration, django_capture_on_commit_callbacks
+):
+    dpo = staff_user_factory(role="governance")
+    client.force_login(dpo)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(_suspend_url(volume_alert), {"reason": "Pulling far too much"})
+
+    assert response.status_code == 302
+    integration.refresh_from_db()
+    volume_alert.refresh_from_db()
+    assert integration.status == IntegrationStatus.SUSPENDED
+    assert integration.status_reason == f"Pulling far too much (alert #{volume_alert.pk})"
+    assert volume_alert.state == AlertState.ACKNOWLEDGED
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"vendors.integration_suspended", "alerts.acknowledged",
+            "monitoring.integration_suspended_from_alert"} <= actions
+
+
+def test_suspending_needs_a_reason(client, staff_user_factory, volume_alert, integration):
+    client.force_login(staff_user_factory(role="governance"))
+
+    response = client.post(_suspend_url(volume_alert), {"reason": "  "}, follow=True)
+
+    assert services.ERROR_REASON_REQUIRED in response.content.decode()
+    integration.refresh_from_db()
+    assert integration.status == IntegrationStatus.ACTIVE
+
+
+def test_an_alert_that_names_no_integration_offers_no_suspend(client, staff_user_factory):
+    alert = raise_alert(rule="monitoring.import_held", subject="Import #4 held for 30 hours")
+    client.force_login(staff_user_factory(role="governance"))
+
+    html = client.get(DASHBOARD).content.decode()
+    refused = client.post(_suspend_url(alert), {"reason": "why not"}, follow=True)
+
+    assert f"suspend-{alert.pk}" not in html
+    assert services.ERROR_ALERT_HAS_NO_INTEGRATION in refused.content.decode()
