@@ -153,13 +153,13 @@ def roster_count(rule: MonitoringRule, now: dt.datetime) -> list[Finding]:
     roles = _role_totals([t.pk for t in recent])
     for telemetry in recent:
         values = {f"{entity}": int(n) for entity, n in telemetry.totals.items()}
-        values.update({f"users[{role}]": n for role, n in roles.get(telemetry.pk, {}).items()})
+        values.update({f"{role} users": n for role, n in roles.get(telemetry.pk, {}).items()})
         if telemetry is latest:
             current = values
         else:
             for name, n in values.items():
                 series.setdefault(name, []).append(n)
-    findings = []
+    changed = []
     for name, history in sorted(series.items()):
         if len(history) < len(previous):
             history = history + [0] * (len(previous) - len(history))
@@ -168,20 +168,23 @@ def roster_count(rule: MonitoringRule, now: dt.datetime) -> list[Finding]:
         if baseline < rule.min_volume:
             continue
         change = (now_count - baseline) / baseline
-        if abs(change) < rule.threshold:
-            continue
-        findings.append(
-            Finding(
-                key=f"{name}:v{latest.number}",
-                subject=f"Roster v{latest.number}: {name} is {now_count:,} against a baseline "
-                        f"of {baseline:,.0f} ({change:+.0%})",
-                details={"version": latest.number, "measure": name, "count": now_count,
-                         "baseline": baseline, "change": round(change, 3)},
-                evidence=_link(f"Version v{latest.number}", "roster_rosterversion_change",
-                               latest.version_id),
-            )
-        )
-    return findings
+        if abs(change) >= rule.threshold:
+            changed.append({"measure": name, "count": now_count, "baseline": baseline,
+                            "change": round(change, 3)})
+    if not changed:
+        return []
+    # one alert per version: the measure that moved most leads, the rest are in the details
+    changed.sort(key=lambda c: (-abs(c["change"]), c["measure"]))
+    lead = changed[0]
+    more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+    return [Finding(
+        key=f"v{latest.number}",
+        subject=f"Roster v{latest.number}: {lead['measure']} {lead['count']:,} against a "
+                f"baseline of {lead['baseline']:,.0f} ({lead['change']:+.0%}){more}",
+        details={"version": latest.number, **lead, "changes": changed},
+        evidence=_link(f"Version v{latest.number}", "roster_rosterversion_change",
+                       latest.version_id),
+    )]
 
 
 def _role_totals(telemetry_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -59,13 +59,17 @@ def test_a_roster_that_doubles_overnight_raises_a_critical_alert(now):
 
     alerts = _run(RuleKey.ROSTER_COUNT, now)
 
-    subjects = {a.details["measure"]: a for a in alerts}
-    assert set(subjects) == {"users", "roles", "users[student]"}
-    learners = subjects["users[student]"]
-    assert learners.severity == Severity.CRITICAL
-    assert learners.details["count"] == 2400
-    assert learners.details["baseline"] == 1200
-    assert "2,400" in learners.subject and "+100%" in learners.subject
+    # then one alert for the version, led by the learners, naming every count that moved
+    [alert] = alerts
+    assert alert.severity == Severity.CRITICAL
+    assert alert.details["version"] == 6
+    assert {c["measure"] for c in alert.details["changes"]} == {"users", "roles",
+                                                                "student users"}
+    assert alert.details["measure"] == "student users"
+    assert (alert.details["count"], alert.details["baseline"]) == (2400, 1200)
+    assert alert.subject == (
+        "Roster v6: student users 2,400 against a baseline of 1,200 (+100%) and 2 more"
+    )
 
 
 def test_the_usual_churn_between_versions_is_quiet(now):
