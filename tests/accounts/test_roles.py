@@ -21,6 +21,9 @@ VISIBILITY = {
     "/admin/monitoring/dashboard/": {"governance", "safeguarding", "engineer", "auditor"},
     "/admin/monitoring/monitoringrule/": {"governance", "engineer", "auditor"},
     "/admin/monitoring/alertchannel/": {"governance", "engineer", "auditor"},
+    "/admin/offboarding/offboarding/": {"governance", "auditor"},
+    "/admin/offboarding/controlpack/": {"governance", "auditor"},
+    "/admin/offboarding/disclosurehistory/": {"governance"},
     "/admin/auth/user/": set(),  # staff accounts are managed by break-glass administrators only
     "/admin/auth/group/": set(),
 }
