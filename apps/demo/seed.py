@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 
 from apps.accounts.demo import demo_staff_seed
 from apps.governance.demo import demo_exclusions_seed
+from apps.monitoring.demo import demo_monitoring_seed
 from apps.oneroster_api.models import OneRosterClient
 from apps.oneroster_api.services import oauth_client_issue, oauth_client_secret_rotate
 from apps.roster.models import ImportRun, ImportState
@@ -55,6 +56,8 @@ def demo_seed(*, students: int) -> dict[str, Any]:
     result["exclusions"] = demo_exclusions_seed(
         integrations=integrations, officer=staff[DEMO_SAFEGUARDING_OFFICER]
     )
+    # last: four weeks of access history, telemetry and the rules' first alerts
+    result["monitoring"] = demo_monitoring_seed(integrations=integrations, students=students)
     return result
 
 

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.alerts.alerts import raise_alert
-from apps.alerts.models import AlertState
+from apps.alerts.models import Alert, AlertState
 from apps.audit.models import AuditEvent, Channel
 from apps.monitoring import services
 from apps.vendors.models import IntegrationStatus
@@ -162,3 +162,25 @@ def test_an_alert_that_names_no_integration_offers_no_suspend(client, staff_user
 
     assert f"suspend-{alert.pk}" not in html
     assert services.ERROR_ALERT_HAS_NO_INTEGRATION in refused.content.decode()
+
+
+def test_seed_demo_gives_the_dashboard_a_story_on_first_run(client, staff_user_factory, settings,
+                                                            tmp_path):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.VAR_DIR = tmp_path
+    out = StringIO()
+    call_command("seed_demo", "--json", "--students", "60", stdout=out)
+    summary = json.loads(out.getvalue())["monitoring"]
+
+    assert summary["days_of_history"] == 28
+    assert summary["alerts_raised"] >= 1
+    rules = set(Alert.objects.values_list("rule", flat=True))
+    assert "monitoring.token_failures" in rules
+    client.force_login(staff_user_factory(role="governance"))
+    html = client.get(DASHBOARD).content.decode()
+    assert html.count("<polyline") >= 3  # several integrations with a month of activity
+    assert "demo-client-guessing" in html
