@@ -30,41 +30,48 @@ WHERE id IN (
 )
 """
 
-# Disclosures, step 1: a run that ended yesterday now ends today. Rows are locked in id order
-# so that two writers with overlapping pupils cannot deadlock.
+# Disclosures, step 1: a run that ended yesterday now ends today. Each pupil's run is
+# probed through the unique key (a LATERAL subquery cannot be flattened into an anti-join
+# that stale statistics would plan as a nested loop over the whole ledger) and locked in
+# the order of the sorted ids, so two writers with overlapping pupils cannot deadlock.
 DISCLOSURE_EXTEND = """
 WITH due AS (
-    SELECT d.id
-    FROM audit_disclosure d
-    JOIN unnest(%(ids)s::text[]) AS u(user_sourced_id) USING (user_sourced_id)
-    WHERE d.integration_id = %(integration_id)s
-      AND d.channel = %(channel)s
-      AND d.field_classes = %(field_classes)s
-      AND d.last_day = %(day)s::date - 1
-    ORDER BY d.id
-    FOR UPDATE OF d
+    SELECT hit.id
+    FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS u(user_sourced_id, n)
+    CROSS JOIN LATERAL (
+        SELECT d.id FROM audit_disclosure d
+        WHERE d.integration_id = %(integration_id)s
+          AND d.channel = %(channel)s
+          AND d.field_classes = %(field_classes)s
+          AND d.user_sourced_id = u.user_sourced_id
+          AND d.last_day = %(day)s::date - 1
+        FOR UPDATE
+    ) AS hit
 )
 UPDATE audit_disclosure d SET last_day = %(day)s
 FROM due WHERE d.id = due.id
 """
 
-# Disclosures, step 2: pupils with no run covering the day start one. The unique key
-# (…, user_sourced_id, first_day) makes a concurrent duplicate a no-op.
+# Disclosures, step 2: pupils with no run covering the day start one (probed per pupil
+# through the unique key, as in step 1). The unique key (…, user_sourced_id, first_day)
+# makes a concurrent duplicate a no-op.
 DISCLOSURE_START = """
 INSERT INTO audit_disclosure
     (user_sourced_id, vendor_id, integration_id, channel, field_classes, first_day, last_day)
 SELECT u.user_sourced_id, %(vendor_id)s, %(integration_id)s, %(channel)s, %(field_classes)s,
        %(day)s, %(day)s
 FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS u(user_sourced_id, n)
-WHERE NOT EXISTS (
-    SELECT 1 FROM audit_disclosure d
+LEFT JOIN LATERAL (
+    SELECT 1 AS covered FROM audit_disclosure d
     WHERE d.integration_id = %(integration_id)s
       AND d.channel = %(channel)s
       AND d.field_classes = %(field_classes)s
       AND d.user_sourced_id = u.user_sourced_id
       AND d.first_day <= %(day)s
       AND d.last_day >= %(day)s
-)
+    LIMIT 1
+) AS run ON true
+WHERE run.covered IS NULL
 ORDER BY u.n
 ON CONFLICT DO NOTHING
 """
