@@ -63,6 +63,11 @@ class Destination(models.Model):
     last_delivered_version = models.PositiveIntegerField(null=True, blank=True)
     last_delivered_at = models.DateTimeField(null=True, blank=True)
     last_scheduled_at = models.DateTimeField(null=True, blank=True)
+    # The release policy the last delivery was rendered under: a fingerprint of what shapes
+    # a bundle (projection, org scope, overrides, pseudonymisation) and the ids of the
+    # exclusions then active. A delta is only correct against the same policy; anything but
+    # new exclusions makes the next delivery a bulk (apps/delivery/services.py).
+    last_policy = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -119,7 +119,8 @@ def _active_queryset(release: Any, entity: str, *, since: int | None, until: int
     return qs
 
 
-def _deleted_queryset(release: Any, entity: str, *, since: int, until: int) -> QuerySet:
+def _deleted_queryset(release: Any, entity: str, *, since: int, until: int,
+                      withheld: frozenset[str] | None = None) -> QuerySet:
     """sourcedIds (released form) that the vendor must drop: closed without a successor,
     or about a person an exclusion now withholds."""
     model = CANONICAL_MODELS[entity]
@@ -135,12 +136,12 @@ def _deleted_queryset(release: Any, entity: str, *, since: int, until: int) -> Q
     released_id = release.pseudonymiser.sql("sourced_id") if pseudonymised_id else F("sourced_id")
     parts = [closed.annotate(_sid=released_id).values("_sid")]
     reference = PERSON_REFERENCE.get(entity)
-    excluded = sorted(release.excluded_user_sourced_ids)
+    excluded = sorted(release.excluded_user_sourced_ids if withheld is None else withheld)
     if reference and excluded:
-        withheld = model.objects.filter(
+        of_excluded = model.objects.filter(
             valid_to_version__isnull=True, **{f"{reference}__in": excluded}
         )
-        parts.append(withheld.annotate(_sid=released_id).values("_sid"))
+        parts.append(of_excluded.annotate(_sid=released_id).values("_sid"))
     qs = parts[0]
     for part in parts[1:]:
         qs = qs.union(part)  # UNION: distinct ids
@@ -186,10 +187,12 @@ def _deleted_select_sql(entity: str, stamp: str) -> tuple[str, list]:
 
 
 def entity_copy_sql(
-    release: Any, entity: str, *, mode: str, since: int | None, until: int, stamp: str
+    release: Any, entity: str, *, mode: str, since: int | None, until: int, stamp: str,
+    withheld: frozenset[str] | None = None,
 ) -> tuple[str, list] | None:
     """The one statement producing ``entity``'s CSV rows for this release (no header);
-    None when the release can hold no row of it (no org in scope)."""
+    None when the release can hold no row of it (no org in scope). In a delta, the rows of
+    the people in ``withheld`` (default: everyone the release excludes) are tobedeleted."""
     released = release.columns(entity)
     try:
         inner_sql, inner_params = _active_queryset(
@@ -201,7 +204,8 @@ def entity_copy_sql(
     sql = f"SELECT {select} FROM ({inner_sql}) AS r"
     params = [*select_params, *inner_params]
     if mode == DELTA and since is not None:
-        deleted = _deleted_queryset(release, entity, since=since, until=until)
+        deleted = _deleted_queryset(release, entity, since=since, until=until,
+                                    withheld=withheld)
         del_sql, del_params = deleted.order_by().query.sql_with_params()
         dselect, dparams = _deleted_select_sql(entity, stamp)
         sql = f"({sql}) UNION ALL (SELECT {dselect} FROM ({del_sql}) AS d)"
@@ -250,9 +254,13 @@ def manifest_bytes(files: dict[str, str]) -> bytes:
 
 def bundle_write(
     release: Any, out: BinaryIO, *, mode: str, since: int | None, until: int,
-    collect_people: bool = True,
+    collect_people: bool = True, withheld: frozenset[str] | None = None,
 ) -> RenderResult:
     """Write the bundle zip for ``release`` into ``out`` (any writable stream).
+
+    ``withheld``: in a delta, the people whose records the vendor must now delete because
+    an exclusion withholds them (the deliverer passes only those newly excluded since the
+    destination's last delivery; None means every excluded person).
 
     A file whose entity has no rows is left out and marked ``absent`` (the binding makes a
     header-only file invalid); a delta with no changes is a zip holding only the manifest,
@@ -270,7 +278,8 @@ def bundle_write(
             if not release.columns(entity):
                 continue
             statement = entity_copy_sql(
-                release, entity, mode=mode, since=since, until=until, stamp=stamp
+                release, entity, mode=mode, since=since, until=until, stamp=stamp,
+                withheld=withheld,
             )
             if statement is None:
                 continue
@@ -295,7 +304,8 @@ def bundle_write(
                 if buffer:
                     handle.write(b"".join(buffer))
             if mode == DELTA:
-                deleted = _count_tobedeleted(release, entity, since=since, until=until)
+                deleted = _count_tobedeleted(release, entity, since=since, until=until,
+                                             withheld=withheld)
             result.files[entity] = mode
             result.counts[entity] = count
             if deleted:
@@ -310,7 +320,9 @@ def bundle_write(
     return result
 
 
-def _count_tobedeleted(release: Any, entity: str, *, since: int | None, until: int) -> int:
+def _count_tobedeleted(release: Any, entity: str, *, since: int | None, until: int,
+                       withheld: frozenset[str] | None = None) -> int:
     if since is None:
         return 0
-    return _deleted_queryset(release, entity, since=since, until=until).count()
+    return _deleted_queryset(release, entity, since=since, until=until,
+                             withheld=withheld).count()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import logging
 import random
 import secrets as pysecrets
@@ -417,14 +418,57 @@ class _HashingWriter:
         pass
 
 
+def release_policy(release: Any) -> dict[str, Any]:
+    """What a delta depends on, besides the roster versions: the shape of the release (its
+    fingerprint) and the exclusions active (ids only: who they withhold stays out of it)."""
+    shape = {
+        "projection": {e: list(c) for e, c in sorted(release.projection.items())},
+        "orgs": sorted(release.org_sourced_ids),
+        "overrides": [[o.id, o.kind] for o in release.overrides],
+        "pseudonymised": release.pseudonymised,
+    }
+    fingerprint = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+    return {"fingerprint": fingerprint, "exclusions": sorted(release.exclusions)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    since: int | None
+    why: str
+    withheld: frozenset[str] | None = None
+
+
+def delivery_plan(*, destination: Destination, release: Any, run: DeliveryRun) -> Plan:
+    """Bulk or delta. A delta is only right against the policy the last delivery used: a
+    changed projection, scope, override or pseudonymisation, or an exclusion that ended
+    (the pupil must come back in full), makes it a bulk; new exclusions alone stay a delta
+    in which those pupils are tobedeleted."""
+    if run.force_bulk or run.reason in (RunReason.REPLAY, RunReason.ROLLBACK):
+        return Plan(render.BULK, None, "asked for a bulk")
+    if destination.last_delivered_version is None:
+        return Plan(render.BULK, None, "first delivery")
+    last = destination.last_policy or {}
+    now = release_policy(release)
+    if last.get("fingerprint") != now["fingerprint"]:
+        return Plan(render.BULK, None, "release policy changed")
+    before, after = set(last.get("exclusions", [])), set(now["exclusions"])
+    if not before <= after:
+        return Plan(render.BULK, None, "an exclusion ended")
+    withheld = frozenset(release.exclusions[i] for i in after - before)
+    return Plan(render.DELTA, destination.last_delivered_version, "delta", withheld)
+
+
 def bundle_render(
-    *, destination: Destination, release: Any, mode: str, since: int | None, until: int
+    *, destination: Destination, release: Any, mode: str, since: int | None, until: int,
+    withheld: frozenset[str] | None = None,
 ) -> tuple[Bundle, render.RenderResult]:
     """Render and store one bundle, encrypted from its first byte (no plaintext on disk)."""
     path = bundle_dir() / str(destination.pk) / f"{uuid.uuid4().hex}.zip.enc"
     with open_encrypted(path, purpose=BUNDLE_PURPOSE) as writer:
         hashing = _HashingWriter(writer)
-        result = render.bundle_write(release, hashing, mode=mode, since=since, until=until)
+        result = render.bundle_write(release, hashing, mode=mode, since=since, until=until,
+                                     withheld=withheld)
     bundle = Bundle.objects.create(
         destination=destination, mode=mode, version_from=result.version_from,
         version_to=until, path=str(path), data_key_id=writer.data_key.pk,
@@ -488,22 +532,21 @@ def _execute_locked(run_id: int, *, now: dt.datetime, base_url: str) -> ExecuteR
     run.started_at = run.started_at or now
     _save_state(run, RunState.RENDERING, error_code="", error="")
     try:
+        why = "retained bundle"
         if bundle is None:
-            if run.force_bulk or run.reason == RunReason.REPLAY \
-                    or destination.last_delivered_version is None:
-                mode, since = render.BULK, None
-            else:
-                mode, since = render.DELTA, destination.last_delivered_version
+            plan = delivery_plan(destination=destination, release=release, run=run)
+            why = plan.why
             until = latest
             if run.reason == RunReason.ROLLBACK:
                 until = run.requested_version or latest
             bundle, result = bundle_render(destination=destination, release=release,
-                                           mode=mode, since=since, until=until)
+                                           mode=plan.mode, since=plan.since, until=until,
+                                           withheld=plan.withheld)
         run.bundle = bundle
         run.mode = bundle.mode
         run.version_from = bundle.version_from
         run.version_to = bundle.version_to
-        run.counts = bundle.counts
+        run.counts = {**bundle.counts, "why": why}
         rendered = time.perf_counter()
         _save_state(run, RunState.DELIVERING)
         if destination.transport == Transport.SFTP:
@@ -527,7 +570,10 @@ def _execute_locked(run_id: int, *, now: dt.datetime, base_url: str) -> ExecuteR
         run.timings = {"render_s": round(rendered - started, 3),
                        "deliver_s": round(delivered - rendered, 3)}
         _save_state(run, RunState.DELIVERED, finished_at=timezone.now(), next_attempt_at=None)
-        _advance(destination, run)
+        # A retained bundle was rendered under an earlier policy that is not known here:
+        # forget the policy, so the next delivery is a bulk rather than a wrong delta.
+        policy = release_policy(release) if result is not None else {}
+        _advance(destination, run, policy=policy)
         if result is not None:
             _disclose(release, result)
         release.record_withheld()
@@ -562,16 +608,20 @@ def _skip_reason(run: DeliveryRun, destination: Destination) -> tuple[str, str] 
     return None
 
 
-def _advance(destination: Destination, run: DeliveryRun) -> None:
-    """Move the destination's high-water mark; never backwards except by a rollback."""
+def _advance(destination: Destination, run: DeliveryRun, *, policy: dict[str, Any]) -> None:
+    """Move the destination's high-water mark (never backwards except by a rollback) and
+    remember the policy the vendor's copy now reflects."""
     locked = Destination.objects.select_for_update().get(pk=destination.pk)
     to = run.version_to
     if run.reason == RunReason.ROLLBACK or locked.last_delivered_version is None \
             or (to is not None and to > locked.last_delivered_version):
         locked.last_delivered_version = to
     locked.last_delivered_at = timezone.now()
-    locked.save(update_fields=["last_delivered_version", "last_delivered_at", "updated_at"])
+    locked.last_policy = policy
+    locked.save(update_fields=["last_delivered_version", "last_delivered_at", "last_policy",
+                               "updated_at"])
     destination.last_delivered_version = locked.last_delivered_version
+    destination.last_policy = policy
 
 
 def _disclose(release: Any, result: render.RenderResult) -> None:

@@ -193,3 +193,38 @@ def test_a_bundle_is_a_valid_feed_for_the_hubs_own_ingest(destination, tmp_path)
 
     assert run.state in ("applied", "no_changes"), (run.state, run.message,
                                                     list(run.errors.values("code", "message")))
+
+
+def test_a_change_of_release_policy_makes_the_next_delivery_a_bulk(destination, feed):
+    relay()
+    world.approve(destination.integration, orgs=("dist",), services=("csv.delivery",),
+                  field_classes=("identifier", "directory", "contact"))  # now contact too
+    changed = small_district(students=3)
+    changed["users"][1]["givenName"] = "Renamed"
+    feed(changed)
+
+    relay()
+
+    run = DeliveryRun.objects.filter(destination=destination).order_by("-created_at").first()
+    assert run.mode == "bulk" and run.counts["why"] == "release policy changed"
+
+
+def test_a_lifted_exclusion_brings_the_pupil_back_in_a_bulk(destination, feed, staff_user_factory):
+    from apps.governance.services.exclusions import exclusion_create, exclusion_lift
+
+    officer = staff_user_factory(username="officer.dsl", role="safeguarding")
+    exclusion = exclusion_create(user_sourced_id="s2", scope="all", reason_code="child_protection",
+                                 ends_at=timezone.now() + dt.timedelta(days=30), actor=officer,
+                                 note="x")
+    relay()
+    exclusion_lift(exclusion=exclusion, actor=officer, reason="plan ended")
+    changed = small_district(students=3)
+    changed["users"][1]["givenName"] = "Renamed"
+    feed(changed)
+
+    relay()
+
+    run = DeliveryRun.objects.filter(destination=destination).order_by("-created_at").first()
+    assert run.mode == "bulk" and run.counts["why"] == "an exclusion ended"
+    bundle = files_of(destination)[run.remote_name]
+    assert "s2" in {r["sourcedId"] for r in bundle["users"]}
