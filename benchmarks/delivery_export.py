@@ -208,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.generate_district import generate_delta
 
     delta_feed = workdir / f"delta-{args.students}-{args.seed}-{latest}.zip"
+    stamp = f"2031-01-{1 + latest % 28:02d}T00:00:00.000Z"
     generate_delta(delta_feed, students=args.students, seed=args.seed,
-                   fraction=args.delta_fraction, stamp=f"2031-01-{1 + latest % 28:02d}T00:00:00.000Z")
+                   fraction=args.delta_fraction, stamp=stamp)
     run = roster_import_run(path=delta_feed, source=SOURCE)
     delta_until = version_latest_number()
     delta = render_in_child(integration, mode="delta", since=latest, until=delta_until)

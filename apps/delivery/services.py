@@ -41,12 +41,12 @@ from apps.audit.models import Channel
 from apps.audit.services import access_record, disclosures_record
 from apps.delivery import render, sftp
 from apps.delivery.models import (
+    RUN_TRANSITIONS,
     Bundle,
     DeliveryRun,
     Destination,
     DestinationState,
     DownloadLink,
-    RUN_TRANSITIONS,
     RunMode,
     RunReason,
     RunState,
@@ -269,7 +269,8 @@ def destinations_revoke(*, integration: Integration, actor: Any, reason: str) ->
              error=MESSAGES[DESTINATION_DISABLED], finished_at=now)
     bundles = _bundles_purge(Bundle.objects.filter(destination_id__in=ids), actor=actor,
                              reason=reason or "credentials revoked")
-    summary = {"destinations": disabled, "links": links, "bundles": bundles, "runs_skipped": skipped}
+    summary = {"destinations": disabled, "links": links, "bundles": bundles,
+               "runs_skipped": skipped}
     for destination in destinations:
         audit.record(actor=actor, action="delivery.destination_revoked", target=destination,
                      details={"reason": reason, **summary})

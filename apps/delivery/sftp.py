@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
-import socket
 import stat
 import uuid
 from collections.abc import Iterator
@@ -119,7 +119,7 @@ def sftp_session(endpoint: SftpEndpoint) -> Iterator[paramiko.SFTPClient]:
         if isinstance(exc, paramiko.AuthenticationException):
             raise SftpError(AUTH_FAILED, user=endpoint.username, **params) from None
         raise SftpError(UNREACHABLE, detail=str(exc), **params) from None
-    except (OSError, socket.timeout) as exc:
+    except (TimeoutError, OSError) as exc:
         client.close()
         raise SftpError(UNREACHABLE, detail=str(exc) or type(exc).__name__, **params) from None
     try:
@@ -154,10 +154,8 @@ def sftp_upload(endpoint: SftpEndpoint, src: BinaryIO, *, remote_name: str) -> i
             attrs = sftp.putfo(src, temporary, confirm=True)
             sftp.posix_rename(temporary, final)
         except (OSError, paramiko.SSHException) as exc:
-            try:
+            with contextlib.suppress(OSError, paramiko.SSHException):
                 sftp.remove(temporary)
-            except (OSError, paramiko.SSHException):
-                pass
             raise SftpError(TRANSFER_FAILED, host=endpoint.host, port=endpoint.port,
                             detail=str(exc) or type(exc).__name__) from None
         return int(attrs.st_size or 0)

@@ -42,7 +42,7 @@ REST_TIMEOUT = 30
 MAX_PAGES = 100_000
 
 # Error codes.
-REST_TOKEN_REFUSED = "rest_token_refused"
+REST_TOKEN_REFUSED = "rest_token_refused"  # noqa: S105 (an error code)
 REST_REQUEST_FAILED = "rest_request_failed"
 MESSAGES = {
     REST_TOKEN_REFUSED: "The SIS token endpoint refused the client credentials (HTTP {status}).",
