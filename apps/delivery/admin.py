@@ -67,7 +67,7 @@ class DestinationAdmin(admin.ModelAdmin):
                        "state", "state_reason", "created_at", "updated_at")
     exclude = ("sftp_private_key_wrapped", "sftp_private_key_master_key_id")
     autocomplete_fields = ("integration",)
-    actions = ("deliver_now", "deliver_bulk_now", "pause", "resume")
+    actions = ("deliver_now", "deliver_bulk_now", "issue_link", "pause", "resume")
     inlines = (RunInline,)
 
     def get_queryset(self, request):  # type: ignore[no-untyped-def]
@@ -102,6 +102,20 @@ class DestinationAdmin(admin.ModelAdmin):
     @admin.action(description="Deliver a full bulk now", permissions=["operate"])
     def deliver_bulk_now(self, request, queryset):  # type: ignore[no-untyped-def]
         self._enqueue(request, queryset, bulk=True)
+
+    @admin.action(description="Issue a new download link (shown once)",
+                  permissions=["operate"])
+    def issue_link(self, request, queryset):  # type: ignore[no-untyped-def]
+        for destination in queryset:
+            try:
+                link, url = services.download_link_issue(
+                    destination=destination, actor=request.user,
+                    base_url=request.build_absolute_uri("/").rstrip("/"))
+            except services.DeliveryError as exc:
+                self.message_user(request, f"{destination.integration}: {exc}", messages.ERROR)
+                continue
+            self.message_user(request, f"{destination.integration}: {url} (expires "
+                                       f"{link.expires_at:%Y-%m-%d %H:%M} UTC; shown once)")
 
     @admin.action(description="Pause", permissions=["operate"])
     def pause(self, request, queryset):  # type: ignore[no-untyped-def]

@@ -779,6 +779,32 @@ def _link_create(*, destination: Destination, bundle: Bundle, run: DeliveryRun |
     return link, token
 
 
+NO_RETAINED_BUNDLE = "no_retained_bundle"
+MESSAGES[NO_RETAINED_BUNDLE] = ("No delivered bundle of this destination is still retained; "
+                                "deliver again to get a link.")
+
+
+@transaction.atomic
+def download_link_issue(*, destination: Destination, actor: Any,
+                        base_url: str = "") -> tuple[DownloadLink, str]:
+    """A fresh link to the destination's latest delivered bundle, for staff to hand to the
+    vendor; the URL is returned once (only its hash is stored). Audited."""
+    if destination.state != DestinationState.ACTIVE:
+        raise DeliveryError(DESTINATION_PAUSED if destination.state == DestinationState.PAUSED
+                            else DESTINATION_DISABLED)
+    run = (DeliveryRun.objects.filter(destination=destination, state=RunState.DELIVERED,
+                                      bundle__purged_at__isnull=True, bundle__isnull=False)
+           .select_related("bundle").order_by("-version_to", "-finished_at").first())
+    if run is None:
+        raise DeliveryError(NO_RETAINED_BUNDLE)
+    link, token = _link_create(destination=destination, bundle=run.bundle, run=run,
+                               now=timezone.now())
+    audit.record(actor=actor, action="delivery.link_issued", target=destination,
+                 details={"link": link.pk, "bundle": run.bundle_id,
+                          "expires_at": link.expires_at.isoformat()})
+    return link, download_url(token, base_url=base_url)
+
+
 def download_url(token: str, *, base_url: str = "") -> str:
     from django.urls import reverse
 

@@ -63,3 +63,23 @@ def test_an_auditor_cannot_operate_deliveries(client, staff_user_factory, sftp_d
     client.post("/admin/delivery/destination/",
                 {"action": "deliver_now", "_selected_action": [sftp_destination.pk]})
     assert not DeliveryRun.objects.exists()
+
+
+def test_staff_issue_a_fresh_download_link_that_the_vendor_can_use_once(
+    client, operator, pull_destination
+):
+    services.delivery_run_execute(run=services.delivery_run_enqueue(
+        destination=pull_destination)[0])
+    client.force_login(operator)
+
+    response = client.post("/admin/delivery/destination/",
+                           {"action": "issue_link", "_selected_action": [pull_destination.pk]},
+                           follow=True)
+
+    [message] = [str(m) for m in response.context["messages"]]
+    url = message.split()[1]
+    assert "/delivery/download/" in url
+    from django.test import Client
+
+    assert Client().get(url).status_code == 200
+    assert Client().get(url).status_code == 410
