@@ -51,8 +51,8 @@ DEFAULTS: dict[str, dict] = {
     ),
     RuleKey.ACCESS_VOLUME: dict(
         threshold=3.0, window_hours=24, min_volume=100, severity=Severity.WARNING,
-        help="How many times its usual volume (records served per window, over the 14 days "
-             "before) an integration may pull before it fires.",
+        help="How many times its usual volume (records served in the window, against the same "
+             "window one and two weeks before) an integration may pull before it fires.",
     ),
     RuleKey.ACCESS_HOURS: dict(
         threshold=0.01, window_hours=1, min_volume=20, severity=Severity.WARNING,
@@ -65,8 +65,8 @@ DEFAULTS: dict[str, dict] = {
     ),
     RuleKey.PASSBACK_RATE: dict(
         threshold=3.0, window_hours=24, min_volume=20, severity=Severity.WARNING,
-        help="Factor by which grade passback (AGS) calls may rise or fall against the 14-day "
-             "mean before it fires.",
+        help="Factor by which grade passback (AGS score) calls may rise or fall against the "
+             "same window one and two weeks earlier before it fires.",
     ),
     RuleKey.EXCLUDED_ATTEMPTS: dict(
         threshold=1, window_hours=24, min_volume=0, severity=Severity.INFO,
@@ -203,16 +203,21 @@ def _role_totals(telemetry_ids: list[int]) -> dict[int, dict[str, int]]:
 BASELINE_DAYS = 14
 
 
+BASELINE_WEEKS = 2
+
+
 def _window_vs_baseline(rule: MonitoringRule, now: dt.datetime, *, measure: str,
                         channel_filter: str) -> list[tuple[int, int, float, int]]:
+    """(integration, this window, mean of the same window in the previous weeks, days of
+    history) for each integration with traffic."""
     window = _t(rule.window_hours or 24)
     window_start = now - window
-    baseline_start = window_start - dt.timedelta(days=BASELINE_DAYS)
     with connection.cursor() as cursor:
         cursor.execute(
             sql.ACCESS_WINDOW_VS_BASELINE.format(measure=measure, channel_filter=channel_filter),
-            {"window_start": window_start, "baseline_start": baseline_start, "now": now,
-             "baseline_windows": dt.timedelta(days=BASELINE_DAYS) / window},
+            {"window_start": window_start, "now": now,
+             "baseline_start": window_start - dt.timedelta(weeks=BASELINE_WEEKS),
+             "window_seconds": int(window.total_seconds()), "weeks": BASELINE_WEEKS},
         )
         return cursor.fetchall()
 
@@ -288,8 +293,8 @@ def token_failures(rule: MonitoringRule, now: dt.datetime) -> list[Finding]:
 
 
 def passback_rate(rule: MonitoringRule, now: dt.datetime) -> list[Finding]:
-    rows = _window_vs_baseline(rule, now, measure="requests",
-                               channel_filter="h.channel = 'lti_ags'")
+    scores = "h.channel = 'lti_ags' AND h.endpoint LIKE '%%score%%'"
+    rows = _window_vs_baseline(rule, now, measure="requests", channel_filter=scores)
     factor = max(rule.threshold, 1.0)
     hits = []
     for iid, cur, base, days in rows:

@@ -116,14 +116,17 @@ ON CONFLICT (integration_id, day) DO UPDATE SET
     delivery_failures = EXCLUDED.delivery_failures
 """
 
-# Per integration: requests of one channel filter in the recent window and the mean per
-# window over the baseline days before it (days without traffic count as zero).
+# Per integration: a measure in the recent window against the same window one and two weeks
+# earlier (schools run on a weekly rhythm: a quiet Saturday is not a collapse), and how many
+# days of history there are before the window.
 ACCESS_WINDOW_VS_BASELINE = """
 SELECT h.integration_id,
        coalesce(sum(h.{measure}) FILTER (WHERE h.hour >= %(window_start)s), 0)::bigint
            AS current,
-       coalesce(sum(h.{measure}) FILTER (WHERE h.hour < %(window_start)s), 0)::float
-           / %(baseline_windows)s AS baseline,
+       coalesce(sum(h.{measure}) FILTER (
+           WHERE h.hour < %(window_start)s
+             AND mod(extract(epoch FROM %(now)s - h.hour)::bigint, 604800) < %(window_seconds)s
+       ), 0)::float / %(weeks)s AS baseline,
        count(DISTINCT date_trunc('day', h.hour)) FILTER (WHERE h.hour < %(window_start)s)
            AS baseline_days
 FROM audit_accesshourly h

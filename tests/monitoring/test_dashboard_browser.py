@@ -66,3 +66,28 @@ def test_governance_acknowledges_an_alert_from_the_dashboard(
     assert alert.state == AlertState.ACKNOWLEDGED
     assert alert.assignee.username == "amira.dpo"
     page.screenshot(path=str(tmp_path / "monitoring_dashboard_acknowledged.png"), full_page=True)
+
+
+def test_the_dashboard_with_demo_data_in_a_real_browser(browser, live_server, tmp_path, settings):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.VAR_DIR = tmp_path
+    out = StringIO()
+    call_command("seed_demo", "--json", "--students", "60", stdout=out)
+    staff = {p["username"]: p["password"] for p in json.loads(out.getvalue())["staff"]}
+
+    page = browser.new_context(viewport={"width": 1360, "height": 1000}).new_page()
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "amira.dpo")
+    page.fill("#id_password", staff["amira.dpo"])
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+    page.goto(f"{live_server.url}/admin/monitoring/dashboard/")
+
+    assert page.locator("#activity svg polyline").count() >= 3
+    assert "demo-client-guessing" in page.inner_text("#open-alerts")
+    page.screenshot(path=str(tmp_path / "monitoring_dashboard_demo.png"), full_page=True)
+    assert (tmp_path / "monitoring_dashboard_demo.png").stat().st_size > 10_000

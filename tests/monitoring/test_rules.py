@@ -212,6 +212,29 @@ def test_grade_passback_that_collapses_or_surges_fires(now):
     )
 
 
+def _school_days_passback(integration_id: int, now: dt.datetime, *, weeks: int = 3) -> None:
+    """Grade passback at 11:00 on school days only (Monday to Friday) for some weeks."""
+    days = [now - dt.timedelta(days=d) for d in range(1, 7 * weeks + 1)]
+    history.traffic(integration_id, channel=Channel.LTI_AGS, endpoint="/lti/ags/{item}/scores",
+                    hours=[d.replace(hour=11) for d in days if d.weekday() < 5], requests=150)
+
+
+def _next_saturday(now: dt.datetime) -> dt.datetime:
+    return now + dt.timedelta(days=(5 - now.weekday()) % 7 + 7)
+
+
+def test_a_quiet_weekend_is_not_a_passback_collapse_but_a_silent_wednesday_is(now):
+    saturday = _next_saturday(now)
+    wednesday = saturday - dt.timedelta(days=3)
+    at_weekend, midweek = IntegrationFactory(), IntegrationFactory()
+    _school_days_passback(at_weekend.pk, saturday)
+    _school_days_passback(midweek.pk, wednesday)
+
+    assert _run(RuleKey.PASSBACK_RATE, saturday) == []
+    [alert] = _run(RuleKey.PASSBACK_RATE, wednesday)
+    assert alert.details == {"integration_id": midweek.pk, "calls": 0, "baseline": 150.0}
+
+
 def test_withheld_records_are_counted_without_naming_anyone(now, staff_user_factory):
     officer = staff_user_factory(role="safeguarding")
     exclusion = exclusion_create(
