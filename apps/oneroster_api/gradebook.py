@@ -15,6 +15,7 @@ classes, schools and pupils its release shows; everything else is a 422 naming t
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,6 @@ from django.utils.dateparse import parse_date, parse_datetime
 from apps.governance.scopes import OR
 from apps.oneroster_api import entities as E
 from apps.oneroster_api.endpoints import Condition, Endpoint, Parent
-from apps.roster.models import Enrollment
 from apps.roster.schema import EXT_PREFIX, SCORE_STATUSES
 
 SERVICE = "oneroster.gradebook"
@@ -379,6 +379,8 @@ class Parsed:
     row: dict[str, Any]
     where: str
     supplied_id: str | None = None
+    # the row as the client wrote it, before ids were mapped back (for the reply)
+    given: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_object(entity: E.Entity, obj: Any, where: str, problems: Problems, *,
@@ -441,7 +443,7 @@ def parse_object(entity: E.Entity, obj: Any, where: str, problems: Problems, *,
         row["score_scale_value"] = _scale_values(obj, where, problems)
     if len(problems.items) > before:
         return None
-    return Parsed(row=row, where=where, supplied_id=supplied)
+    return Parsed(row=row, where=where, supplied_id=supplied, given=dict(row))
 
 
 def _scale_values(obj: Mapping, where: str, problems: Problems) -> list[str] | None:
@@ -523,20 +525,8 @@ def check_references(release, entity: E.Entity, parsed: list[Parsed],  # type: i
             stored = release.pseudonymiser.reverse(sorted(set(given)))
             for r in rows:
                 r["student_sourced_id"] = stored.get(r["student_sourced_id"])
-        items = {
-            sid: (klass, session) for sid, klass, session in
-            _visible(release, "lineItems", refs("line_item_sourced_id"))
-            .values_list("sourced_id", "class_sourced_id", "academic_session_sourced_id")
-        }
-        students = set(_visible(release, "users", refs("student_sourced_id"))
-                       .values_list("sourced_id", flat=True))
-        enrolled = set(
-            Enrollment.objects.filter(
-                valid_to_version__isnull=True, role="student",
-                user_sourced_id__in=sorted(students),
-                class_sourced_id__in=sorted({c for c, _ in items.values()}),
-            ).values_list("user_sourced_id", "class_sourced_id")
-        )
+        items, students, enrolled = _result_references(
+            release, refs("line_item_sourced_id"), refs("student_sourced_id"))
         for p, shown in zip(parsed, given, strict=True):
             r = p.row
             student = r["student_sourced_id"]
@@ -575,3 +565,88 @@ def check_references(release, entity: E.Entity, parsed: list[Parsed],  # type: i
                     expected=school, what="school", parent="class"))
             if r["course_sourced_id"] not in courses:
                 unknown(p, "course", "course", r["course_sourced_id"])
+
+
+ITEM_REFERENCES_SQL = (
+    "SELECT 'i', i.sourced_id, i.class_sourced_id, i.academic_session_sourced_id "
+    "FROM ({items}) i"
+)
+USER_REFERENCES_SQL = "SELECT 'u', u.sourced_id, NULL, NULL FROM ({users}) u"
+ENROLMENT_REFERENCES_SQL = (
+    "SELECT 'e', e.user_sourced_id, e.class_sourced_id, NULL FROM roster_enrollment e "
+    "WHERE e.valid_to_version IS NULL AND e.role = 'student' AND e.user_sourced_id = ANY(%s) "
+    "AND e.class_sourced_id IN (SELECT i2.class_sourced_id FROM ({items}) i2)"
+)
+
+
+def _result_references(release, item_ids: set[str], student_ids: set[str]):  # type: ignore[no-untyped-def]
+    """The visible line items (id -> class, session), the visible students, and their
+    (student, class) enrolments, in one round trip: a tool sends one score per request."""
+    from django.db import connection
+
+    items: dict[str, tuple[str, str]] = {}
+    students: set[str] = set()
+    enrolled: set[tuple[str, str]] = set()
+    parts: list[tuple[str, list]] = []
+    if item_ids:
+        items_sql, items_params = (_visible(release, "lineItems", item_ids)
+                                   .values("sourced_id", "class_sourced_id",
+                                           "academic_session_sourced_id")
+                                   .query.sql_with_params())
+        parts.append((ITEM_REFERENCES_SQL.format(items=items_sql), list(items_params)))
+    if student_ids:
+        users_sql, users_params = (_visible(release, "users", student_ids)
+                                   .values("sourced_id").query.sql_with_params())
+        parts.append((USER_REFERENCES_SQL.format(users=users_sql), list(users_params)))
+    if item_ids and student_ids:
+        parts.append((ENROLMENT_REFERENCES_SQL.format(items=items_sql),
+                      [sorted(student_ids), *items_params]))
+    if not parts:
+        return items, students, enrolled
+    sql = " UNION ALL ".join(f"({part})" for part, _ in parts)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [p for _, params in parts for p in params])
+        for kind, sid, klass, session in cursor.fetchall():
+            if kind == "i":
+                items[sid] = (klass, session)
+            elif kind == "u":
+                students.add(sid)
+            else:
+                enrolled.add((sid, klass))
+    return items, students, enrolled
+
+
+def render_written(entity: E.Entity, parsed: Parsed, fields: Iterable[E.Field], *,
+                   written_at: dt.datetime | None, href_base: str) -> str:
+    """The object a write stored, as JSON in the read shape, without reading it back: the
+    client's own ids (pseudonyms stay pseudonyms), references the service filled in, and
+    only the fields its release projects."""
+    row, given = parsed.row, parsed.given
+    out: dict[str, Any] = {}
+    for f in fields:
+        if f.kind == E.STATUS:
+            out[f.name] = "active"
+            continue
+        if f.column == "date_last_modified":
+            if written_at is not None:
+                out[f.name] = written_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+                    f"{written_at.microsecond // 1000:03d}Z"
+            continue
+        value = given.get(f.column) if given.get(f.column) is not None else row.get(f.column)
+        if value is None:
+            continue
+        if f.kind == E.NUMBER:
+            out[f.name] = float(value)
+        elif f.kind == E.DATE:
+            out[f.name] = value.isoformat()
+        elif f.kind == E.BOOL:
+            out[f.name] = "true" if value else "false"
+        elif f.kind == E.REF:
+            out[f.name] = {"href": f"{href_base}/{f.ref_collection}/{value}",
+                           "sourcedId": value, "type": f.ref_type}
+        elif f.kind == E.SCALE_VALUES:
+            pairs = [item.strip("{}").split(":", 1) for item in value]
+            out[f.name] = [{"itemValueLHS": lhs, "itemValueRHS": rhs} for lhs, rhs in pairs]
+        else:
+            out[f.name] = value
+    return json.dumps(out, separators=(",", ":"))

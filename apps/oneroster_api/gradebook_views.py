@@ -347,7 +347,12 @@ class GradebookApi(View):
             raise _Unprocessable(entity.singular, problems)
         outcome = self._write(release, upserts={entity.name: [parsed.row]})
         created = outcome.was_created(entity.name, sourced_id)
-        rendered = self._rendered(release, entity, sourced_id)
+        if outcome.written_at is None:  # unchanged: the stored row keeps its date
+            rendered = self._rendered(release, entity, sourced_id)
+        else:
+            fields = E.available_fields(entity, release.columns(entity.name))
+            rendered = G.render_written(entity, parsed, fields, written_at=outcome.written_at,
+                                        href_base=href_base())
         body_text = '{"' + entity.singular + '":' + rendered + "}"
         return HttpResponse(body_text, status=201 if created else 200,
                             content_type="application/json"), 1

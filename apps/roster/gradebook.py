@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DataError, connection, transaction
+from django.utils import timezone
 
 from apps.roster.ingest import apply as apply_sql
 from apps.roster.ingest.apply import ChangeSet, EntityChange
@@ -84,6 +85,8 @@ class GradebookWriteOutcome:
     """What one batch did, per entity, by sourcedId."""
 
     version: RosterVersion | None
+    # dateLastModified of the rows this batch wrote
+    written_at: dt.datetime | None = None
     created: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     updated: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unchanged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -149,7 +152,7 @@ def _insert_sql(t: EntityTables) -> str:
     return (
         f"INSERT INTO {t.table} (source_id, sourced_id, date_last_modified, content_hash, "
         f"valid_from_version, {t.content_list()}) "
-        f"SELECT %s, x.sourced_id, now(), {t.hash_sql('x', staged=False)}, %s, "
+        f"SELECT %s, x.sourced_id, %s, {t.hash_sql('x', staged=False)}, %s, "
         f"{', '.join('x.' + _q(c) for c in t.content)} FROM ({_typed_rows(t)}) x"
     )
 
@@ -319,6 +322,7 @@ def gradebook_write(
     for entity in (*upserts, *deletes):
         _check_entity(entity)
     plans: dict[str, _Plan] = {}
+    written_at = timezone.now()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             # Serialise this source's writes, so a probe cannot go stale before its apply.
@@ -345,7 +349,8 @@ def gradebook_write(
                     if plan.close_ids:
                         cursor.execute(_close_sql(t), [number, plan.close_ids])
                     if plan.created or plan.updated:
-                        cursor.execute(_insert_sql(t), [source.pk, number, plan.changed_json])
+                        cursor.execute(_insert_sql(t),
+                                       [source.pk, written_at, number, plan.changed_json])
                 version = _version_create(
                     number=number, source=source, changes=changes, kind=VERSION_KIND,
                     actor=actor if getattr(actor, "pk", None) else None,
@@ -357,6 +362,7 @@ def gradebook_write(
         raise GradebookWriteError(BAD_VALUE, ERROR_BAD_VALUE.format(detail=detail)) from exc
     return GradebookWriteOutcome(
         version=version,
+        written_at=written_at if version is not None else None,
         created={e: tuple(p.created) for e, p in plans.items() if p.created},
         updated={e: tuple(p.updated) for e, p in plans.items() if p.updated},
         unchanged={e: tuple(p.unchanged) for e, p in plans.items() if p.unchanged},

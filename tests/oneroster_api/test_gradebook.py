@@ -279,6 +279,31 @@ def test_results_accept_a_score_above_the_maximum_and_an_exempt_status(gb, token
     assert ids(gb.get("/classes/cls1/lineItems/li-tool/results", token), "results") == {"r1", "r2"}
 
 
+def test_the_reply_to_a_put_is_what_a_get_then_returns(gb, token):
+    writes = [
+        ("/categories/cat-tool", {"category": {"title": "Quizzes", "weight": 12.5}}),
+        ("/lineItems/li-tool", line_item(description="Chapter 3")),
+        ("/results/r1", result("r1", "p1", 8.25, comment="Neat", late=True, inProgress="false",
+                               textScore="B+")),
+        ("/scoreScales/ss-tool", {"scoreScale": {
+            "title": "Stars", "type": "stars", "school": {"sourcedId": "sch1"},
+            "course": {"sourcedId": "course-1"}, "class": {"sourcedId": "cls1"},
+            "scoreScaleValue": [{"itemValueLHS": "***", "itemValueRHS": "Great: really"}]}}),
+    ]
+    for path, body in writes:
+        reply = gb.put(path, token, body)
+        assert reply.status_code == 201, reply.content
+        assert reply.json() == gb.get(path, token).json(), path
+
+
+def test_a_result_put_costs_a_fixed_number_of_queries(gb, token,
+                                                      django_assert_max_num_queries):
+    gb.put("/lineItems/li-tool", token, line_item())
+    gb.put("/results/r0", token, result("r0", "p2"))
+    with django_assert_max_num_queries(19):
+        assert gb.put("/results/r1", token, result("r1", "p1")).status_code == 201
+
+
 @pytest.mark.parametrize(
     ("path", "body", "where"),
     [

@@ -1,0 +1,240 @@
+"""Benchmark: result writes through the OneRoster gradebook under gunicorn, printing JSON.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/h_grade_bench \
+    REDIS_URL=redis://127.0.0.1:6379/1 \
+        .venv/bin/python -m benchmarks.gradebook --students 2000 --writes 10000
+
+Loads a generated district through the real import pipeline (``benchmarks.rest`` does it,
+once per database), approves an assessment integration for gradebook reads and writes
+over the whole district, issues its credentials, starts gunicorn with
+``docker/gunicorn.conf.py`` (``benchmarks.rest.start_gunicorn``) and, from outside over
+HTTP with a real token, has 4 concurrent clients PUT ``--writes`` results in total (one
+score per request, as a tool sends them; each a new version of the roster). First the
+tool PUTs one line item per class it writes into; the results go to the pupils enrolled in
+those classes, round robin, so some PUTs create and later ones replace.
+
+Reports writes per second (all clients) and latency percentiles, and checks afterwards that
+every result is current and owned by the tool. Targets: >= 300 writes/s, p99 <= 150 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import threading
+import time
+from pathlib import Path
+
+from benchmarks.rest import ROOT, _django, free_port, load_district, log, start_gunicorn
+
+INTEGRATION = "benchmark-gradebook"
+BASE = "/ims/oneroster/gradebook/v1p2"
+OR = "https://purl.imsglobal.org/spec/or/v1p2/scope/"
+SCOPES = [OR + s for s in ("gradebook-core.readonly", "gradebook.readonly",
+                           "gradebook.createput", "gradebook.createpost", "gradebook.delete")]
+TARGETS = {"writes_per_second": 300, "p99_ms": 150}
+LINE_ITEMS = 50
+
+
+def set_up_tool() -> tuple[str, str]:
+    """A live assessment integration approved for the gradebook over the whole district."""
+    import datetime as dt
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from apps.governance.models import ScopeRequest, ScopeRequestStatus
+    from apps.oneroster_api.models import OneRosterClient
+    from apps.oneroster_api.services import oauth_client_issue, oauth_client_secret_rotate
+    from apps.roster.models import Org
+    from apps.vendors.models import Integration, IntegrationKind, Vendor
+
+    staff, _ = get_user_model().objects.get_or_create(
+        username="bench.governance", defaults={"is_staff": True}
+    )
+    vendor, _ = Vendor.objects.get_or_create(name="Benchmark assessment vendor")
+    integration, _ = Integration.objects.update_or_create(
+        name=INTEGRATION,
+        defaults={"vendor": vendor, "kind": IntegrationKind.ONEROSTER_REST, "status": "active",
+                  "pseudonymised": False},
+    )
+    roots = list(Org.objects.filter(valid_to_version__isnull=True,
+                                    parent_sourced_id__isnull=True)
+                 .values_list("sourced_id", flat=True))
+    now = timezone.now() - dt.timedelta(minutes=1)
+    ScopeRequest.objects.filter(integration=integration).delete()
+    ScopeRequest.objects.create(
+        integration=integration, status=ScopeRequestStatus.APPROVED, requested_by=staff,
+        services=["oneroster.gradebook"], scopes=SCOPES,
+        field_classes=["identifier", "assessment"], org_sourced_ids=roots,
+        justification="benchmark", duration_days=30, decided_at=now, approved_at=now,
+        expires_at=now + dt.timedelta(days=30), approvals_required=2,
+    )
+    if OneRosterClient.objects.filter(integration=integration).exists():
+        issued = oauth_client_secret_rotate(integration=integration, actor=staff, overlap_hours=0)
+    else:
+        issued = oauth_client_issue(integration=integration, actor=staff)
+    OneRosterClient.objects.filter(integration=integration).update(
+        rate_limit_per_minute=1_000_000_000
+    )
+    return issued.client_id, issued.client_secret
+
+
+def targets(line_items: int) -> list[tuple[str, dict, list[str]]]:
+    """(line item id, line item body, enrolled pupils) for the first classes with pupils."""
+    from apps.roster.models import AcademicSession, Category, Class, Enrollment
+
+    category = Category.objects.filter(valid_to_version__isnull=True).order_by("sourced_id")[0]
+    out = []
+    classes = Class.objects.filter(valid_to_version__isnull=True).order_by("sourced_id")
+    for klass in classes.iterator():
+        pupils = list(Enrollment.objects.filter(
+            valid_to_version__isnull=True, role="student", class_sourced_id=klass.sourced_id,
+        ).order_by("user_sourced_id").values_list("user_sourced_id", flat=True))
+        if not pupils:
+            continue
+        term = klass.term_sourced_ids[0]
+        if not AcademicSession.objects.filter(sourced_id=term).exists():
+            continue
+        sid = f"bench-li-{klass.sourced_id}"
+        body = {"lineItem": {
+            "title": f"Benchmark quiz {klass.sourced_id}", "assignDate": "2026-01-05",
+            "dueDate": "2026-01-12", "class": {"sourcedId": klass.sourced_id},
+            "category": {"sourcedId": category.sourced_id},
+            "academicSession": {"sourcedId": term}, "resultValueMin": 0, "resultValueMax": 20,
+        }}
+        out.append((sid, body, pupils))
+        if len(out) == line_items:
+            break
+    if not out:
+        raise SystemExit("the district has no class with pupils")
+    return out
+
+
+class Writer:
+    def __init__(self, root: str, token: str) -> None:
+        import requests
+
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.root = root
+
+    def put(self, path: str, body: dict) -> float:
+        started = time.perf_counter()
+        response = self.session.put(self.root + BASE + path, json=body, timeout=60)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code not in (200, 201):
+            raise SystemExit(f"PUT {path}: {response.status_code} {response.text[:400]}")
+        return elapsed
+
+
+def write_results(root: str, token: str, work: list[tuple[str, dict, list[str]]], *,
+                  writes: int, clients: int) -> dict:
+    """``writes`` result PUTs spread over ``clients`` threads; latencies in ms."""
+    jobs = []
+    slots = [(sid, pupil) for sid, _, pupils in work for pupil in pupils]
+    for n in range(writes):
+        sid, pupil = slots[n % len(slots)]
+        jobs.append((f"/results/bench-r-{sid}-{pupil}", {"result": {
+            "lineItem": {"sourcedId": sid}, "student": {"sourcedId": pupil},
+            # a score above resultValueMax now and then, as tools do
+            "scoreStatus": "fully graded", "score": (n * 7) % 23, "scoreDate": "2026-01-13",
+        }}))
+    latencies: list[float] = []
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        writer = Writer(root, token)
+        mine = []
+        try:
+            for path, body in jobs[index::clients]:
+                mine.append(writer.put(path, body))
+        except BaseException as exc:  # noqa: BLE001 - reported after the join
+            failures.append(exc)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"a client failed: {failures[0]}")
+    latencies.sort()
+    return {
+        "clients": clients, "writes": len(latencies), "seconds": round(seconds, 2),
+        "writes_per_second": round(len(latencies) / seconds, 1),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1], 1),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+        "max_ms": round(latencies[-1], 1),
+        "distinct_results": len({path for path, _ in jobs}),
+    }
+
+
+def check_written(work: list[tuple[str, dict, list[str]]]) -> dict:
+    from apps.roster.gradebook import INTEGRATION_SOURCE_PREFIX
+    from apps.roster.models import Result, RosterVersion, Source
+    from apps.vendors.models import Integration
+
+    integration = Integration.objects.get(name=INTEGRATION)
+    source = Source.objects.get(name=f"{INTEGRATION_SOURCE_PREFIX}{integration.pk}")
+    current = Result.objects.filter(valid_to_version__isnull=True, source=source,
+                                    sourced_id__startswith="bench-r-").count()
+    return {"current_results": current,
+            "versions": RosterVersion.objects.filter(source=source).count()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--writes", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=min(2 * (os.cpu_count() or 1) + 1, 8))
+    parser.add_argument("--workdir", default=str(ROOT / "var" / "bench"))
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL"):
+        raise SystemExit("set DATABASE_URL to a scratch database")
+    _django()
+    load_district(args.students, args.seed, Path(args.workdir))
+    client_id, secret = set_up_tool()
+    work = targets(LINE_ITEMS)
+    port = free_port()
+    server = start_gunicorn(port, args.workers)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        import requests
+
+        token_response = requests.post(f"{root}/oauth/token", auth=(client_id, secret),
+                                       data={"grant_type": "client_credentials"}, timeout=30)
+        token_response.raise_for_status()
+        token = token_response.json()["access_token"]
+        log(f"{len(work)} line items")
+        writer = Writer(root, token)
+        for sid, body, _ in work:
+            writer.put(f"/lineItems/{sid}", body)
+        log(f"{args.writes} result PUTs from {args.clients} clients")
+        results = write_results(root, token, work, writes=args.writes, clients=args.clients)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    written = check_written(work)
+    print(json.dumps({
+        "students": args.students, "workers": args.workers, "line_items": len(work),
+        "result_puts": results, "written": written, "targets": TARGETS,
+        "meets_targets": {
+            "writes_per_second": results["writes_per_second"] >= TARGETS["writes_per_second"],
+            "p99": results["p99_ms"] <= TARGETS["p99_ms"],
+        },
+    }))
+
+
+if __name__ == "__main__":
+    main()
