@@ -10,11 +10,15 @@ import json
 import jwt
 import pytest
 from django.core import mail
+from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from apps.alerts.models import Alert, Severity
 from apps.audit.models import AccessRecord, Channel
 from apps.audit.services import access_record
+from apps.delivery.models import DestinationState, Transport
+from apps.delivery.services import destination_create
 from apps.keys.files import open_decrypted
 from apps.keys.models import SigningKey
 from apps.keys.services import signing_key_active, signing_keys_rotate
@@ -115,9 +119,11 @@ def test_the_certificate_records_every_step_and_verifies(acme, api, governance_u
     assert {i["status"] for i in claims["integrations"]} == {"offboarded"}
     assert claims["deletion"]["evidence_sha256"] == __import__("hashlib").sha256(
         EVIDENCE).hexdigest()
-    # step 3: no delivery app answered here, and the certificate says so rather than nothing
+    # step 3: the delivery channel's own answer for each integration is on the certificate
     files = next(s for s in claims["steps"] if s["step"] == StepName.FILES_PURGED)
-    assert files["evidence"]["note"] == services.NOTE_NO_DELIVERY
+    assert set(files["evidence"]["receivers"]) == {acme.rest.name, acme.csv.name,
+                                                   acme.lti.name}
+    assert all("delivery" in answer for answer in files["evidence"]["receivers"].values())
     # the deletion request is due per the agreement ("within 14 days")
     assert "agreement" in claims["steps"][3]["evidence"]["deadline_basis"]
     assert offboarding.deletion_due_on == (
@@ -281,3 +287,33 @@ def test_another_vendor_is_untouched(acme, api, governance_user):
     token = api.token(other.rest_client)
     finish(open_and_run(acme, governance_user), governance_user)
     assert api.get("/users", token).status_code == 200
+
+
+def test_every_channel_of_the_vendor_refuses_on_its_next_attempt(acme, api, pupil,
+                                                                 governance_user):
+    """The issue's end-to-end case: REST, CSV and LTI integrations of one vendor."""
+    # given: each channel serving the vendor
+    token = api.token(acme.rest_client)
+    assert api.get("/users", token).status_code == 200
+    destination = destination_create(integration=acme.csv, transport=Transport.HTTPS_PULL,
+                                     actor=governance_user, link_ttl_hours=1)
+    out = io.StringIO()
+    call_command("deliver", "--integration", acme.csv.name, "--json", stdout=out)
+    link = json.loads(out.getvalue())["download_url"]
+    assert pupil.start(acme.registration.client_id, "cls1").action
+
+    # when the vendor is offboarded (steps 1 to 3)
+    offboarding = open_and_run(acme, governance_user)
+
+    # then each channel refuses the next attempt
+    assert api.get("/users", token).status_code == 401
+    assert api.token_response(acme.rest_client).status_code == 401
+    assert Client().get(link).status_code == 410
+    destination.refresh_from_db()
+    assert destination.state == DestinationState.DISABLED
+    refused = pupil.start(acme.registration.client_id, "cls1")
+    assert refused.status == 403
+    # and each channel's answer is the step's evidence
+    purged = offboarding.steps.get(step=StepName.FILES_PURGED).evidence["receivers"]
+    assert purged[acme.csv.name]["delivery"]["bundles"] == 1
+    assert purged[acme.csv.name]["delivery"]["destinations"] == 1
