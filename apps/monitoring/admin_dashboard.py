@@ -54,6 +54,11 @@ class DashboardAdmin(admin.ModelAdmin):
                  name="monitoring_dashboard_acknowledge"),
             path("alerts/<int:pk>/suspend/", view(require_POST(self.suspend_view)),
                  name="monitoring_dashboard_suspend"),
+            path("integrations/<int:pk>/", view(self.integration_view),
+                 name="monitoring_dashboard_integration"),
+            path("integrations/<int:pk>/suspend/",
+                 view(require_POST(self.integration_suspend_view)),
+                 name="monitoring_dashboard_integration_suspend"),
         ]
 
     def _url(self) -> str:
@@ -136,3 +141,65 @@ class DashboardAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
         return HttpResponseRedirect(self._url())
+
+    # --- one integration -----------------------------------------------------------------
+
+    def _integration_url(self, pk: int) -> str:
+        return reverse(f"{self.admin_site.name}:monitoring_dashboard_integration", args=[pk])
+
+    def integration_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        from apps.vendors.models import Integration
+
+        integration = get_object_or_404(Integration.objects.select_related("vendor"), pk=pk)
+        daily = selectors.integration_daily(pk)
+        labels = dict(selectors.ACTIVITY_MEASURES)
+        hours = selectors.integration_hours(pk)
+        total = sum(v for _, v in hours) or 1
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Activity: {integration.name}",
+            "subtitle": None,
+            "integration": integration,
+            "charts": [
+                {"label": labels[m], "svg": svg.line_chart(v, label=f"{labels[m]} per day"),
+                 "total": sum(n for _, n in v)}
+                for m, v in daily.items()
+            ],
+            "hours_chart": svg.bar_chart(
+                hours, label="Requests by hour of day, last 14 days",
+                highlight={i for i, (_, n) in enumerate(hours) if 0 < n / total < 0.01},
+            ),
+            "recent": selectors.integration_recent_access(pk),
+            "alerts": selectors.integration_alerts(pk),
+            "can_suspend": request.user.has_perm(SUSPEND_PERMISSION)
+            and integration.status == "active",
+            "can_acknowledge": request.user.has_perm(ACKNOWLEDGE_PERMISSION),
+        }
+        return TemplateResponse(request, "admin/monitoring/integration.html", context)
+
+    def integration_suspend_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not request.user.has_perm(SUSPEND_PERMISSION):
+            raise PermissionDenied
+        from apps.vendors.models import Integration
+        from apps.vendors.services import VendorServiceError, integration_suspend
+
+        integration = get_object_or_404(Integration, pk=pk)
+        form = SuspendFromAlertForm(request.POST)
+        if not form.is_valid() or not form.cleaned_data["reason"].strip():
+            self.message_user(request, services.ERROR_REASON_REQUIRED, messages.ERROR)
+            return HttpResponseRedirect(self._integration_url(pk))
+        try:
+            integration_suspend(integration=integration, actor=request.user,
+                                reason=form.cleaned_data["reason"])
+        except VendorServiceError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(self._integration_url(pk))
+        self.message_user(
+            request,
+            f"{integration.name} is suspended: every channel refuses it from its next request.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(self._integration_url(pk))

@@ -156,3 +156,69 @@ def role_distribution(telemetry: RosterVersionTelemetry | None) -> list[tuple[st
         .annotate(n=Sum("count")).order_by("-n", "role")
     )
     return [(row["role"], int(row["n"])) for row in rows]
+
+
+ACTIVITY_MEASURES = (
+    ("requests", "Requests"), ("records", "Records served"),
+    ("users_disclosed", "Pupils disclosed"), ("token_failures", "Refused tokens"),
+    ("launches", "LTI launches"), ("nrps_calls", "Names and Roles calls"),
+    ("score_posts", "Scores posted"), ("deliveries", "Deliveries"),
+)
+
+
+def integration_daily(integration_id: int, *, days: int = 90,
+                      today: dt.date | None = None) -> dict[str, list[tuple[str, int]]]:
+    """Per measure, (day label, value) for each of the last ``days`` days, zeros filled; a
+    measure that never moved is left out."""
+    today = today or timezone.localdate()
+    start = today - dt.timedelta(days=days - 1)
+    rows = {
+        row["day"]: row
+        for row in IntegrationActivity.objects.filter(
+            integration_id=integration_id, day__gte=start, day__lte=today
+        ).values("day", *(m for m, _ in ACTIVITY_MEASURES))
+    }
+    # start at the first day with activity (a new integration's chart is not mostly zeros)
+    first = min(rows, default=today)
+    start = min(max(start, first), today - dt.timedelta(days=13))
+    span = [start + dt.timedelta(days=n) for n in range((today - start).days + 1)]
+    out = {}
+    for measure, _label in ACTIVITY_MEASURES:
+        values = [(f"{d:%d %b}", int(rows.get(d, {}).get(measure, 0))) for d in span]
+        if any(v for _, v in values):
+            out[measure] = values
+    return out
+
+
+def integration_hours(integration_id: int, *, days: int = 14,
+                      now: dt.datetime | None = None) -> list[tuple[str, int]]:
+    """Requests per hour of day over the last ``days`` days (the integration's rhythm)."""
+    from django.db.models import Sum
+    from django.db.models.functions import ExtractHour
+
+    from apps.audit.models import AccessHourly
+
+    since = (now or timezone.now()) - dt.timedelta(days=days)
+    counts = dict(
+        AccessHourly.objects.filter(integration_id=integration_id, hour__gte=since)
+        .annotate(hod=ExtractHour("hour")).values("hod").annotate(n=Sum("requests"))
+        .values_list("hod", "n")
+    )
+    return [(f"{h:02d}", int(counts.get(h, 0))) for h in range(24)]
+
+
+def integration_recent_access(integration_id: int, *, limit: int = 20) -> list[dict]:
+    from apps.audit.models import AccessRecord
+
+    return list(
+        AccessRecord.objects.filter(integration_id=integration_id).order_by("-occurred_at")
+        .values("occurred_at", "channel", "endpoint", "status_code", "records",
+                "duration_ms")[:limit]
+    )
+
+
+def integration_alerts(integration_id: int) -> list[Alert]:
+    """Live alerts whose details name this integration."""
+    from apps.alerts.alerts import open_alerts
+
+    return list(open_alerts().filter(details__integration_id=integration_id)[:50])

@@ -74,3 +74,30 @@ def line_chart(series: Sequence[tuple[str, float]], *, label: str, width: int = 
         f'<polyline points="{line}" fill="none" stroke="{STROKE}" stroke-width="2"/>'
         + "".join(marks) + "</svg>"
     )
+
+
+def bar_chart(series: Sequence[tuple[str, float]], *, label: str, width: int = 640,
+              height: int = 140, highlight: set[int] | None = None) -> SafeString:
+    """Bars over labelled slots (hours of the day); ``highlight`` indexes are drawn in red."""
+    if not series:
+        return mark_safe("")  # noqa: S308 - empty string
+    pad, top = 20, max(v for _, v in series) or 1
+    slot = (width - 2 * pad) / len(series)
+    bars = []
+    for i, (name, value) in enumerate(series):
+        h = (value / top) * (height - 2 * pad)
+        x = pad + i * slot
+        colour = ALERT if highlight and i in highlight else STROKE
+        bars.append(
+            f'<rect x="{x + 1:.1f}" y="{height - pad - h:.1f}" width="{max(slot - 2, 1):.1f}" '
+            f'height="{h:.1f}" fill="{colour}"><title>{escape(name)}: '
+            f'{escape(f"{value:,.0f}")}</title></rect>'
+        )
+        if i % 3 == 0:
+            bars.append(f'<text x="{x + slot / 2:.1f}" y="{height - 5}" font-size="10" '
+                        f'text-anchor="middle" fill="#666">{escape(name)}</text>')
+    return mark_safe(  # noqa: S308 - numbers and escaped labels only
+        f'<svg class="ix-chart" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(label)}</title>" + "".join(bars) + "</svg>"
+    )

@@ -184,3 +184,59 @@ def test_seed_demo_gives_the_dashboard_a_story_on_first_run(client, staff_user_f
     html = client.get(DASHBOARD).content.decode()
     assert html.count("<polyline") >= 3  # several integrations with a month of activity
     assert "demo-client-guessing" in html
+
+
+def _page(integration) -> str:  # type: ignore[no-untyped-def]
+    return f"{DASHBOARD}integrations/{integration.pk}/"
+
+
+def test_an_integration_page_shows_its_rhythm_daily_charts_alerts_and_last_requests(
+    client, staff_user_factory, integration, volume_alert, now
+):
+    from apps.audit.services import access_record
+
+    history.traffic(integration.pk, hours=history.daily_at(2, days=13, now=now),
+                    channel=Channel.ONEROSTER_REST, endpoint="/users", requests=10, records=900)
+    history.traffic(integration.pk, hours=[now.replace(hour=3) - dt.timedelta(days=1)],
+                    channel=Channel.ONEROSTER_REST, endpoint="/users", requests=1, records=10)
+    access_record(integration_id=integration.pk, channel=Channel.ONEROSTER_REST,
+                  endpoint="/users", status_code=403, records=0, duration_ms=4)
+    services.access_activity_rollup(start=timezone.localdate() - dt.timedelta(days=14),
+                                    end=timezone.localdate())
+    client.force_login(staff_user_factory(role="auditor"))
+
+    response = client.get(_page(integration))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert volume_alert.subject in html
+    assert "Records served" in html and "Requests" in html
+    hours = re.search(r'data-testid="hours-chart">(.*?)</div>', html, re.S).group(1)
+    assert hours.count("<rect") == 24
+    assert "03: 1</title>" in hours and 'fill="#b3261e"' in hours  # the odd hour stands out
+    assert "<code>/users</code>" in html and "ix-badge-critical\">403" in html
+    assert 'data-testid="suspend-integration"' not in html  # auditors look, never act
+
+
+def test_suspending_from_the_integration_page_is_audited(
+    client, staff_user_factory, integration, django_capture_on_commit_callbacks
+):
+    client.force_login(staff_user_factory(role="governance"))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"{_page(integration)}suspend/", {"reason": "Unusual night pulls"})
+
+    assert response.status_code == 302
+    integration.refresh_from_db()
+    assert integration.status == IntegrationStatus.SUSPENDED
+    assert AuditEvent.objects.filter(action="vendors.integration_suspended",
+                                     target_id=str(integration.pk)).exists()
+
+
+def test_engineers_cannot_suspend_from_the_integration_page(client, staff_user_factory,
+                                                            integration):
+    client.force_login(staff_user_factory(role="engineer"))
+
+    assert client.post(f"{_page(integration)}suspend/", {"reason": "x"}).status_code == 403
+    integration.refresh_from_db()
+    assert integration.status == IntegrationStatus.ACTIVE

@@ -91,3 +91,11 @@ def test_the_dashboard_with_demo_data_in_a_real_browser(browser, live_server, tm
     assert "demo-client-guessing" in page.inner_text("#open-alerts")
     page.screenshot(path=str(tmp_path / "monitoring_dashboard_demo.png"), full_page=True)
     assert (tmp_path / "monitoring_dashboard_demo.png").stat().st_size > 10_000
+
+    # and each integration has a page of its own with its charts and levers
+    page.click("#activity a >> text=Numbersense roster (REST)")
+    page.wait_for_url("**/admin/monitoring/dashboard/integrations/*/")
+    assert page.locator('[data-testid="hours-chart"] svg rect').count() == 24
+    assert page.locator('[data-testid="suspend-integration"]').is_visible()
+    page.screenshot(path=str(tmp_path / "monitoring_integration_demo.png"), full_page=True)
+
