@@ -47,15 +47,17 @@ class MonitoringRuleAdmin(admin.ModelAdmin):
 
 @admin.register(AlertChannel)
 class AlertChannelAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "min_severity", "max_per_run", "enabled")
+    list_display = ("name", "kind", "min_severity", "max_per_run", "daily_digest",
+                    "digest_sent_at", "enabled")
     list_filter = ("kind", "enabled", "min_severity")
     search_fields = ("name",)
 
 
 @admin.register(AlertNotification)
 class AlertNotificationAdmin(_ReadOnly):
-    list_display = ("attempted_at", "channel", "alert", "delivered", "status_code", "error")
-    list_filter = ("delivered", "channel")
+    list_display = ("attempted_at", "channel", "alert", "delivered", "digest", "status_code",
+                    "error")
+    list_filter = ("delivered", "digest", "channel")
     list_select_related = ("channel", "alert")
 
 

@@ -178,6 +178,11 @@ class AlertChannel(models.Model):
         max_length=10, choices=Severity.choices, default=Severity.WARNING
     )
     max_per_run = models.PositiveIntegerField(default=20)
+    daily_digest = models.BooleanField(
+        default=False,
+        help_text="Also send the alerts below the minimum severity, once a day, as one digest.",
+    )
+    digest_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -196,6 +201,7 @@ class AlertNotification(models.Model):
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="+")
     attempted_at = models.DateTimeField(auto_now_add=True)
     delivered = models.BooleanField(default=False)
+    digest = models.BooleanField(default=False, help_text="Sent in a daily digest.")
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
 

@@ -29,3 +29,8 @@ def rules_evaluate() -> dict:
 @shared_task(name="monitoring.notifications_send")
 def notifications_send() -> dict:
     return notifications.notifications_send()
+
+
+@shared_task(name="monitoring.digests_send")
+def digests_send() -> dict:
+    return notifications.digests_send()

@@ -191,3 +191,52 @@ def test_a_webhook_that_is_not_http_is_refused_and_recorded():
 
     assert notifications.notifications_send() == {"file-hook": {"sent": 0, "failed": 1}}
     assert "must be http or https" in AlertNotification.objects.get().error
+
+
+# --- the daily digest --------------------------------------------------------------------------
+
+
+def test_low_severities_go_out_once_a_day_as_one_digest(receiver):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    handler, url = receiver
+    _webhook(url, min_severity="warning", daily_digest=True)
+    _email(min_severity="critical", daily_digest=True)
+    raise_alert(rule="monitoring.excluded_attempts", subject="12 records withheld",
+                severity="info")
+    raise_alert(rule="monitoring.approval_expiry", subject="Approval #3 expires soon",
+                severity="warning")
+    morning = timezone.now()
+
+    first = notifications.digests_send(now=morning)
+    later_that_day = notifications.digests_send(now=morning + dt.timedelta(hours=5))
+    raise_alert(rule="monitoring.excluded_attempts", subject="3 records withheld",
+                severity="info")
+    next_morning = notifications.digests_send(now=morning + dt.timedelta(days=1))
+
+    # the webhook (warning and up sent at once) digests the info alerts; the email (critical
+    # only) digests info and warning alike
+    assert first == {"ops-webhook": 1, "dpo-mail": 2}
+    assert later_that_day == {}
+    assert next_morning == {"ops-webhook": 1, "dpo-mail": 1}
+    digest = json.loads(handler.received[0]["body"])["digest"]
+    assert [a["subject"] for a in digest] == ["12 records withheld"]
+    assert mail.outbox[0].subject == "[Interchange] Daily digest: 2 alert(s)"
+    assert "Approval #3 expires soon" in mail.outbox[0].body
+    assert AlertNotification.objects.filter(digest=True, delivered=True).count() == 5
+
+
+def test_a_failed_digest_is_recorded_and_sent_on_the_next_run(receiver):
+    handler, url = receiver
+    handler.status = 503
+    _webhook(url, min_severity="critical", daily_digest=True)
+    raise_alert(rule="monitoring.excluded_attempts", subject="12 records withheld",
+                severity="info")
+
+    assert notifications.digests_send() == {}
+    handler.status = 200
+    assert notifications.digests_send() == {"ops-webhook": 1}
+    attempts = list(AlertNotification.objects.order_by("id").values_list("delivered", "digest"))
+    assert attempts == [(False, True), (True, True)]
