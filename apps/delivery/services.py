@@ -758,6 +758,12 @@ def destinations_schedule_due(*, now: dt.datetime | None = None) -> list[int]:
         DeliveryRun.objects.filter(state=RunState.QUEUED, next_attempt_at__lte=now)
         .values_list("destination_id", flat=True)
     )
+    # Runs mid-attempt: if their worker died, the drain (which takes the destination lock
+    # a live worker would hold) carries them on without waiting for the broker's redelivery.
+    out.update(
+        DeliveryRun.objects.filter(state__in=[RunState.RENDERING, RunState.DELIVERING])
+        .values_list("destination_id", flat=True)
+    )
     return sorted(out)
 
 

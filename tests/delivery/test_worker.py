@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from apps.delivery import services, tasks
-from apps.delivery.models import DeliveryRun, RunState
+from apps.delivery.models import DeliveryRun, Destination, RunState
 from apps.roster.models import RosterOutbox, RosterVersion, Source
 from portal.celery import app
 
@@ -76,4 +76,68 @@ def test_a_run_left_mid_delivery_by_a_dead_worker_completes_once_with_one_file(
     run.refresh_from_db()
     assert run.state == RunState.DELIVERED and run.attempts == 2
     assert [p.name for p in folder.iterdir()] == [name]
+    assert DeliveryRun.objects.filter(destination=sftp_destination).count() == 1
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_delivery_leaves_a_run_that_completes_once(
+    redis_url, sftp_destination, running_sshd, settings, tmp_path
+):
+    """A real worker process is SIGKILLed while it waits on the SFTP server; the run is then
+    carried on by the next tick, delivered once, with one file on the far side."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://{database['USER']}@{database['HOST']}:{database['PORT']}"
+                        f"/{database['NAME']}",
+        "REDIS_URL": redis_url,
+        "INTERCHANGE_MASTER_KEY": settings.INTERCHANGE_MASTER_KEY,
+        "INTERCHANGE_VAR_DIR": str(Path(settings.INTERCHANGE_STAGING_DIR).parent),
+    }
+    # given: the SFTP server stops answering (frozen), so the worker hangs mid-delivery
+    os.kill(running_sshd.process.pid, signal.SIGSTOP)
+    worker = subprocess.Popen(  # noqa: S603
+        [str(Path(sys.executable).parent / "celery"), "-A", "portal", "worker", "-P", "solo",
+         "--without-heartbeat", "--without-gossip", "--without-mingle",
+         "--loglevel", "WARNING"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        run, _ = services.delivery_run_enqueue(destination=sftp_destination)
+        tasks.destination_drain.delay(sftp_destination.pk)
+        try:
+            wait_for(lambda: DeliveryRun.objects.filter(pk=run.pk,
+                                                        state=RunState.DELIVERING).exists(),
+                     timeout=60)
+        except AssertionError:
+            raise AssertionError((tmp_path / "worker.log").read_text()[-3000:]) from None
+
+        # when: the worker is killed, the server comes back, and the tick runs
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        os.kill(running_sshd.process.pid, signal.SIGCONT)
+        if worker.poll() is None:
+            worker.kill()
+    assert DeliveryRun.objects.get(pk=run.pk).state == RunState.DELIVERING  # stranded
+
+    def tick() -> bool:
+        for destination_id in services.destinations_schedule_due():
+            services.destination_drain(destination=Destination.objects.get(pk=destination_id))
+        return DeliveryRun.objects.get(pk=run.pk).state == RunState.DELIVERED
+
+    wait_for(tick, timeout=30)  # the dead worker's lock goes with its connection
+
+    # then
+    run.refresh_from_db()
+    assert run.attempts == 2
+    assert [p.name for p in Path(sftp_destination.sftp_directory).iterdir()] == [run.remote_name]
     assert DeliveryRun.objects.filter(destination=sftp_destination).count() == 1
