@@ -217,3 +217,35 @@ def test_concurrent_writers_never_duplicate_a_pupils_day():
     assert Disclosure.objects.filter(first_day=day(1), last_day=day(2)).count() == 200
     assert Disclosure.objects.filter(first_day=day(2), last_day=day(2)).count() == 200
     assert disclosure_distinct_users(start=day(2), end=day(2)) == 400
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("statement", ["DISCLOSURE_EXTEND", "DISCLOSURE_START"])
+def test_the_ledger_is_probed_per_pupil_through_its_key_whatever_the_statistics(statement):
+    """With stale statistics (autovacuum off, or not yet run) the planner once turned the
+    "no run covers today" check into a nested loop over the whole ledger for every pupil:
+    1.7 s per REST page at 20,000 users. Each pupil must be looked up by the unique key."""
+    from apps.audit import sql
+
+    with connection.cursor() as cursor:
+        # a ledger of 20,000 runs that was never analysed (autovacuum off or behind); the
+        # test transaction rolls the catalogue change back
+        cursor.execute(
+            "INSERT INTO audit_disclosure (user_sourced_id, vendor_id, integration_id, channel,"
+            " field_classes, first_day, last_day) SELECT 'p' || g, %s, %s, %s, 3, %s, %s"
+            " FROM generate_series(1, 20000) g",
+            [VENDOR, INTEGRATION, Channel.ONEROSTER_REST, day(1), day(1)],
+        )
+        cursor.execute("UPDATE pg_class SET reltuples = -1, relpages = 0"
+                       " WHERE relname = 'audit_disclosure'")
+        cursor.execute(
+            "EXPLAIN " + getattr(sql, statement),
+            {"ids": [f"u{n}" for n in range(1000)], "vendor_id": VENDOR,
+             "integration_id": INTEGRATION, "channel": Channel.ONEROSTER_REST,
+             "field_classes": 3, "day": day(2)},
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    probes = [line for line in plan.splitlines() if "audit_disclosure_key" in line]
+    assert probes, plan
+    assert "user_sourced_id = u.user_sourced_id" in plan.split("audit_disclosure_key", 1)[1], plan
