@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from apps.accounts.demo import demo_staff_seed
+from apps.delivery.demo import demo_delivery_seed
 from apps.governance.demo import demo_exclusions_seed
 from apps.monitoring.demo import demo_monitoring_seed
 from apps.oneroster_api.models import OneRosterClient
@@ -56,6 +57,8 @@ def demo_seed(*, students: int) -> dict[str, Any]:
     result["exclusions"] = demo_exclusions_seed(
         integrations=integrations, officer=staff[DEMO_SAFEGUARDING_OFFICER]
     )
+    result["deliveries"] = demo_delivery_seed(integrations=integrations,
+                                              actor=staff[DEMO_APPROVER])
     # last: four weeks of access history, telemetry and the rules' first alerts
     result["monitoring"] = demo_monitoring_seed(integrations=integrations, students=students)
     return result
