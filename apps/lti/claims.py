@@ -73,15 +73,22 @@ def personal_claims(ctx: LaunchContext) -> dict[str, str]:
     return out
 
 
-def disclosed_field_classes(claims: dict[str, Any]) -> list[str]:
-    """The field classes a token carries: identifiers always; names and email by class."""
+def disclosed_field_classes(claims: dict[str, Any], *,
+                            column_classes: Any = None) -> list[str]:
+    """The field classes a token carries: identifiers always; names and email by class
+    (from the release's ``column_classes`` when given: the classification it was built
+    with, and no second query)."""
     from apps.governance.classification import classification_map
     from apps.governance.services.requests import CLAIM_FIELDS
 
     classes = {FieldClass.IDENTIFIER.value}
     if not any(claim in claims for claim in PERSONAL_CLAIMS):
         return sorted(classes)
-    cmap = classification_map()
+    if column_classes is not None:
+        cmap = {f"{entity}.{column}": cls for entity, columns in column_classes.items()
+                for column, cls in columns.items()}
+    else:
+        cmap = classification_map()
     for claim in PERSONAL_CLAIMS:
         if claim in claims:
             classes.update(cmap[f] for f in CLAIM_FIELDS[claim] if f in cmap)

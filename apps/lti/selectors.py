@@ -120,7 +120,8 @@ def _allowed(release: Release, person_id: str, klass: dict[str, Any], service: s
 
 # One statement for the person side of a launch (it runs twice per launch): the linked,
 # current, enabled roster user; the class, only while current; their enrollment roles in it;
-# and their roles at orgs. No row: the account may not launch from this class.
+# their roles at orgs; and the tool's deployment serving the class's school (the school's
+# own, else the tool-wide one). No row: the account may not launch from this class.
 LAUNCH_PERSON_SQL = """
 SELECT u.sourced_id, u.given_name, u.family_name, u.preferred_given_name,
        u.preferred_family_name, u.email,
@@ -129,7 +130,10 @@ SELECT u.sourced_id, u.given_name, u.family_name, u.preferred_given_name,
              WHERE e.valid_to_version IS NULL AND e.user_sourced_id = u.sourced_id
                AND e.class_sourced_id = c.sourced_id ORDER BY 1),
        ARRAY(SELECT DISTINCT r.role FROM roster_role r
-             WHERE r.valid_to_version IS NULL AND r.user_sourced_id = u.sourced_id ORDER BY 1)
+             WHERE r.valid_to_version IS NULL AND r.user_sourced_id = u.sourced_id ORDER BY 1),
+       (SELECT ARRAY[d.id::text, d.deployment_id, d.org_sourced_id] FROM lti_deployment d
+        WHERE d.registration_id = %s AND d.org_sourced_id IN (c.school_sourced_id, '')
+        ORDER BY d.org_sourced_id = '' LIMIT 1)
 FROM accounts_rosterlink l
 JOIN roster_user u ON u.sourced_id = l.roster_user_sourced_id
  AND u.valid_to_version IS NULL AND u.enabled_user
@@ -139,11 +143,21 @@ LIMIT 1
 """
 
 
-def _launch_person(user: Any, class_sourced_id: str) -> tuple[dict, dict, list, list] | None:
+@dataclass(frozen=True)
+class _LaunchPerson:
+    person: dict[str, Any]
+    klass: dict[str, Any]
+    enrollment_roles: list[str]
+    org_roles: list[str]
+    deployment: Deployment | None
+
+
+def _launch_person(user: Any, class_sourced_id: str,
+                   registration: ToolRegistration) -> _LaunchPerson | None:
     if not user.is_authenticated or user.is_staff or user.is_superuser:
         return None
     with connection.cursor() as cursor:
-        cursor.execute(LAUNCH_PERSON_SQL, [class_sourced_id, user.pk])
+        cursor.execute(LAUNCH_PERSON_SQL, [registration.pk, class_sourced_id, user.pk])
         row = cursor.fetchone()
     if row is None or not row[11]:  # not linked, not current, disabled, or not enrolled
         return None
@@ -151,7 +165,23 @@ def _launch_person(user: Any, class_sourced_id: str) -> tuple[dict, dict, list, 
     person["enabled_user"] = True
     klass = dict(zip(_CLASS_FIELDS, row[6:11], strict=True))
     klass["roles"] = list(row[11])
-    return person, klass, list(row[11]), list(row[12])
+    deployment = None
+    if row[13]:
+        pk, deployment_id, org = row[13]
+        deployment = Deployment(pk=int(pk), registration=registration,
+                                deployment_id=deployment_id, org_sourced_id=org)
+    return _LaunchPerson(person=person, klass=klass, enrollment_roles=list(row[11]),
+                         org_roles=list(row[12]), deployment=deployment)
+
+
+def _corrected(release: Release, person_id: str, class_id: str, roles: list[str]) -> list[str]:
+    """Enrollment roles after the release's role corrections (as ``release.enrollments()``
+    applies them), so a launch carries the corrected role too."""
+    for rule in release.overrides:
+        if (rule.kind == "role_correction" and rule.user_sourced_id == person_id
+                and rule.class_sourced_id == class_id and rule.role):
+            return [rule.role]
+    return roles
 
 
 def launch_context(
@@ -165,10 +195,11 @@ def launch_context(
     that reveals none of them.
     """
     at = at or timezone.now()
-    found = _launch_person(user, class_sourced_id)
+    found = _launch_person(user, class_sourced_id, registration)
     if found is None:
         return None
-    person, klass, enrollment_roles, roles_at_orgs = found
+    person, klass, roles_at_orgs = found.person, found.klass, found.org_roles
+    enrollment_roles = found.enrollment_roles
     service = SERVICE_LAUNCH
     if message_type == MessageType.DEEP_LINKING:
         service = SERVICE_DEEP_LINKING
@@ -179,8 +210,12 @@ def launch_context(
     release = release_for(registration.integration, at=at)
     if not _allowed(release, person["sourced_id"], klass, service):
         return None
-    deployment = deployment_for(registration, klass["school_sourced_id"])
+    deployment = found.deployment
     if deployment is None:
+        return None
+    enrollment_roles = _corrected(release, person["sourced_id"], klass["sourced_id"],
+                                  enrollment_roles)
+    if service == SERVICE_DEEP_LINKING and not CONTENT_EDITOR_ROLES & set(enrollment_roles):
         return None
     return LaunchContext(
         registration=registration, deployment=deployment, release=release, person=person,

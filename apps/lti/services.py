@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import secrets
 import time
 import uuid
@@ -261,19 +262,42 @@ class AuthOutcome:
     client_id: str = ""
 
 
+CONSUME_HINT_SQL = """
+WITH spent AS (
+    UPDATE lti_launchhint SET used_at = %s
+    WHERE hint_hash = %s AND used_at IS NULL AND expires_at > %s AND user_id = %s
+      AND registration_id = %s
+    RETURNING id, class_sourced_id, message_type, deployment_id, resource_link_id,
+              target_link_uri
+)
+SELECT spent.id, spent.class_sourced_id, spent.message_type, spent.deployment_id,
+       spent.target_link_uri, l.id, l.title, l.text, l.url, l.custom, l.class_sourced_id,
+       l.origin, l.deployment_id
+FROM spent LEFT JOIN lti_resourcelink l ON l.id = spent.resource_link_id
+"""
+
+
 def _consume_hint(token: str, *, user: Any, registration: ToolRegistration) -> LaunchHint | None:
-    """Spend the hint, atomically: of two concurrent requests with it, one wins."""
+    """Spend the hint, atomically: of two concurrent requests with it, one wins. One
+    statement returns the hint and its resource link."""
     now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE lti_launchhint SET used_at = %s WHERE hint_hash = %s AND used_at IS NULL "
-            "AND expires_at > %s AND user_id = %s AND registration_id = %s RETURNING id",
-            [now, _hash(token), now, user.pk, registration.pk],
-        )
+        cursor.execute(CONSUME_HINT_SQL, [now, _hash(token), now, user.pk, registration.pk])
         row = cursor.fetchone()
     if row is None:
         return None
-    return LaunchHint.objects.select_related("deployment", "resource_link").get(pk=row[0])
+    hint = LaunchHint(id=row[0], class_sourced_id=row[1], message_type=row[2],
+                      deployment_id=row[3], target_link_uri=row[4], user=user,
+                      registration=registration, used_at=now)
+    if row[5] is not None:
+        hint.resource_link = ResourceLink(
+            id=row[5], title=row[6], text=row[7], url=row[8],
+            # raw cursors hand jsonb back as text
+            custom=(json.loads(row[9]) if isinstance(row[9], str) else row[9]) or {},
+            class_sourced_id=row[10], origin=row[11], deployment_id=row[12],
+            registration=registration,
+        )
+    return hint
 
 
 def _oidc_error(registration: ToolRegistration, redirect_uri: str, key: str,
@@ -344,7 +368,9 @@ def auth_respond(*, params: dict[str, str], user: Any) -> AuthOutcome:
                else Channel.LTI_LAUNCH)
     disclosures_record(
         vendor_id=registration.integration.vendor_id, integration_id=registration.integration_id,
-        channel=channel, field_classes=claims_.disclosed_field_classes(payload),
+        channel=channel,
+        field_classes=claims_.disclosed_field_classes(
+            payload, column_classes=ctx.release.column_classes),
         user_sourced_ids=[ctx.person["sourced_id"]],
     )
     _record_access(registration, status=200, started=started, records=1, channel=channel)
@@ -361,51 +387,55 @@ WITH added AS (
     VALUES (%s, %s, %s, %s, now())
     ON CONFLICT (deployment_id, class_sourced_id) DO NOTHING
     RETURNING id
+), context AS (
+    SELECT id FROM added
+    UNION ALL
+    SELECT id FROM lti_lticontext WHERE deployment_id = %s AND class_sourced_id = %s
+    LIMIT 1
 )
-SELECT id FROM added
-UNION ALL
-SELECT id FROM lti_lticontext WHERE deployment_id = %s AND class_sourced_id = %s
-LIMIT 1
+SELECT context.id,
+       (SELECT li.id FROM lti_agslineitem li WHERE li.resource_link_id = %s
+        ORDER BY li.created_at, li.id LIMIT 1)
+FROM context
 """
 
 
 def lti_context_ensure(*, registration: ToolRegistration, deployment: Deployment,
-                       class_sourced_id: str) -> Any:
-    """The id of the class's context for this deployment, created on first use (one
-    statement; a second read only if a concurrent launch created it a moment before)."""
+                       class_sourced_id: str, link: ResourceLink | None = None) -> Any:
+    """The id of the class's context for this deployment, created on first use, in one
+    statement (a second read only if a concurrent launch created it a moment before)."""
+    return _context_and_line_item(registration=registration, deployment=deployment,
+                                  class_sourced_id=class_sourced_id, link=link)[0]
+
+
+def _context_and_line_item(*, registration: ToolRegistration, deployment: Deployment,
+                           class_sourced_id: str, link: ResourceLink | None) -> tuple[Any, Any]:
+    """(context id, the line item the tool created for ``link``, if any)."""
     params = [uuid.uuid4(), registration.pk, deployment.pk, class_sourced_id, deployment.pk,
-              class_sourced_id]
+              class_sourced_id, link.pk if link is not None else None]
     with connection.cursor() as cursor:
         cursor.execute(CONTEXT_ENSURE_SQL, params)
         row = cursor.fetchone()
     if row is not None:
-        return row[0]
-    return LtiContext.objects.values_list("id", flat=True).get(
+        return row[0], row[1]
+    context_id = LtiContext.objects.values_list("id", flat=True).get(
         deployment=deployment, class_sourced_id=class_sourced_id)
+    return context_id, None
 
 
 def _service_claims(ctx: LaunchContext, *, link: ResourceLink | None) -> dict[str, Any]:
-    """NRPS and AGS claims, only for the services and scopes the tool is approved for."""
+    """NRPS and AGS claims, only for the services and scopes the tool is approved for. The
+    AGS ``lineitem`` is the line item the tool created for the launched resource link."""
     from apps.lti.tokens import approved_service_scopes
 
     nrps, ags_scopes = approved_service_scopes(ctx.release)
     if not nrps and not ags_scopes:
         return {}
-    context_id = lti_context_ensure(registration=ctx.registration, deployment=ctx.deployment,
-                                    class_sourced_id=ctx.klass["sourced_id"])
+    context_id, line_item_id = _context_and_line_item(
+        registration=ctx.registration, deployment=ctx.deployment,
+        class_sourced_id=ctx.klass["sourced_id"], link=link if ags_scopes else None)
     return claims_.service_claims(context_id=context_id, nrps=nrps, ags_scopes=ags_scopes,
-                                  lineitem_id=_link_line_item_id(link, ags_scopes))
-
-
-def _link_line_item_id(link: ResourceLink | None, ags_scopes: list[str]) -> Any:
-    """The line item the tool created for this resource link, if any (the claim's
-    ``lineitem``: where a tool without line item management posts its scores)."""
-    if link is None or not ags_scopes:
-        return None
-    from apps.lti.models import AgsLineItem
-
-    return (AgsLineItem.objects.filter(resource_link=link).order_by("created_at", "id")
-            .values_list("id", flat=True).first())
+                                  lineitem_id=line_item_id)
 
 
 def _record_access(registration: ToolRegistration, *, status: int, started: float,
