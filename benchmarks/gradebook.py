@@ -13,8 +13,10 @@ score per request, as a tool sends them; each a new version of the roster). Firs
 tool PUTs one line item per class it writes into; the results go to the pupils enrolled in
 those classes, round robin, so some PUTs create and later ones replace.
 
-Reports writes per second (all clients) and latency percentiles, and checks afterwards that
-every result is current and owned by the tool. Targets: >= 300 writes/s, p99 <= 150 ms.
+Reports writes per second (all clients) and latency percentiles, the CPU one write costs the
+server and the database (read from /proc, so a busy shared machine does not hide it) and the
+rate that implies on this machine's CPUs, and checks afterwards that every result is current
+and owned by the tool. Targets: >= 300 writes/s, p99 <= 150 ms.
 """
 
 from __future__ import annotations
@@ -119,6 +121,45 @@ def targets(line_items: int) -> list[tuple[str, dict, list[str]]]:
     if not out:
         raise SystemExit("the district has no class with pupils")
     return out
+
+
+def _cpu_seconds(pid: int, *, children: bool) -> float:
+    """CPU time of a process (and of its reaped children) from /proc, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def server_cpu_seconds(server_pid: int) -> float:
+    """CPU used so far by gunicorn (arbiter, live and recycled workers) and by the database
+    backends serving this database: what one write costs, whatever else the machine runs."""
+    from django.db import connection
+
+    total = _cpu_seconds(server_pid, children=True)
+    total += sum(_cpu_seconds(pid, children=False) for pid in _children(server_pid))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid()")
+        backends = [row[0] for row in cursor.fetchall()]
+    return total + sum(_cpu_seconds(pid, children=False) for pid in backends)
 
 
 class Writer:
@@ -235,7 +276,14 @@ def main() -> None:
         for sid, body, _ in work:
             writer.put(f"/lineItems/{sid}", body)
         log(f"{args.writes} result PUTs from {args.clients} clients")
+        cpu_before = server_cpu_seconds(server.pid)
         results = write_results(root, token, work, writes=args.writes, clients=args.clients)
+        cpu = server_cpu_seconds(server.pid) - cpu_before
+        # Database backends of recycled workers are not counted (gunicorn recycles a worker
+        # after about 2,000 requests), so on long runs this is a lower bound.
+        results["server_cpu_ms_per_write"] = round(cpu * 1000 / results["writes"], 1)
+        results["writes_per_second_if_cpus_were_free"] = round(
+            (os.cpu_count() or 1) * results["writes"] / cpu, 1) if cpu else None
     finally:
         server.terminate()
         server.wait(timeout=30)
