@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.html import format_html
 
-from apps.delivery import selectors, services, tasks
+from apps.delivery import selectors, services, sources, tasks
 from apps.delivery.models import (
     Bundle,
     DeliveryRun,
@@ -22,6 +22,7 @@ from apps.delivery.models import (
     SisSource,
     SourcePickup,
 )
+from apps.delivery.sources import sis_source_poll
 from apps.roster.selectors import version_latest_number
 
 _COLOURS = {RunState.FAILED: "#b00020", RunState.DELIVERED: "#1b5e20",
@@ -145,7 +146,7 @@ class DeliveryRunAdmin(_ReadOnly):
     list_filter = ("state", "reason", "mode")
     list_select_related = ("destination__integration",)
     search_fields = ("destination__integration__name", "idempotency_key")
-    actions = ("replay",)
+    actions = ("replay", "roll_back_to_this")
 
     @admin.display(description="state")
     def coloured_state(self, obj: DeliveryRun) -> str:
@@ -162,6 +163,22 @@ class DeliveryRunAdmin(_ReadOnly):
                 continue
             transaction.on_commit(lambda d=run.destination_id: tasks.destination_drain.delay(d))
         self.message_user(request, "Replay queued.")
+
+    @admin.action(description="Roll the destination back to this run's version (its bulk)",
+                  permissions=["operate"])
+    def roll_back_to_this(self, request, queryset):  # type: ignore[no-untyped-def]
+        for run in queryset.select_related("destination"):
+            if run.version_to is None:
+                self.message_user(request, f"run {run.pk} delivered no version", messages.ERROR)
+                continue
+            try:
+                services.destination_rollback(destination=run.destination,
+                                              to_version=run.version_to, actor=request.user)
+            except services.DeliveryError as exc:
+                self.message_user(request, f"run {run.pk}: {exc}", messages.ERROR)
+                continue
+            transaction.on_commit(lambda d=run.destination_id: tasks.destination_drain.delay(d))
+            self.message_user(request, f"Rolling {run.destination} back to v{run.version_to}.")
 
     def has_operate_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return request.user.has_perm("delivery.operate_delivery")
@@ -193,8 +210,23 @@ class SisSourceAdmin(admin.ModelAdmin):
     exclude = ("sftp_private_key_wrapped", "sftp_private_key_master_key_id",
                "rest_client_secret_wrapped", "rest_client_secret_master_key_id")
 
+    actions = ("poll_now",)
+
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False  # created with their secret (sis_source_create)
+
+    @admin.action(description="Pull from the SIS now", permissions=["operate"])
+    def poll_now(self, request, queryset):  # type: ignore[no-untyped-def]
+        for source in queryset:
+            try:
+                runs = sis_source_poll(source=source)
+            except sources.SOURCE_ERRORS as exc:
+                self.message_user(request, f"{source}: {exc}", messages.ERROR)
+                continue
+            self.message_user(request, f"{source}: {len(runs)} new import run(s).")
+
+    def has_operate_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return request.user.has_perm("delivery.operate_delivery")
 
 
 @admin.register(SourcePickup)

@@ -341,6 +341,17 @@ def sis_source_rest_pull(*, source: SisSource,
     return run
 
 
+SOURCE_ERRORS = (sftp.SftpError, SourceError, requests.RequestException)
+
+
+def sis_source_poll(*, source: SisSource) -> list[ImportRun]:
+    """Pull once from a source, whatever its transport; the import runs it started."""
+    if source.transport == SourceTransport.SFTP:
+        return sis_source_sftp_pickup(source=source)
+    run = sis_source_rest_pull(source=source)
+    return [run] if run is not None else []
+
+
 def sis_sources_poll_due(*, now: dt.datetime | None = None) -> int:
     """Poll each enabled source whose interval elapsed; errors are kept for the next poll."""
     now = now or timezone.now()
@@ -351,11 +362,8 @@ def sis_sources_poll_due(*, now: dt.datetime | None = None) -> int:
             continue
         polled += 1
         try:
-            if source.transport == SourceTransport.SFTP:
-                sis_source_sftp_pickup(source=source)
-            else:
-                sis_source_rest_pull(source=source)
-        except (sftp.SftpError, SourceError, requests.RequestException) as exc:
+            sis_source_poll(source=source)
+        except SOURCE_ERRORS as exc:
             from apps.alerts.alerts import raise_alert
 
             raise_alert(rule="delivery.source_failed",

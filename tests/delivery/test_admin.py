@@ -83,3 +83,17 @@ def test_staff_issue_a_fresh_download_link_that_the_vendor_can_use_once(
 
     assert Client().get(url).status_code == 200
     assert Client().get(url).status_code == 410
+
+
+def test_rolling_back_is_one_action_on_a_delivered_run(client, operator, pull_destination,
+                                                       django_capture_on_commit_callbacks):
+    first = services.delivery_run_execute(
+        run=services.delivery_run_enqueue(destination=pull_destination)[0]).run
+    client.force_login(operator)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/admin/delivery/deliveryrun/",
+                    {"action": "roll_back_to_this", "_selected_action": [first.pk]})
+
+    rollback = DeliveryRun.objects.get(destination=pull_destination, reason="rollback")
+    assert rollback.state == RunState.DELIVERED and rollback.bundle_id == first.bundle_id

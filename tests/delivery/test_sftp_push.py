@@ -158,3 +158,21 @@ def test_a_paused_destination_is_skipped_and_resumes_when_resumed(sftp_destinati
     assert deliver(sftp_destination.integration, "--bulk")["state"] == "delivered"
     sftp_destination.refresh_from_db()
     assert sftp_destination.state == DestinationState.ACTIVE
+
+
+def test_one_run_at_a_time_per_destination(sftp_destination):
+    """While another worker holds the destination, an attempt leaves the run queued."""
+    import psycopg
+    from django.db import connection
+
+    run, _ = services.delivery_run_enqueue(destination=sftp_destination)
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"},
+                         autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s, %s)",
+                      [services.ADVISORY_LOCK_NAMESPACE, sftp_destination.pk])
+        busy = services.delivery_run_execute(run=run)
+        assert not busy.ran and busy.run.state == RunState.QUEUED
+        other.execute("SELECT pg_advisory_unlock(%s, %s)",
+                      [services.ADVISORY_LOCK_NAMESPACE, sftp_destination.pk])
+    assert services.delivery_run_execute(run=run).run.state == RunState.DELIVERED

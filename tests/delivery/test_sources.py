@@ -103,3 +103,32 @@ def test_a_rest_pull_pages_through_a_oneroster_provider_into_the_ingest(live_ser
     pulled = roster_current(User, source=run.source)
     assert set(pulled.values_list("sourced_id", flat=True)) == {"p1", "p2", "t1"}
     assert run.counts  # parsed per file
+
+
+@pytest.mark.django_db
+def test_sis_pull_from_the_command_line_reports_new_runs_then_none(running_sshd, operator):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    drop = running_sshd.folder("sis-drop-cli")
+    for leftover in drop.iterdir():
+        leftover.unlink()
+    write_feed(drop / "feed.zip", small_district(students=1))
+    sources.sis_source_create(
+        name="mis-cli", roster_source=Source.objects.create(name="mis-cli"),
+        transport=SourceTransport.SFTP, actor=operator, sftp_host="127.0.0.1",
+        sftp_port=running_sshd.port, sftp_username=running_sshd.user,
+        sftp_directory=str(drop), sftp_host_key=running_sshd.host_key_line,
+        sftp_private_key=running_sshd.client_private,
+    )
+
+    def pull() -> list:
+        out = io.StringIO()
+        call_command("sis_pull", "--source", "mis-cli", "--json", stdout=out)
+        return json.loads(out.getvalue())
+
+    [first] = pull()
+    assert first["state"] == "applied" and first["file"] == "feed.zip"
+    assert pull() == []
