@@ -101,6 +101,8 @@ class DashboardAdmin(admin.ModelAdmin):
                 label="Users per roster version",
             ),
             "role_mix": selectors.role_distribution(versions[-1] if versions else None),
+            "service_levels": selectors.service_levels(),
+            "target_hours": selectors.propagation_target_hours(),
         }
         return TemplateResponse(request, "admin/monitoring/dashboard.html", context)
 

@@ -87,8 +87,8 @@ DEFAULTS: dict[str, dict] = {
     ),
     RuleKey.DELIVERY_LAG: dict(
         threshold=6, window_hours=24, min_volume=1, severity=Severity.CRITICAL,
-        help="Hours a CSV destination may stay behind the newest roster version; min volume: "
-             "failed runs in the window that fire.",
+        help="Hours a CSV destination may stay behind the newest roster version (the "
+             "propagation service level); min volume: failed runs in the window that fire.",
     ),
 }
 
@@ -432,6 +432,10 @@ def delivery_lag(rule: MonitoringRule, now: dt.datetime) -> list[Finding]:
     with connection.cursor() as cursor:
         cursor.execute(sql.DELIVERY_STATE, {"since": now - _t(rule.window_hours or 24)})
         rows = cursor.fetchall()
+    from apps.monitoring.selectors import service_levels
+
+    # the newest version's propagation to each destination: delivered, but past the target
+    propagation = service_levels(versions=1, now=now)
     findings = []
     for iid, name, last_ok, last_ok_hour, failures in rows:
         last = last_ok or last_ok_hour
@@ -445,6 +449,16 @@ def delivery_lag(rule: MonitoringRule, now: dt.datetime) -> list[Finding]:
                 details={"integration_id": iid, "version": newest["number"],
                          "last_delivered_at": last.isoformat() if last else None},
                 evidence=_integration_evidence(iid),
+            ))
+        late = next((p for p in propagation if p.integration_id == iid), None)
+        if late is not None and late.state == "breached":
+            findings.append(Finding(
+                key=f"{iid}:late:v{late.version}",
+                subject=f"Roster v{late.version} reached {name} after {late.minutes / 60:.1f}h "
+                        f"(target {rule.threshold:g}h)",
+                details={"integration_id": iid, "version": late.version,
+                         "minutes": round(late.minutes or 0, 1)},
+                evidence=_integration_evidence(iid), severity=Severity.WARNING,
             ))
         if failures >= max(rule.min_volume, 1):
             findings.append(Finding(

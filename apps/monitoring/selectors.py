@@ -222,3 +222,48 @@ def integration_alerts(integration_id: int) -> list[Alert]:
     from apps.alerts.alerts import open_alerts
 
     return list(open_alerts().filter(details__integration_id=integration_id)[:50])
+
+
+@dataclass(frozen=True)
+class Propagation:
+    version: int
+    applied_at: dt.datetime
+    integration_id: int
+    destination: str
+    delivered_at: dt.datetime | None
+    minutes: float | None
+    target_minutes: float
+    state: str  # met | breached | pending | late (pending past the target)
+
+
+def propagation_target_hours() -> float:
+    """The service level is the delivery-lag rule's threshold, so one figure is tuned."""
+    from apps.monitoring.models import MonitoringRule, RuleKey
+    from apps.monitoring.rules import DEFAULTS
+
+    value = MonitoringRule.objects.filter(key=RuleKey.DELIVERY_LAG).values_list(
+        "threshold", flat=True
+    ).first()
+    return float(value if value is not None else DEFAULTS[RuleKey.DELIVERY_LAG]["threshold"])
+
+
+def service_levels(*, versions: int = 5, now: dt.datetime | None = None) -> list[Propagation]:
+    """Propagation time from each of the newest roster versions to each live CSV destination,
+    against the target. (REST reads the current version at request time: visible at commit.)"""
+    now = now or timezone.now()
+    target = propagation_target_hours() * 60
+    with connection.cursor() as cursor:
+        cursor.execute(sql.PROPAGATION, {"versions": versions})
+        rows = cursor.fetchall()
+    out = []
+    for number, applied_at, iid, name, delivered_at in rows:
+        if delivered_at is not None:
+            minutes = (delivered_at - applied_at).total_seconds() / 60
+            state = "met" if minutes <= target else "breached"
+        else:
+            minutes = None
+            waited = (now - applied_at).total_seconds() / 60
+            state = "late" if waited > target else "pending"
+        out.append(Propagation(number, applied_at, iid, name, delivered_at, minutes, target,
+                               state))
+    return out

@@ -196,3 +196,21 @@ FROM vendors_integration i JOIN vendors_vendor v ON v.id = i.vendor_id
 WHERE i.kind = 'oneroster_csv' AND i.status = 'active' AND v.status = 'active'
 ORDER BY i.id
 """
+
+# Service levels: for the newest versions and each live CSV destination, when the first
+# successful delivery at or after the version landed (NULL: not yet). The access log's
+# (integration_id, occurred_at) index makes each probe one index range.
+PROPAGATION = """
+WITH v AS (
+    SELECT number, created_at FROM roster_rosterversion ORDER BY number DESC LIMIT %(versions)s
+), d AS (
+    SELECT i.id, i.name FROM vendors_integration i JOIN vendors_vendor vv ON vv.id = i.vendor_id
+    WHERE i.kind = 'oneroster_csv' AND i.status = 'active' AND vv.status = 'active'
+)
+SELECT v.number, v.created_at, d.id, d.name,
+       (SELECT min(a.occurred_at) FROM audit_accessrecord a
+        WHERE a.integration_id = d.id AND a.channel = 'oneroster_csv' AND a.status_code < 400
+          AND a.occurred_at >= v.created_at) AS delivered_at
+FROM v CROSS JOIN d
+ORDER BY v.number DESC, d.name
+"""

@@ -240,3 +240,15 @@ def test_engineers_cannot_suspend_from_the_integration_page(client, staff_user_f
     assert client.post(f"{_page(integration)}suspend/", {"reason": "x"}).status_code == 403
     integration.refresh_from_db()
     assert integration.status == IntegrationStatus.ACTIVE
+
+
+def test_the_dashboard_shows_propagation_against_the_target(client, staff_user_factory):
+    csv = IntegrationFactory(kind="oneroster_csv", name="Nightly SFTP")
+    history.version(1)
+    client.force_login(staff_user_factory(role="engineer"))
+
+    html = client.get(DASHBOARD).content.decode()
+
+    row = re.search(rf'<tr data-propagation="1-{csv.pk}">.*?</tr>', html, re.S).group(0)
+    assert "Nightly SFTP" in row and "pending" in row
+    assert "within 6 hours" in html

@@ -364,3 +364,28 @@ def test_a_failing_rule_is_recorded_and_the_others_still_run(now):
     assert RuleKey.IMPORT_HELD in report.failed
     assert report.fired[RuleKey.TOKEN_FAILURES] == 1
     assert MonitoringRule.objects.get(key=RuleKey.IMPORT_HELD).last_error
+
+
+def test_propagation_is_measured_per_version_and_destination_against_the_target(now):
+    from apps.monitoring.selectors import service_levels
+
+    fast = IntegrationFactory(kind="oneroster_csv", name="Fast CSV")
+    slow = IntegrationFactory(kind="oneroster_csv", name="Slow CSV")
+    waiting = IntegrationFactory(kind="oneroster_csv", name="Waiting CSV")
+    history.version(1)
+    applied = now - dt.timedelta(hours=10)
+    RosterVersion.objects.update(created_at=applied)
+    for integration, after in ((fast, dt.timedelta(minutes=20)), (slow, dt.timedelta(hours=8))):
+        AccessRecord.objects.create(occurred_at=applied + after, integration_id=integration.pk,
+                                    channel=Channel.ONEROSTER_CSV, endpoint="delivery:sftp",
+                                    status_code=200, records=10)
+
+    levels = {p.destination: p for p in service_levels(now=now)}
+    alerts = _run(RuleKey.DELIVERY_LAG, now)
+
+    assert (levels["Fast CSV"].state, round(levels["Fast CSV"].minutes)) == ("met", 20)
+    assert (levels["Slow CSV"].state, round(levels["Slow CSV"].minutes)) == ("breached", 480)
+    assert (levels["Waiting CSV"].state, levels["Waiting CSV"].minutes) == ("late", None)
+    assert sorted(a.dedup_key.split(":", 1)[1] for a in alerts) == sorted(
+        [f"{slow.pk}:late:v1", f"{waiting.pk}:lag:v1"]
+    )
