@@ -252,3 +252,22 @@ def test_the_members_page_is_one_query(tool, school):
         rows = list(nrps.members_query(release, "cls1"))
     assert len(rows) == 4
     assert len(queries) == 1
+
+
+def test_a_role_correction_shows_in_the_launch_and_in_nrps(client, tool, staff_user_factory):
+    from apps.governance.models import OverrideKind
+    from apps.governance.services.exclusions import override_create
+    from tests.lti.advantage import launch_claims as claims_of
+
+    # given the roster says p2 is a student in Maths 7A, and governance corrects it to teacher
+    officer = staff_user_factory(username="officer.dsl", role="safeguarding")
+    override_create(actor=officer, kind=OverrideKind.ROLE_CORRECTION, user_sourced_id="p2",
+                    class_sourced_id="cls1", role="teacher", reason="Student teacher",
+                    ends_at=timezone.now() + dt.timedelta(days=30))
+
+    # then both channels carry the corrected role
+    roles = claims_of(tool, username="pupil.two")["https://purl.imsglobal.org/spec/lti/claim/roles"]
+    assert INSTRUCTOR in roles and LEARNER not in roles
+    url = claims_of(tool)[NRPS_CLAIM]["context_memberships_url"]
+    members = read(client, url, token_for(client, tool, NRPS)).json()["members"]
+    assert next(m for m in members if m["given_name"] == "Givenp2")["roles"] == [INSTRUCTOR]
