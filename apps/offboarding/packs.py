@@ -405,12 +405,16 @@ def control_pack_build(*, vendor: Vendor, actor: Any, period_from: dt.date | Non
     }
     generated_at = timezone.now()
     files = {name: _json(data) for name, data in documents.items()}
-    files["report.html"] = render_to_string("offboarding/control_pack_report.html", {
+    html = render_to_string("offboarding/control_pack_report.html", {
         "vendor": vendor, "period": period, "generated_at": generated_at,
         "generated_by": _user(actor), "chain": chain,
         "docs": {name.replace(".", "_"): data for name, data in documents.items()},
         "environment": settings.INTERCHANGE_ENVIRONMENT,
-    }).encode("utf-8")
+    })
+    files["report.html"] = html.encode("utf-8")
+    pdf = report_pdf(html)
+    if pdf is not None:
+        files["report.pdf"] = pdf
     manifest = {
         "format": PACK_FORMAT,
         "issuer": settings.INTERCHANGE_PUBLIC_URL,
@@ -434,6 +438,34 @@ def control_pack_build(*, vendor: Vendor, actor: Any, period_from: dt.date | Non
         for name, body in sorted(files.items()):
             archive.writestr(name, body)
     return BuiltPack(buffer.getvalue(), manifest, hashlib.sha256(manifest_bytes).hexdigest(), kid)
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update"]
+
+
+def report_pdf(html: str) -> bytes | None:
+    """The report as a PDF, printed by headless Chromium; None where no Chromium is installed
+    (the HTML report is always in the pack). The page loads nothing from the network."""
+    executable = getattr(settings, "INTERCHANGE_CHROMIUM_PATH", "/usr/bin/chromium")
+    if not executable or not Path(executable).exists():
+        return None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True,
+                                             args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", lambda route: route.abort())  # nothing leaves the machine
+            page.set_content(html, wait_until="load")
+            return page.pdf(format="A4", print_background=True,
+                            margin={"top": "14mm", "bottom": "14mm", "left": "12mm",
+                                    "right": "12mm"})
+        finally:
+            browser.close()
 
 
 def packs_dir() -> Path:

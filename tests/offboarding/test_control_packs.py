@@ -30,7 +30,7 @@ DOCUMENTS = {
     "vendor.json", "security_reviews.json", "integrations.json", "scope_approvals.json",
     "exclusions.json", "access.json", "disclosures.json", "keys.json", "alerts.json",
     "offboarding.json", "audit_events.json", "audit_chain.json", "data_quality.json",
-    "report.html",
+    "report.html", "report.pdf",  # the PDF is printed by Chromium, which the tests require
 }
 
 
@@ -87,7 +87,10 @@ def test_a_pack_verifies_and_holds_every_document(pack):
         offboarding = json.loads(archive.read("offboarding.json"))
         chain = json.loads(archive.read("audit_chain.json"))
         integrations = json.loads(archive.read("integrations.json"))
+        pdf = archive.read("report.pdf")
     assert names == DOCUMENTS | {MANIFEST, SIGNATURE}
+    assert pdf.startswith(b"%PDF-") and pdf.count(b"/Type /Page\n") + pdf.count(
+        b"/Type /Page ") >= 2
     assert set(manifest["files"]) == DOCUMENTS
     assert manifest["audit_chain_head"]["last_hash"] == chain["head"]["last_hash"]
     assert chain["verification"]["intact"] is True
