@@ -61,6 +61,7 @@ from apps.oneroster_api.query import (
 from apps.oneroster_api.services import disclosures_pending_add
 from apps.oneroster_api.views import _by_id, _IntegrationRef, _narrow, _stored_id
 from apps.roster import gradebook as roster_gradebook
+from apps.roster.models import Result
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ MSG_FORBIDDEN_SERVICE = "This client is not approved for the OneRoster gradebook
 MSG_NOT_OWNER = (
     "{type} {sourced_id} belongs to another source (the SIS or another tool); "
     "only its owner may change or delete it."
+)
+MSG_RESULTS_OF_OTHERS = (
+    "lineItem {sourced_id} has results that another source (the SIS or another tool) owns; "
+    "deleting it would orphan them."
 )
 MSG_INVALID_BODY = "The {type} is not valid: {details}"
 MSG_BAD_VALUE = "A value does not fit: {detail}"
@@ -328,6 +333,17 @@ class GradebookApi(View):
             where=[f'"{entity.table}"."sourced_id" = %s'], params=[stored_id])
         return self._render_one(release, entity, qs, fields) or "{}"
 
+    def _results_of_line_item(self, release, line_item_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+        """The results a line item's deletion takes with it: the writer's own (in the same
+        version). Results another source owns would be orphaned, so they refuse it (403)."""
+        source = roster_gradebook.integration_source(integration=release.integration)
+        owned = Result.objects.filter(valid_to_version__isnull=True,
+                                      line_item_sourced_id=line_item_id)
+        foreign = owned.exclude(source=source).values_list("sourced_id", flat=True).first()
+        if foreign is not None:
+            raise ApiError(FORBIDDEN, MSG_RESULTS_OF_OTHERS.format(sourced_id=line_item_id))
+        return list(owned.values_list("sourced_id", flat=True))
+
     def put_object(self, request, caller: Caller, kwargs):  # type: ignore[no-untyped-def]
         entity = self.write_entity
         assert entity is not None
@@ -363,7 +379,10 @@ class GradebookApi(View):
         release = self._release(caller, frozenset({G.DELETE}))
         self._writable(release, entity)
         sourced_id = kwargs["sourced_id"]
-        outcome = self._write(release, deletes={entity.name: [sourced_id]})
+        deletes = {entity.name: [sourced_id]}
+        if entity is G.LINE_ITEM:
+            deletes["results"] = self._results_of_line_item(release, sourced_id)
+        outcome = self._write(release, deletes=deletes)
         if outcome.missing:
             raise ApiError(UNKNOWN_OBJECT, MSG_UNKNOWN_OBJECT.format(
                 type=entity.singular, sourced_id=sourced_id))

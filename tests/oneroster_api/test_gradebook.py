@@ -378,6 +378,28 @@ def test_delete_removes_an_own_object_and_404s_an_unknown_one(gb, token):
     assert missing.status_code == 404 and code_minor(missing) == "unknownobject"
 
 
+def test_deleting_a_line_item_takes_its_own_results_and_spares_others(gb, token, writer,
+                                                                      governance_user):
+    gb.put("/lineItems/li-tool", token, line_item())
+    gb.put("/results/r1", token, result("r1", "p1"))
+    gb.put("/results/r2", token, result("r2", "p2"))
+
+    assert gb.delete("/lineItems/li-tool", token).status_code == 204
+
+    assert gb.get("/results/r1", token).status_code == 404
+    assert not Result.objects.filter(sourced_id__in=["r1", "r2"],
+                                     valid_to_version__isnull=True).exists()
+    version = RosterVersion.objects.order_by("-number").first()
+    assert version.deleted == 3  # the line item and its two results, in one version
+    # a line item another tool has scored cannot be deleted from under its results
+    gb.put("/lineItems/li-tool", token, line_item())
+    other_token = gb.token(gradebook_vendor(governance_user))
+    assert gb.put("/results/o1", other_token, result("o1", "p1")).status_code == 201
+    refused = gb.delete("/lineItems/li-tool", token)
+    assert refused.status_code == 403 and "orphan" in refused.json()["imsx_description"]
+    assert gb.get("/lineItems/li-tool", token).status_code == 200
+
+
 def test_writes_need_their_own_scope(gb, writer, governance_user):
     read_only = gb.token(writer, f"{GB_CORE} {GB_FULL}")
     for response in (gb.put("/lineItems/li-tool", read_only, line_item()),
