@@ -182,6 +182,8 @@ class Bundle(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)
     counts = models.JSONField(default=dict, blank=True)
+    # The release policy it was rendered under (see Destination.last_policy).
+    policy = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     purged_at = models.DateTimeField(null=True, blank=True)
 

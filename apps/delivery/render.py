@@ -93,6 +93,13 @@ def neutralise(value: str) -> str:
     return value
 
 
+def unneutralise(value: str) -> str:
+    """Undo ``neutralise`` (for reading a bundle back: identifiers in the ledger)."""
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
+        return value[1:]
+    return value
+
+
 @dataclass
 class RenderResult:
     """What a bundle holds: rows per file, the people it disclosed, and its size."""

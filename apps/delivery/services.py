@@ -14,6 +14,7 @@ destination, so a redelivered task waits or leaves, never runs beside the first.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -23,6 +24,7 @@ import random
 import secrets as pysecrets
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -475,6 +477,7 @@ def bundle_render(
         version_to=until, path=str(path), data_key_id=writer.data_key.pk,
         size_bytes=hashing.size, sha256=hashing.sha256.hexdigest(),
         counts={"rows": result.counts, "tobedeleted": result.deleted},
+        policy=release_policy(release),
     )
     return bundle, result
 
@@ -571,12 +574,10 @@ def _execute_locked(run_id: int, *, now: dt.datetime, base_url: str) -> ExecuteR
         run.timings = {"render_s": round(rendered - started, 3),
                        "deliver_s": round(delivered - rendered, 3)}
         _save_state(run, RunState.DELIVERED, finished_at=timezone.now(), next_attempt_at=None)
-        # A retained bundle was rendered under an earlier policy that is not known here:
-        # forget the policy, so the next delivery is a bulk rather than a wrong delta.
-        policy = release_policy(release) if result is not None else {}
-        _advance(destination, run, policy=policy)
-        if result is not None:
-            _disclose(release, result)
+        # the vendor's copy now reflects the policy the bundle was rendered under
+        _advance(destination, run, policy=bundle.policy)
+        _disclose(release, result.people if result is not None
+                  else people_of_bundle(bundle, release))
         release.record_withheld()
         audit.record(actor=None, action="delivery.delivered", target=run, details={
             "destination": destination.pk, "integration": destination.integration.name,
@@ -625,12 +626,35 @@ def _advance(destination: Destination, run: DeliveryRun, *, policy: dict[str, An
     destination.last_policy = policy
 
 
-def _disclose(release: Any, result: render.RenderResult) -> None:
+def people_of_bundle(bundle: Bundle, release: Any) -> dict[str, list[str]]:
+    """The people a stored bundle's active rows are about, read back from the bundle itself
+    (a retry, replay or rollback re-sends bytes rendered earlier): per entity, the school's
+    ids (pseudonyms are mapped back)."""
+    out: dict[str, list[str]] = {}
+    with open_decrypted(bundle.path, purpose=BUNDLE_PURPOSE) as src, \
+            zipfile.ZipFile(src) as archive:
+        names = set(archive.namelist())
+        for entity, reference in render.PERSON_REFERENCE.items():
+            if f"{entity}.csv" not in names:
+                continue
+            header = next(c.header for c in render.schema.SCHEMAS[entity].columns
+                          if c.name == reference)
+            with archive.open(f"{entity}.csv") as handle:
+                rows = csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+                ids = {render.unneutralise(row[header]) for row in rows
+                       if row.get("status") != "tobedeleted" and row[header]}
+            if release.pseudonymised:
+                ids = set(release.pseudonymiser.reverse(ids).values())
+            out[entity] = sorted(ids)
+    return out
+
+
+def _disclose(release: Any, people_by_entity: dict[str, list[str]]) -> None:
     """Add what the bundle disclosed to the ledger: per entity, its people and the
     classes of the columns it carried."""
     if release.vendor_id is None:
         return
-    for entity, people in result.people.items():
+    for entity, people in people_by_entity.items():
         classes = {
             release.column_classes.get(entity, {}).get(column)
             for column in release.columns(entity)

@@ -108,8 +108,12 @@ def test_sftp_down_is_retried_then_failed_and_alerted_then_delivered_when_it_ret
 
     running_sshd.start()
     replayed = services.delivery_run_replay(run=second, actor=None)
+    assert not Disclosure.objects.exists()  # nothing left the hub yet
     done = services.delivery_run_execute(run=replayed).run
     assert done.state == RunState.DELIVERED
+    # the bundle rendered by the first attempt was sent; its people are in the ledger
+    assert set(Disclosure.objects.values_list("user_sourced_id", flat=True)) == {"p1", "p2",
+                                                                                 "t1"}
     assert DeliveryRun.objects.filter(destination=sftp_destination).count() == 1
     assert len(remote_files(sftp_destination)) == 1
 
