@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from apps.audit import audit
 from apps.lti import services
-from apps.lti.models import Deployment, ResourceLink, ToolRegistration
+from apps.lti.models import AgsLineItem, Deployment, ResourceLink, TokenRequest, ToolRegistration
 from apps.lti.tool_keys import ToolKeyError, check_jwks_url, public_key_from_pem
 from apps.vendors.models import Integration, IntegrationKind
 
@@ -138,3 +138,38 @@ class ResourceLinkAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Records the services write; staff read them, nobody edits them here."""
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(TokenRequest)
+class TokenRequestAdmin(_ReadOnly):
+    """Every request to /lti/token: who asked for which scopes, and why a refusal was one."""
+
+    list_display = ("at", "client_id", "registration", "outcome", "error", "reason")
+    list_filter = ("outcome", "error")
+    list_select_related = ("registration__integration",)
+    search_fields = ("client_id", "reason")
+    date_hierarchy = "at"
+    readonly_fields = ("at", "client_id", "registration", "outcome", "error", "reason",
+                       "scopes_requested", "scopes_granted")
+    exclude = ("token",)
+
+
+@admin.register(AgsLineItem)
+class AgsLineItemAdmin(_ReadOnly):
+    list_display = ("label", "context", "tag", "resource_id", "score_maximum", "created_at")
+    list_select_related = ("context__deployment",)
+    search_fields = ("label", "tag", "resource_id", "context__class_sourced_id")
+    readonly_fields = [f.name for f in AgsLineItem._meta.fields]

@@ -281,3 +281,20 @@ def test_every_refusal_is_recorded_with_its_reason(client, tool):
 
 def test_only_post_is_accepted(client, tool):
     assert client.get("/lti/token").status_code == 405
+
+
+def test_staff_read_token_requests_and_their_reasons_in_the_admin(client, tool):
+    from django.contrib.auth import get_user_model
+
+    ask(client, assertion(tool, aud="https://elsewhere.example/"))
+    ask(client, assertion(tool))
+    root = get_user_model().objects.create_superuser("root.breakglass", "r@x.example", "pw")
+    client.force_login(root)
+
+    page = client.get("/admin/lti/tokenrequest/")
+    assert page.status_code == 200
+    assert tokens.REASON_AUDIENCE in page.content.decode()
+    record = TokenRequest.objects.get(outcome=TokenOutcome.GRANTED)
+    detail = client.get(f"/admin/lti/tokenrequest/{record.pk}/change/")
+    assert detail.status_code == 200
+    assert client.post(f"/admin/lti/tokenrequest/{record.pk}/delete/").status_code == 403
