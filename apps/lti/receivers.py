@@ -2,36 +2,21 @@
 
 Launches are already refused once the integration is no longer live (every launch asks the
 release policy). This receiver ends what is in flight for the tool: unused launch hints and
-Deep Linking requests expire now, and LTI service access tokens (where the token endpoint
-exists) are revoked. Registrations and deployments are kept as records, not deleted: the
-integration's state refuses them, and their history stays for the auditors.
+Deep Linking requests expire now, and LTI service access tokens are revoked. Registrations
+and deployments are kept as records, not deleted: the integration's state refuses them, and
+their history stays for the auditors.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps as django_apps
-from django.db import connection
 from django.dispatch import receiver
 from django.utils import timezone
 
 from apps.audit import audit
-from apps.lti.models import DeepLinkingRequest, LaunchHint, ToolRegistration
+from apps.lti.models import DeepLinkingRequest, LaunchHint, ServiceToken, ToolRegistration
 from apps.vendors.signals import integration_credentials_revoke
-
-
-def _service_tokens_revoke(registration: ToolRegistration, now) -> int:  # type: ignore[no-untyped-def]
-    """Revoke the tool's LTI service tokens (AGS/NRPS), where the token endpoint exists."""
-    try:
-        model = django_apps.get_model("lti", "ServiceToken")
-    except LookupError:
-        return 0
-    if model._meta.db_table not in connection.introspection.table_names():
-        return 0  # the model is newer than this database's migrations
-    return model.objects.filter(
-        registration=registration, revoked_at__isnull=True
-    ).update(revoked_at=now)
 
 
 @receiver(integration_credentials_revoke, dispatch_uid="lti.credentials_revoke")
@@ -53,7 +38,8 @@ def lti_credentials_revoke(sender, *, integration, actor=None, reason: str = "",
         "deployments": registration.deployments.count(),
         "launch_hints_expired": hints,
         "deep_linking_requests_expired": deep_links,
-        "service_tokens_revoked": _service_tokens_revoke(registration, now),
+        "service_tokens_revoked": ServiceToken.objects.filter(
+            registration=registration, revoked_at__isnull=True).update(revoked_at=now),
     }
     audit.record(actor=actor, action="lti.credentials_revoked", target=integration,
                  details={"integration": integration.name, "client_id": registration.client_id,

@@ -317,3 +317,17 @@ def test_every_channel_of_the_vendor_refuses_on_its_next_attempt(acme, api, pupi
     purged = offboarding.steps.get(step=StepName.FILES_PURGED).evidence["receivers"]
     assert purged[acme.csv.name]["delivery"]["bundles"] == 1
     assert purged[acme.csv.name]["delivery"]["destinations"] == 1
+
+
+def test_lti_service_tokens_are_revoked(acme, governance_user):
+    from apps.lti.models import ServiceToken
+
+    now = timezone.now()
+    token = ServiceToken.objects.create(
+        token_hash="0" * 64, registration=acme.registration, scopes=["x"], issued_at=now,
+        expires_at=now + dt.timedelta(minutes=15))
+    offboarding = open_and_run(acme, governance_user)
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    evidence = offboarding.steps.get(step=StepName.CREDENTIALS_REVOKED).evidence
+    assert evidence["receivers"][acme.lti.name]["lti"]["service_tokens_revoked"] == 1
