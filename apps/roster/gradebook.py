@@ -325,8 +325,11 @@ def gradebook_write(
     written_at = timezone.now()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            # Serialise this source's writes, so a probe cannot go stale before its apply.
-            apply_sql.lock_source(source.pk)
+            # The hub-wide version lock first, then the probe: no other write, import or
+            # rollback can open a row between what the probe sees and what this batch
+            # writes, so "another source owns it" holds across sources too. A batch that
+            # changes nothing leaves its number unused (the next one takes it again).
+            number = apply_sql.next_version_number()
             for entity in GRADEBOOK_ENTITIES:
                 rows = upserts.get(entity) or ()
                 sids = deletes.get(entity) or ()
@@ -343,7 +346,6 @@ def gradebook_write(
             )
             version = None
             if not changes.is_empty:
-                number = apply_sql.next_version_number()
                 for entity, plan in plans.items():
                     t = TABLES[entity]
                     if plan.close_ids:
