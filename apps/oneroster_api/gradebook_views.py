@@ -22,6 +22,7 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.utils.decorators import method_decorator
@@ -77,6 +78,7 @@ MSG_RESULTS_OF_OTHERS = (
 MSG_INVALID_BODY = "The {type} is not valid: {details}"
 MSG_BAD_VALUE = "A value does not fit: {detail}"
 MSG_METHOD = "This endpoint supports {methods}."
+MSG_TOO_LARGE = "The body is too large; post fewer objects at once."
 UNPROCESSABLE = 422
 
 
@@ -308,6 +310,8 @@ class GradebookApi(View):
     def _body(request) -> object:  # type: ignore[no-untyped-def]
         try:
             return json.loads(request.body or b"null")
+        except RequestDataTooBig as exc:
+            raise ApiError(INVALID_DATA, MSG_TOO_LARGE, status=413) from exc
         except (ValueError, UnicodeDecodeError):
             return None
 

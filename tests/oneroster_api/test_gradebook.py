@@ -455,6 +455,13 @@ def test_post_endpoints_create_many_and_answer_sourced_id_pairs(gb, token):
     assert gb.post("/lineItems/li-a/results", token, {"results": []}).status_code == 422
 
 
+def test_an_oversized_body_is_refused_with_413(gb, token, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = gb.post("/classes/cls1/lineItems", token,
+                       {"lineItems": [line_item(f"li-{n}")["lineItem"] for n in range(20)]})
+    assert response.status_code == 413 and code_minor(response) == "invaliddata"
+
+
 def test_methods_outside_the_binding_are_refused(gb, token):
     assert gb.post("/lineItems/li-sis", token, {}).status_code == 405
     assert gb.put("/lineItems", token, {}).status_code == 405
