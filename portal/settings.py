@@ -39,9 +39,10 @@ Variables:
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -203,6 +204,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- redis, cache, celery -------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
+# Parallel test workers (pytest-xdist sets PYTEST_XDIST_WORKER to gw0, gw1, ...) each get
+# their own Redis database, as they get their own PostgreSQL database, so one worker's cache
+# clears, rate windows and broker queues never touch another's.
+_TEST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if REDIS_URL and _TEST_WORKER.startswith("gw"):
+    _redis = urlsplit(REDIS_URL)
+    _db = int(_redis.path.strip("/") or 0) + int(_TEST_WORKER[2:])
+    REDIS_URL = urlunsplit(_redis._replace(path=f"/{_db}"))
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
