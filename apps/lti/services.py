@@ -555,6 +555,7 @@ def deep_linking_response_accept(*, token: str, session_user: Any) -> DeepLinkin
     if not isinstance(items, list) or len(items) > MAX_CONTENT_ITEMS:
         return fail
     links = []
+    line_items = 0
     with transaction.atomic():
         for item in items:
             if not isinstance(item, dict) or item.get("type") != "ltiResourceLink":
@@ -572,17 +573,43 @@ def deep_linking_response_accept(*, token: str, session_user: Any) -> DeepLinkin
                 else None,
                 created_by=request.user,
             ))
+            if links[-1].line_item is not None:
+                line_items += _deep_link_line_item(ctx, links[-1])
         audit.record(
             actor=request.user, action="lti.deep_links_created", target=registration,
             details={"client_id": registration.client_id,
                      "class_sourced_id": request.class_sourced_id,
                      "links": [str(link.pk) for link in links],
-                     "offered": len(items)},
+                     "line_items": line_items, "offered": len(items)},
         )
     tool_message = str(payload.get(claims_.DL + "msg") or "")[:500]
     return DeepLinkingOutcome(ok=True, message="", links=tuple(links),
                               class_sourced_id=request.class_sourced_id,
                               tool_message=tool_message)
+
+
+def _deep_link_line_item(ctx: LaunchContext, link: ResourceLink) -> int:
+    """Create the line item a Deep Linking item asked for, bound to its new link, when the
+    tool is approved to manage line items; a malformed one is skipped (the link stays).
+    Returns 1 when one was created."""
+    from apps.lti import ags
+    from apps.lti.tokens import AGS_LINEITEM, approved_service_scopes
+
+    _, ags_scopes = approved_service_scopes(ctx.release)
+    klass = ags.released_class(ctx.release, link.class_sourced_id)
+    if AGS_LINEITEM not in ags_scopes or klass is None:
+        return 0
+    context_id = lti_context_ensure(registration=ctx.registration,
+                                    deployment=link.deployment,
+                                    class_sourced_id=link.class_sourced_id)
+    context = LtiContext.objects.get(pk=context_id)
+    wanted = {k: v for k, v in (link.line_item or {}).items() if k != "resourceLinkId"}
+    try:
+        data = ags.line_item_input({**wanted, "resourceLinkId": str(link.pk)}, context=context)
+        ags.line_item_create(context=context, release=ctx.release, klass=klass, data=data)
+    except ags.AgsError:
+        return 0
+    return 1
 
 
 def launch_hints_prune(*, now: dt.datetime | None = None) -> int:

@@ -385,3 +385,53 @@ def test_a_token_without_the_score_scope_cannot_post_scores(client, tool, claims
     pupil = member_id(client, claims, tool, "p1")
     response = post(client, scores_url(item), readonly, score(pupil, 1, 2), ags.SCORE_MEDIA)
     assert response.status_code == 403
+
+
+# --- line items from Deep Linking ---------------------------------------------------------------
+
+
+def deep_link_with_line_item(registered, line_item):  # type: ignore[no-untyped-def]
+    from tests.lti.test_negative import (
+        auth_request,
+        browser,
+        kid_of,
+        post_response,
+        response_claims,
+        tool_for,
+    )
+
+    teacher = browser("teacher.one")
+    tool = tool_for(registered)
+    message = tool.launch(teacher.auth(auth_request(teacher, tool, registered,
+                                                    deep_linking="1")))
+    dl = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+    claims = response_claims(registered, message, **{dl + "content_items": [
+        {"type": "ltiResourceLink", "title": "Quiz", "lineItem": line_item}]})
+    response = post_response(teacher, tool.sign(claims, kid=kid_of(registered)))
+    assert response.status_code == 200, response.content
+    return ResourceLink.objects.get(registration=registered.registration, origin="deep_link")
+
+
+def test_a_deep_linked_item_with_a_line_item_creates_it_where_approved(tool):
+    link = deep_link_with_line_item(tool, {"label": "Chapter quiz", "scoreMaximum": 15,
+                                           "tag": "ch1"})
+    item = AgsLineItem.objects.get()
+    assert item.resource_link == link and item.label == "Chapter quiz" and item.tag == "ch1"
+    assert item.context.class_sourced_id == "cls1"
+    assert LineItem.objects.filter(sourced_id=item.line_item_sourced_id,
+                                   valid_to_version__isnull=True).exists()
+    # and a launch of that link names it
+    claims = launch_claims(tool, link=str(link.pk))
+    assert claims[AGS_CLAIM]["lineitem"].endswith(f"/lineitems/{item.pk}")
+
+
+def test_a_deep_linked_line_item_needs_the_lineitem_scope(school):
+    tool = register_tool(services=ADVANTAGE, scopes=(SCORE,),
+                         field_classes=("identifier", "directory"))
+    deep_link_with_line_item(tool, {"label": "Chapter quiz", "scoreMaximum": 15})
+    assert not AgsLineItem.objects.exists()
+
+
+def test_a_malformed_deep_linked_line_item_is_skipped_and_the_link_kept(tool):
+    deep_link_with_line_item(tool, {"label": "", "scoreMaximum": -1})
+    assert not AgsLineItem.objects.exists()
