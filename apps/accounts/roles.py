@@ -82,7 +82,8 @@ _LTI_REGISTRATION_EDIT = (
 
 # Offboarding records and their evidence, and the signed control packs exported so far.
 _OFFBOARDING_RECORDS = _view(
-    "offboarding.offboarding", "offboarding.offboardingstep", "offboarding.controlpack"
+    "offboarding.offboarding", "offboarding.offboardingstep", "offboarding.controlpack",
+    "offboarding.incident",
 )
 
 # Deliveries (issue 9): destinations, runs, bundles, links and SIS sources are records;
@@ -124,7 +125,8 @@ ROLES: tuple[Role, ...] = (
         # offboarding (run it, sign the certificate), control packs, a pupil's disclosures
         + _OFFBOARDING_RECORDS
         + ("offboarding.add_offboarding", "offboarding.run_offboarding",
-           "offboarding.export_controlpack", "offboarding.view_disclosurehistory")
+           "offboarding.export_controlpack", "offboarding.view_disclosurehistory",
+           "offboarding.add_incident", "offboarding.change_incident")
         # deliveries: see every destination, pause and resume one (a governance lever)
         + _DELIVERY_RECORDS
         + ("delivery.operate_delivery",),

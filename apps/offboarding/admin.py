@@ -21,11 +21,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from apps.audit import audit
+from apps.audit.models import FieldClass
 from apps.keys.files import open_decrypted
-from apps.offboarding import packs, selectors, services
+from apps.offboarding import incidents, packs, selectors, services
 from apps.offboarding.models import (
     ControlPack,
     DisclosureHistory,
+    Incident,
+    IncidentStatus,
     Offboarding,
     OffboardingStatus,
     StepName,
@@ -419,3 +422,88 @@ def _csv_response(sourced_id: str, rows: list[dict]) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="disclosures-{safe}.csv"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+# --- incidents ----------------------------------------------------------------------------------
+
+
+class IncidentForm(forms.ModelForm):
+    data_classes = forms.MultipleChoiceField(
+        choices=FieldClass.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Classes of personal data involved.")
+    close = forms.BooleanField(required=False, help_text="Close the incident (say how below).")
+
+    class Meta:
+        model = Incident
+        fields = ("vendor", "integration", "kind", "title", "description", "discovered_at",
+                  "data_classes", "people_affected", "authority_notified_at", "notified",
+                  "resolution")
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """Recording and updating go through the incident services (clock, alerts, audit)."""
+
+    form = IncidentForm
+    list_display = ("__str__", "title", "status", "discovered_at", "clock")
+    list_filter = ("status", "kind")
+    search_fields = ("vendor__name", "title")
+    list_select_related = ("vendor",)
+
+    _RECORD_FIELDS = ("vendor", "integration", "kind", "title", "description",
+                      "discovered_at", "data_classes", "people_affected")
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def get_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        if obj is None:
+            return self._RECORD_FIELDS
+        return (*self._RECORD_FIELDS, "deadline", "authority_notified_at", "notified",
+                "close", "resolution")
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        if obj is None:
+            return ()
+        fixed = (*self._RECORD_FIELDS, "deadline")
+        if obj.status == IncidentStatus.CLOSED:
+            return (*fixed, "authority_notified_at", "notified", "resolution")
+        return fixed
+
+    @admin.display(description="Notification deadline")
+    def deadline(self, obj: Incident) -> str:
+        return f"{incidents.notify_deadline(obj):%Y-%m-%d %H:%M} ({self.clock(obj)})"
+
+    @admin.display(description="72-hour clock")
+    def clock(self, obj: Incident) -> str:
+        if obj.authority_notified_at is not None:
+            late = obj.authority_notified_at > incidents.notify_deadline(obj)
+            return "authority told late" if late else "authority told in time"
+        if obj.status == IncidentStatus.CLOSED:
+            return "closed without notification"
+        left = incidents.hours_left(obj)
+        if left < 0:
+            return f"OVERDUE by {-left:.0f} h"
+        return f"{left:.0f} h left to notify"
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        data = form.cleaned_data
+        try:
+            if not change:
+                created = incidents.incident_record(
+                    vendor=data["vendor"], actor=request.user, kind=data["kind"],
+                    title=data["title"], discovered_at=data["discovered_at"],
+                    data_classes=data["data_classes"], description=data["description"],
+                    integration=data["integration"], people_affected=data["people_affected"])
+                obj.pk = created.pk
+                return
+            told = {"authority_notified_at", "notified"} & set(form.changed_data)
+            if told and data.get("authority_notified_at"):
+                incidents.incident_notified(
+                    incident=obj, actor=request.user,
+                    notified_at=data["authority_notified_at"], notified=data["notified"])
+            if data.get("close"):
+                incidents.incident_close(incident=obj, actor=request.user,
+                                         resolution=data.get("resolution", ""))
+        except incidents.IncidentError as exc:
+            self.message_user(request, str(exc), messages.ERROR)

@@ -14,6 +14,11 @@ BEAT_SCHEDULE = {
         "task": "offboarding.deletion_requests_chase",
         "schedule": crontab(minute=35, hour=7),
     },
+    # The 72-hour notification clock of open incidents: warned a day ahead, critical after.
+    "offboarding.incidents_clock_check": {
+        "task": "offboarding.incidents_clock_check",
+        "schedule": 900.0,
+    },
     # A vendor that keeps calling after it was offboarded should be seen within minutes.
     "offboarding.access_after_close_check": {
         "task": "offboarding.access_after_close_check",

@@ -11,10 +11,12 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
-from apps.audit.models import Disclosure
+from apps.audit.models import Disclosure, FieldClass
 
 
 class OffboardingTrigger(models.TextChoices):
@@ -189,3 +191,58 @@ class DisclosureHistory(Disclosure):
         permissions = [("view_disclosurehistory", "Can look up a pupil's disclosure history")]
         verbose_name = "disclosure history"
         verbose_name_plural = "disclosure history"
+
+
+class IncidentKind(models.TextChoices):
+    SUSPECTED_BREACH = "suspected_breach", "Suspected personal-data breach"
+    MISDIRECTED_DATA = "misdirected_data", "Data sent to the wrong recipient"
+    OTHER = "other", "Other security incident"
+
+
+class IncidentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class Incident(models.Model):
+    """A suspected breach or misdirected data involving a vendor, with the notification clock.
+
+    The clock runs from discovery (``INCIDENT_NOTIFY_HOURS``, 72 by default: the GDPR's
+    deadline to tell the supervisory authority); it stops when the authority is told or the
+    incident is closed as not notifiable. Counts and classes only: never who was affected.
+    """
+
+    vendor = models.ForeignKey("vendors.Vendor", on_delete=models.PROTECT,
+                               related_name="incidents")
+    integration = models.ForeignKey("vendors.Integration", null=True, blank=True,
+                                    on_delete=models.PROTECT, related_name="incidents")
+    kind = models.CharField(max_length=30, choices=IncidentKind.choices)
+    title = models.CharField("what happened", max_length=300)
+    description = models.TextField(blank=True)
+    discovered_at = models.DateTimeField()
+    data_classes = ArrayField(
+        models.CharField(max_length=30, choices=FieldClass.choices), default=list, blank=True,
+        help_text="Classes of personal data involved.",
+    )
+    people_affected = models.PositiveIntegerField(null=True, blank=True,
+                                                  help_text="How many people, if known.")
+    reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    authority_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the supervisory authority was told.")
+    notified = models.TextField("who was told", blank=True,
+                                help_text="Authority, vendor, DPO, families: who, when, how.")
+    status = models.CharField(max_length=10, choices=IncidentStatus.choices,
+                              default=IncidentStatus.OPEN)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-discovered_at"]
+        indexes = [models.Index(fields=["status", "discovered_at"], name="offb_incident_open")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.vendor} ({self.discovered_at:%Y-%m-%d})"

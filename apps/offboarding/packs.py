@@ -39,7 +39,8 @@ from apps.governance.models import Exclusion, ExclusionHit, Override, ScopeReque
 from apps.keys.files import open_encrypted
 from apps.keys.models import SigningKey
 from apps.keys.services import JWT_ALGORITHM, load_private_key, signing_key_active
-from apps.offboarding.models import ControlPack, Offboarding
+from apps.offboarding.incidents import incident_summary
+from apps.offboarding.models import ControlPack, Incident, Offboarding
 from apps.offboarding.services import CERTIFICATE_TYPE, audit_chain_head
 from apps.offboarding.verify import MANIFEST, SIGNATURE
 from apps.roster.models import ImportRun, MappingRuleSet, QualityGate
@@ -283,6 +284,15 @@ def _alerts(vendor: Vendor, integrations: list[Integration], period: Period) -> 
     )
 
 
+def _incidents(vendor: Vendor, period: Period) -> list[dict[str, Any]]:
+    rows = (
+        Incident.objects.filter(vendor=vendor, discovered_at__lt=period.end_at)
+        .filter(Q(closed_at__isnull=True) | Q(closed_at__gte=period.start_at))
+        .select_related("integration").order_by("discovered_at")
+    )
+    return [incident_summary(incident) for incident in rows]
+
+
 def _offboardings(vendor: Vendor) -> list[dict[str, Any]]:
     rows = Offboarding.objects.filter(vendor=vendor).select_related(
         "opened_by", "closed_by", "integration").prefetch_related("steps__actor")
@@ -397,6 +407,7 @@ def control_pack_build(*, vendor: Vendor, actor: Any, period_from: dt.date | Non
         "disclosures.json": _disclosures(vendor, integrations, period),
         "keys.json": _keys(),
         "alerts.json": _alerts(vendor, integrations, period),
+        "incidents.json": _incidents(vendor, period),
         "offboarding.json": {"procedure": REVOCATION_PROCEDURE,
                              "offboardings": _offboardings(vendor)},
         "audit_events.json": _audit_events(vendor, integrations, period),

@@ -23,3 +23,11 @@ def deletion_requests_chase_task() -> list[str]:
 def access_after_close_check_task() -> int:
     """Every few minutes: alert any attempt by an offboarded integration."""
     return len(services.access_after_close_check())
+
+
+@shared_task(name="offboarding.incidents_clock_check")
+def incidents_clock_check_task() -> list[int]:
+    """Every quarter hour: alert incidents whose notification deadline nears or has passed."""
+    from apps.offboarding.incidents import incidents_clock_check
+
+    return incidents_clock_check()

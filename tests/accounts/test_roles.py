@@ -102,3 +102,10 @@ def test_auditors_export_control_packs_but_cannot_run_offboarding(staff_user_fac
     assert not auditor.has_perm("offboarding.view_disclosurehistory")
     assert governance.has_perm("offboarding.run_offboarding")
     assert governance.has_perm("offboarding.view_disclosurehistory")
+
+
+def test_governance_records_incidents_and_auditors_read_them(staff_user_factory):
+    assert staff_user_factory(role="governance").has_perm("offboarding.add_incident")
+    auditor = staff_user_factory(role="auditor")
+    assert auditor.has_perm("offboarding.view_incident")
+    assert not auditor.has_perm("offboarding.change_incident")

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.django_db
 DOCUMENTS = {
     "vendor.json", "security_reviews.json", "integrations.json", "scope_approvals.json",
     "exclusions.json", "access.json", "disclosures.json", "keys.json", "alerts.json",
+    "incidents.json",
     "offboarding.json", "audit_events.json", "audit_chain.json", "data_quality.json",
     "report.html", "report.pdf",  # the PDF is printed by Chromium, which the tests require
 }
