@@ -90,11 +90,16 @@ WITH hourly AS (
     WHERE h.hour >= (%(start)s::date)::timestamp AT TIME ZONE %(tz)s
       AND h.hour < (%(end)s::date + 1)::timestamp AT TIME ZONE %(tz)s
     GROUP BY 1, 2
-), disclosed AS (
-    SELECT d.integration_id, g.day::date AS day, count(DISTINCT d.user_sourced_id) AS users
+), pupil_days AS (
+    -- one row per integration, day and pupil (a pupil may have several runs: channels,
+    -- field classes); grouped rather than count(DISTINCT) so PostgreSQL may hash
+    SELECT d.integration_id, g.day::date AS day, d.user_sourced_id
     FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
-    JOIN audit_disclosure d ON d.first_day <= g.day::date AND d.last_day >= g.day::date
-    GROUP BY 1, 2
+    JOIN audit_disclosure d ON d.last_day >= g.day::date AND d.first_day <= g.day::date
+    WHERE d.last_day >= %(start)s::date
+    GROUP BY 1, 2, 3
+), disclosed AS (
+    SELECT integration_id, day, count(*) AS users FROM pupil_days GROUP BY 1, 2
 )
 INSERT INTO monitoring_integrationactivity
     (integration_id, day, requests, errors, records, users_disclosed, token_grants,
