@@ -331,3 +331,23 @@ def test_lti_service_tokens_are_revoked(acme, governance_user):
     assert token.revoked_at is not None
     evidence = offboarding.steps.get(step=StepName.CREDENTIALS_REVOKED).evidence
     assert evidence["receivers"][acme.lti.name]["lti"]["service_tokens_revoked"] == 1
+
+
+def test_the_certificate_command_verifies_offline_and_refuses_a_forgery(acme, governance_user,
+                                                                       tmp_path):
+    closed = finish(open_and_run(acme, governance_user), governance_user)
+    certificate = tmp_path / "certificate.jws"
+    certificate.write_text(closed.certificate)
+    jwks = tmp_path / "jwks.json"
+    jwks.write_bytes(Client().get("/keys/evidence/jwks").content)
+    out = io.StringIO()
+    call_command("verify_offboarding_certificate", str(certificate), "--jwks", str(jwks),
+                 stdout=out)
+    assert out.getvalue().startswith("VALID") and "Closed with a certificate" in out.getvalue()
+
+    header, payload, signature = closed.certificate.split(".")
+    certificate.write_text(".".join([header, payload[:-4] + "AAAA", signature]))
+    with pytest.raises(SystemExit) as exit_:
+        call_command("verify_offboarding_certificate", str(certificate), "--jwks", str(jwks),
+                     stdout=io.StringIO())
+    assert exit_.value.code == 1
