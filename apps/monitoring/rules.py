@@ -112,8 +112,9 @@ def _integration_names(ids: set[int]) -> dict[int, str]:
 
 
 def _integration_evidence(integration_id: int) -> list[dict]:
-    return _link("Effective access", "governance_integrationaccess_access", integration_id) + _link(
-        "Access log", "audit_accessrecord_changelist"
+    """Its activity (charts, last requests) and its levers (effective access, suspend)."""
+    return _link("Activity", "monitoring_dashboard_integration", integration_id) + _link(
+        "Effective access", "governance_integrationaccess_access", integration_id
     )
 
 

@@ -118,11 +118,19 @@ def dashboard_summary() -> dict:
         "expiring_approvals": ScopeRequest.objects.live(now)
         .filter(expires_at__lte=now + dt.timedelta(days=30)).count(),
         "held_imports": ImportRun.objects.filter(state=ImportState.HELD).count(),
+        # counts only: who is excluded is for safeguarding officers alone
+        "exclusions_ending": _exclusions_ending(now),
         "latest_imports": list(
             ImportRun.objects.select_related("source").order_by("-received_at")[:5]
         ),
         "latest_deliveries": _latest_deliveries(),
     }
+
+
+def _exclusions_ending(now: dt.datetime, days: int = 14) -> int:
+    from apps.governance.models import Exclusion
+
+    return Exclusion.objects.active(now).filter(ends_at__lte=now + dt.timedelta(days=days)).count()
 
 
 def _latest_deliveries(limit: int = 5) -> list[dict]:
