@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import F, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -131,12 +131,21 @@ def _deleted_queryset(release: Any, entity: str, *, since: int, until: int,
     """sourcedIds (released form) that the vendor must drop: closed without a successor,
     or about a person an exclusion now withholds."""
     model = CANONICAL_MODELS[entity]
-    successor = model.objects.filter(
-        sourced_id=OuterRef("sourced_id"), valid_to_version__isnull=True
-    )
-    closed = roster_changes(model, since=since, until=until).filter(
+    # A record a version in the range closed is gone for this vendor unless the release
+    # still shows it now (its successor may be out of scope, e.g. a class moved to a school
+    # the integration is not approved for).
+    # Every step is narrowed to the records closed in the range (by row id: the released
+    # sourced_id may be a pseudonym), so the cost follows the change, not the district.
+    closed_in_range = roster_changes(model, since=since, until=until).filter(
         valid_to_version__gt=since, valid_to_version__lte=until
-    ).exclude(Exists(successor))
+    )
+    successors = model.objects.filter(
+        valid_to_version__isnull=True,
+        sourced_id__in=Subquery(closed_in_range.values("sourced_id")),
+    ).values("pk")
+    released_rows = release.queryset(entity).filter(pk__in=Subquery(successors)).values("pk")
+    released_ids = model.objects.filter(pk__in=Subquery(released_rows)).values("sourced_id")
+    closed = closed_in_range.exclude(sourced_id__in=Subquery(released_ids))
     pseudonymised_id = release.pseudonymised and "sourced_id" in PSEUDONYMISED_COLUMNS.get(
         entity, ()
     )

@@ -228,3 +228,37 @@ def test_a_lifted_exclusion_brings_the_pupil_back_in_a_bulk(destination, feed, s
     assert run.mode == "bulk" and run.counts["why"] == "an exclusion ended"
     bundle = files_of(destination)[run.remote_name]
     assert "s2" in {r["sourcedId"] for r in bundle["users"]}
+
+
+def test_a_class_moved_out_of_the_approved_scope_is_tobedeleted_in_the_delta(
+    db, feed, running_sshd, operator
+):
+    files = small_district(students=1)
+    files["orgs"].append({"sourcedId": "sch2", "name": "School Two", "type": "school",
+                          "parentSourcedId": "dist"})
+    feed(files)
+    integration = world.integration(kind=IntegrationKind.ONEROSTER_CSV, name="sch1-only")
+    world.approve(integration, orgs=("sch1",), services=("csv.delivery",))
+    destination = services.destination_create(
+        integration=integration, transport=Transport.SFTP, actor=operator,
+        sftp_host="127.0.0.1", sftp_port=running_sshd.port, sftp_username=running_sshd.user,
+        sftp_directory=str(running_sshd.folder(f"scope{integration.pk}")),
+        sftp_host_key=running_sshd.host_key_line, sftp_private_key=running_sshd.client_private)
+    relay()
+    base = version_latest_number()
+    assert "cls1" in {r["sourcedId"] for r in files_of(destination)[
+        f"oneroster_bulk_v{base}.zip"]["classes"]}
+
+    moved = small_district(students=1)
+    moved["orgs"] = files["orgs"]
+    moved["classes"][0]["schoolSourcedId"] = "sch2"
+    for row in moved["enrollments"]:
+        row["schoolSourcedId"] = "sch2"
+    feed(moved)
+    relay()
+
+    delta = files_of(destination)[f"oneroster_delta_from_v{base}_v{base + 1}.zip"]
+    classes = {r["sourcedId"]: r for r in delta["classes"]}
+    assert classes["cls1"]["status"] == "tobedeleted" and classes["cls1"]["title"] == ""
+    enrollments = {r["sourcedId"]: r["status"] for r in delta["enrollments"]}
+    assert set(enrollments.values()) == {"tobedeleted"}
