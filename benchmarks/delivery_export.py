@@ -213,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                    fraction=args.delta_fraction, stamp=stamp)
     run = roster_import_run(path=delta_feed, source=SOURCE)
     delta_until = version_latest_number()
-    delta = render_in_child(integration, mode="delta", since=latest, until=delta_until)
+    delta_since = latest
+    if delta_until == latest and latest > 1:
+        # a re-run imports the same delta again (no changes): measure the last change instead
+        delta_since = latest - 1
+    delta = render_in_child(integration, mode="delta", since=delta_since, until=delta_until)
     delta["import_state"] = run.state
 
     out = {
