@@ -3,10 +3,14 @@ dashboard (``admin_dashboard.py``)."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.monitoring import admin_dashboard  # noqa: F401  (registers the dashboard page)
+from apps.monitoring import (
+    admin_dashboard,  # noqa: F401  (registers the dashboard page)
+    services,
+)
 from apps.monitoring.models import (
     AlertChannel,
     AlertNotification,
@@ -41,12 +45,44 @@ class MonitoringRuleAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # rules are defined in code; their thresholds are tuned here
 
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
+        services.monitoring_rule_save(rule=obj, actor=request.user, changed=form.changed_data)
+
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
 
 
+class AlertChannelForm(forms.ModelForm):
+    """The webhook secret is write-only: never shown again, kept when left blank."""
+
+    secret = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Webhook only. Leave blank to keep the current secret.",
+    )
+
+    class Meta:
+        model = AlertChannel
+        fields = ("name", "kind", "target", "secret", "min_severity", "max_per_run",
+                  "daily_digest", "enabled")
+
+    def clean_secret(self) -> str:
+        return self.cleaned_data["secret"] or (self.instance.secret if self.instance.pk else "")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("kind") == "webhook" and not data.get("secret"):
+            self.add_error("secret", "A webhook needs a secret to sign its requests.")
+        return data
+
+
 @admin.register(AlertChannel)
 class AlertChannelAdmin(admin.ModelAdmin):
+    form = AlertChannelForm
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
+        changed = [f for f in form.changed_data if f != "secret" or form.data.get("secret")]
+        services.alert_channel_save(channel=obj, actor=request.user, changed=changed)
+
     list_display = ("name", "kind", "min_severity", "max_per_run", "daily_digest",
                     "digest_sent_at", "enabled")
     list_filter = ("kind", "enabled", "min_severity")

@@ -38,7 +38,7 @@ MAX_ATTEMPTS = 5
 WEBHOOK_TIMEOUT_SECONDS = 5
 SIGNATURE_HEADER = "X-Interchange-Signature"
 TIMESTAMP_HEADER = "X-Interchange-Timestamp"
-ERROR_WEBHOOK_SCHEME = "webhook URL must be http or https, got {!r}"
+ERROR_WEBHOOK_SCHEME = "webhook URL must be https (http in the sandbox only), got {!r}"
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
@@ -66,7 +66,9 @@ def alert_payload(alert: Alert) -> dict:
 
 def _post_webhook(channel: AlertChannel, payload: dict) -> int | None:
     url = channel.target.strip()
-    if not url.startswith(("https://", "http://")):
+    # plain http only in the sandbox (local receivers); elsewhere the body must not travel bare
+    allowed = ("https://", "http://") if settings.IS_SANDBOX else ("https://",)
+    if not url.startswith(allowed):
         raise ValueError(ERROR_WEBHOOK_SCHEME.format(url))
     body = json.dumps(payload, sort_keys=True).encode()
     timestamp = str(int(time.time()))

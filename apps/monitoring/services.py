@@ -19,7 +19,7 @@ from apps.alerts import alerts
 from apps.alerts.models import Alert
 from apps.audit import audit
 from apps.monitoring import metrics, sql
-from apps.monitoring.models import MonitoringRule, RosterVersionTelemetry
+from apps.monitoring.models import AlertChannel, MonitoringRule, RosterVersionTelemetry
 from apps.vendors.models import Integration
 from apps.vendors.services import integration_suspend
 
@@ -146,6 +146,37 @@ def rules_evaluate(
             last_run_at=now, last_fired=len(findings), last_error=""
         )
     return report
+
+
+# --- settings staff change ----------------------------------------------------------------
+
+_RULE_FIELDS = ("enabled", "severity", "threshold", "window_hours", "min_volume")
+_CHANNEL_FIELDS = ("name", "kind", "target", "min_severity", "max_per_run", "daily_digest",
+                   "enabled")
+
+
+@transaction.atomic
+def monitoring_rule_save(*, rule: MonitoringRule, actor, changed: list[str]) -> MonitoringRule:  # type: ignore[no-untyped-def]
+    """Save a rule's thresholds and record who tuned what: a quieter rule is a decision."""
+    rule.save()
+    audit.record(
+        actor=actor, action="monitoring.rule_changed", target=rule,
+        details={"rule": rule.key, **{f: getattr(rule, f) for f in _RULE_FIELDS if f in changed}},
+    )
+    return rule
+
+
+@transaction.atomic
+def alert_channel_save(*, channel: AlertChannel, actor, changed: list[str]) -> AlertChannel:  # type: ignore[no-untyped-def]
+    """Save a channel and record the change (the secret is never written to the log)."""
+    created = channel.pk is None
+    channel.save()
+    details = {f: getattr(channel, f) for f in _CHANNEL_FIELDS if created or f in changed}
+    if "secret" in changed:
+        details["secret"] = "changed"  # noqa: S105 - a marker, not the secret
+    audit.record(actor=actor, action="monitoring.channel_saved", target=channel,
+                 details={"created": created, **details})
+    return channel
 
 
 # --- levers --------------------------------------------------------------------------------

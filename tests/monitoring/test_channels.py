@@ -190,7 +190,17 @@ def test_a_webhook_that_is_not_http_is_refused_and_recorded():
     raise_alert(rule="monitoring.token_failures", subject="client x")
 
     assert notifications.notifications_send() == {"file-hook": {"sent": 0, "failed": 1}}
-    assert "must be http or https" in AlertNotification.objects.get().error
+    assert "must be https" in AlertNotification.objects.get().error
+
+
+def test_outside_the_sandbox_a_webhook_must_be_https(receiver, settings):
+    handler, url = receiver
+    settings.IS_SANDBOX = False
+    _webhook(url)
+    raise_alert(rule="monitoring.token_failures", subject="client x")
+
+    assert notifications.notifications_send() == {"ops-webhook": {"sent": 0, "failed": 1}}
+    assert handler.received == []
 
 
 # --- the daily digest --------------------------------------------------------------------------
