@@ -426,5 +426,5 @@ INTERCHANGE_ROSTER_DROP_DIR = env("INTERCHANGE_ROSTER_DROP_DIR", str(VAR_DIR / "
 
 # Each app keeps its own beat schedule in apps/<app>/beat.py (plain data, safe to import here).
 for _app in ("audit", "keys", "governance", "roster", "oneroster_api", "delivery", "monitoring",
-             "offboarding"):
+             "offboarding", "lti"):
     CELERY_BEAT_SCHEDULE.update(importlib.import_module(f"apps.{_app}.beat").BEAT_SCHEDULE)
