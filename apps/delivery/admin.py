@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.html import format_html
 
+from apps.audit import audit
 from apps.delivery import selectors, services, sources, tasks
 from apps.delivery.models import (
     Bundle,
@@ -64,16 +65,25 @@ class DestinationAdmin(admin.ModelAdmin):
                     "last_run", "last_delivered_at")
     list_filter = ("transport", "state")
     search_fields = ("integration__name", "integration__vendor__name", "sftp_host")
-    readonly_fields = ("sftp_public_key", "last_delivered_version", "last_delivered_at",
-                       "state", "state_reason", "created_at", "updated_at")
+    # Who receives what, and the trust anchors, change only through services (audited):
+    # destination_create / destination_sftp_key_set (the delivery_destination command).
+    readonly_fields = ("integration", "transport", "sftp_host", "sftp_port", "sftp_username",
+                       "sftp_host_key", "sftp_public_key", "last_delivered_version",
+                       "last_delivered_at", "state", "state_reason", "created_at",
+                       "updated_at")
     exclude = ("sftp_private_key_wrapped", "sftp_private_key_master_key_id")
-    autocomplete_fields = ("integration",)
     actions = ("deliver_now", "deliver_bulk_now", "issue_link", "pause", "resume")
     inlines = (RunInline,)
 
     def get_queryset(self, request):  # type: ignore[no-untyped-def]
         self._latest = version_latest_number()
         return selectors.destinations_overview()
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            audit.record(actor=request.user, action="delivery.destination_changed", target=obj,
+                         details={f: str(form.cleaned_data.get(f)) for f in form.changed_data})
 
     @admin.display(description="lag (versions)")
     def lag(self, obj: Destination) -> str:
