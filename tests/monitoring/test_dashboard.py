@@ -252,3 +252,27 @@ def test_the_dashboard_shows_propagation_against_the_target(client, staff_user_f
     row = re.search(rf'<tr data-propagation="1-{csv.pk}">.*?</tr>', html, re.S).group(0)
     assert "Nightly SFTP" in row and "pending" in row
     assert "within 6 hours" in html
+
+
+def test_the_dashboard_costs_the_same_queries_for_three_integrations_or_twelve(
+    client, staff_user_factory, now
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(staff_user_factory(role="governance"))
+
+    def queries_with(integrations: int) -> int:
+        for _ in range(integrations - IntegrationFactory._meta.model.objects.count()):
+            integration = IntegrationFactory()
+            raise_alert(rule="monitoring.access_volume", subject=f"{integration.name} pulled",
+                        details={"integration_id": integration.pk})
+            history.traffic(integration.pk, hours=history.daily_at(2, days=5, now=now),
+                            channel=Channel.ONEROSTER_REST, endpoint="/users", requests=3)
+        services.access_activity_rollup(start=timezone.localdate() - dt.timedelta(days=6),
+                                        end=timezone.localdate())
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(DASHBOARD).status_code == 200
+        return len(captured)
+
+    assert queries_with(3) == queries_with(12)
