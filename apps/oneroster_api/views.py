@@ -12,13 +12,16 @@ people queues them for the disclosure ledger (one INSERT; folded in within secon
 # ruff: noqa: S610
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpResponse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -62,6 +65,8 @@ logger = logging.getLogger(__name__)
 SERVICE = "oneroster.rostering"
 # Entities whose sourcedId is a person's id (mapped back through the pseudonym map).
 _PERSON_KEYED = frozenset({"users", "demographics"})
+# Entities whose rows an exclusion can withhold (each refers to a person).
+_WITHHELD_ENTITIES = frozenset({"users", "enrollments", "demographics"})
 
 
 def base_url() -> str:
@@ -91,6 +96,32 @@ def _by_id(qs, entity: E.Entity, release, visible_id: str):  # type: ignore[no-u
     if release.pseudonymised and "sourced_id" in PSEUDONYMISED_COLUMNS.get(entity.name, ()):
         qs = qs.filter(sourced_id=visible_id)
     return qs
+
+
+def _count_withheld(release, entity: str, *, probed_person: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Count what the exclusions withheld from this vendor (never shown to it).
+
+    A lookup that names an excluded person (``GET /users/{id}``, ``/students/{id}/classes``)
+    is an attempt that touched them and is counted every time. Listings are counted once
+    per integration, entity and day: the exclusion withheld those rows from the vendor's
+    view that day, however many pages the vendor read.
+    """
+    if not release.exclusions:
+        return
+    if probed_person is not None:
+        if probed_person in release.excluded_user_sourced_ids:
+            # only the exclusions of the person asked for
+            probed = {pk: person for pk, person in release.exclusions.items()
+                      if person == probed_person}
+            dataclasses.replace(
+                release, exclusions=probed, excluded_user_sourced_ids=frozenset({probed_person})
+            ).record_withheld(entities=["users"])
+        return
+    if entity not in _WITHHELD_ENTITIES:
+        return
+    day = timezone.localdate(release.at).isoformat()
+    if cache.add(f"or:withheld:{release.integration.pk}:{entity}:{day}", 1, 86400):
+        release.record_withheld(entities=[entity])
 
 
 def _narrow(qs, conditions):  # type: ignore[no-untyped-def]
@@ -134,10 +165,14 @@ class RosteringApi(View):
             rate_limit_check(caller)
             # One transaction: the release, the count and the page read one snapshot, and
             # a failure rolls back cleanly before the access record is written.
+            self.probes: list = []
             with transaction.atomic():
                 response, records = self.serve(request, caller, kwargs)
         except ApiError as error:
             response = error.response()
+            # a 404 for an excluded person rolled the request back; count the attempt anyway
+            for release, person in getattr(self, "probes", ()):
+                _count_withheld(release, "users", probed_person=person)
         except Exception:
             logger.exception("OneRoster request failed")
             response = status_response(INTERNAL_SERVER_ERROR, MSG_INTERNAL)
@@ -196,6 +231,8 @@ class RosteringApi(View):
             qs = _narrow(qs, parent.conditions({**ids, parent.param: stored}, orgs))
             if qs.exists():
                 return stored  # type: ignore[return-value]
+            if parent.entity in _PERSON_KEYED:
+                self.probes.append((release, stored))
         raise ApiError(UNKNOWN_OBJECT, MSG_UNKNOWN_OBJECT.format(
             type=parent.label or entity.singular, sourced_id=visible_id))
 
@@ -211,6 +248,8 @@ class RosteringApi(View):
                                           base_url=base_url())
             rows = render.fetch(sql, params)
         if not rows or not rows.json_rows:
+            if entity.name in _PERSON_KEYED:
+                self.probes.append((release, _stored_id(release, entity.name, visible_id)))
             raise ApiError(UNKNOWN_OBJECT, MSG_UNKNOWN_OBJECT.format(
                 type=ep.label or entity.singular, sourced_id=visible_id))
         self._disclose(release, entity, fields, rows.person_ids)
@@ -229,6 +268,7 @@ class RosteringApi(View):
             sorted(ids.items()), params.filter.canonical() if params.filter else "",
         )
         stats = render.page_stats(qs, key)
+        _count_withheld(release, entity.name)
         json_rows: list[str] = []
         if params.offset < stats.total:
             inner = render.with_raw_ids(qs, entity).order_by(*order_by(sort, params.descending))

@@ -453,3 +453,30 @@ def test_disclosures_are_recorded_at_once_when_celery_runs_eagerly(api, vendor, 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     api.get("/users/p1", token)
     assert list(Disclosure.objects.values_list("user_sourced_id", flat=True)) == ["p1"]
+
+
+def test_what_exclusions_withhold_is_counted_but_never_shown(api, vendor, token, officer):
+    from apps.governance.models import ExclusionHit
+
+    exclusion = exclusion_create(
+        actor=officer, user_sourced_id="p1", scope=ExclusionScope.ALL_VENDORS,
+        reason_code=ExclusionReason.COURT_ORDER, ends_at=timezone.now() + dt.timedelta(days=30),
+    )
+    # a listing withholds the pupil's user row: counted once for the day, however many pages
+    listed = api.get("/users", token, limit=2)
+    api.get("/users", token, limit=2, offset=2)
+    hit = ExclusionHit.objects.get(exclusion=exclusion)
+    # the pupil's own row and the guardian's link to them
+    assert (hit.records, hit.releases) == (2, 1)
+
+    # asking for the pupil by id is an attempt that touched them: counted each time, and the
+    # answer is the one an unknown id gets
+    probe = api.get("/users/p1", token)
+    unknown = api.get("/users/nobody", token)
+    assert probe.status_code == unknown.status_code == 404
+    assert probe.json()["imsx_description"].replace("p1", "?") == \
+        unknown.json()["imsx_description"].replace("nobody", "?")
+    api.get("/students/p1/classes", token)
+    hit.refresh_from_db()
+    assert (hit.records, hit.releases) == (6, 3)
+    assert "p1" not in listed.content.decode()
