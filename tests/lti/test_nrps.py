@@ -271,3 +271,27 @@ def test_a_role_correction_shows_in_the_launch_and_in_nrps(client, tool, staff_u
     url = claims_of(tool)[NRPS_CLAIM]["context_memberships_url"]
     members = read(client, url, token_for(client, tool, NRPS)).json()["members"]
     assert next(m for m in members if m["given_name"] == "Givenp2")["roles"] == [INSTRUCTOR]
+
+
+def test_a_token_bound_to_one_deployment_cannot_read_another_deployments_context(client,
+                                                                                  tool):
+    from apps.lti.services import deployment_create
+    from tests.lti.advantage import ASSERTION_TYPE, assertion
+
+    # given the tool gets a deployment of its own for sch1: Maths 7A launches through it
+    school_deployment = deployment_create(registration=tool.registration, org_sourced_id="sch1")
+    url = launch_claims(tool)[NRPS_CLAIM]["context_memberships_url"]
+
+    def token_naming(deployment_id: str) -> str:
+        response = client.post("/lti/token", {
+            "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+            "scope": NRPS, "client_assertion": assertion(tool, **{
+                "https://purl.imsglobal.org/spec/lti/claim/deployment_id": deployment_id})})
+        assert response.status_code == 200, response.content
+        return response.json()["access_token"]
+
+    # then a token bound to the tool-wide deployment does not reach the school's context
+    assert read(client, url, token_naming(tool.deployment_id)).status_code == 404
+    # a token bound to the school's deployment does, and so does one naming none
+    assert read(client, url, token_naming(school_deployment.deployment_id)).status_code == 200
+    assert read(client, url, token_for(client, tool, NRPS)).status_code == 200
