@@ -94,12 +94,16 @@ def rules_ensure_defaults() -> None:
     """Create any rule that is missing with its default thresholds (never overwrite edits)."""
     from apps.monitoring.rules import DEFAULTS
 
-    existing = set(MonitoringRule.objects.values_list("key", flat=True))
+    existing = dict(MonitoringRule.objects.values_list("key", "help"))
     MonitoringRule.objects.bulk_create(
         [MonitoringRule(key=key, **values) for key, values in DEFAULTS.items()
          if key not in existing],
         ignore_conflicts=True,
     )
+    # the explanation follows the code; the thresholds stay as staff set them
+    for key, values in DEFAULTS.items():
+        if key in existing and existing[key] != values["help"]:
+            MonitoringRule.objects.filter(key=key).update(help=values["help"])
 
 
 def rules_evaluate(
