@@ -18,6 +18,7 @@ from django.db import connection
 from django.db.models import Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from apps.alerts.models import Severity
 from apps.monitoring import sql
@@ -109,6 +110,16 @@ def _integration_names(ids: set[int]) -> dict[int, str]:
     from apps.vendors.models import Integration
 
     return dict(Integration.objects.filter(pk__in=ids).values_list("pk", "name"))
+
+
+def _destination_levers(name: str) -> list[dict]:
+    """The integration's destinations in the delivery admin (pause, deliver now, replay):
+    a link by URL name, so oversight never imports the spoke."""
+    url = _admin("delivery_destination_changelist")
+    if not url:
+        return []
+    return [{"label": "Destinations (pause, deliver now)",
+             "url": f"{url}?{urlencode({'q': name})}"}]
 
 
 def _integration_evidence(integration_id: int) -> list[dict]:
@@ -449,7 +460,7 @@ def delivery_lag(rule: MonitoringRule, now: dt.datetime) -> list[Finding]:
                         f"(applied {timezone.localtime(newest['created_at']):%Y-%m-%d %H:%M})",
                 details={"integration_id": iid, "version": newest["number"],
                          "last_delivered_at": last.isoformat() if last else None},
-                evidence=_integration_evidence(iid),
+                evidence=_integration_evidence(iid) + _destination_levers(name),
             ))
         late = next((p for p in propagation if p.integration_id == iid), None)
         if late is not None and late.state == "breached":
@@ -459,14 +470,15 @@ def delivery_lag(rule: MonitoringRule, now: dt.datetime) -> list[Finding]:
                         f"(target {rule.threshold:g}h)",
                 details={"integration_id": iid, "version": late.version,
                          "minutes": round(late.minutes or 0, 1)},
-                evidence=_integration_evidence(iid), severity=Severity.WARNING,
+                evidence=_integration_evidence(iid) + _destination_levers(name),
+                severity=Severity.WARNING,
             ))
         if failures >= max(rule.min_volume, 1):
             findings.append(Finding(
                 key=f"{iid}:failing:{timezone.localdate(now)}",
                 subject=f"{failures} failed deliveries to {name} in {rule.window_hours}h",
                 details={"integration_id": iid, "failures": failures},
-                evidence=_integration_evidence(iid),
+                evidence=_integration_evidence(iid) + _destination_levers(name),
             ))
     return findings
 

@@ -323,6 +323,11 @@ def test_a_destination_behind_the_newest_version_or_failing_fires(now):
     keys = sorted(a.dedup_key.split(":", 1)[1] for a in alerts)
     today = timezone.localdate(now)
     assert keys == sorted([f"{behind.pk}:lag:v2", f"{failing.pk}:failing:{today}"])
+    levers = {e["label"]: e["url"] for e in alerts[0].evidence}
+    assert levers["Activity"].startswith("/admin/monitoring/dashboard/integrations/")
+    assert levers["Destinations (pause, deliver now)"].startswith(
+        "/admin/delivery/destination/?q="
+    )
 
 
 # --- evaluation ------------------------------------------------------------------------------
