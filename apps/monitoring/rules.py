@@ -195,7 +195,9 @@ def roster_count(rule: MonitoringRule, now: dt.datetime) -> list[Finding]:
                 f"baseline of {lead['baseline']:,.0f} ({lead['change']:+.0%}){more}",
         details={"version": latest.number, **lead, "changes": changed},
         evidence=_link(f"Version v{latest.number}", "roster_rosterversion_change",
-                       latest.version_id),
+                       latest.version_id)
+        # the levers: roll the version back from its page, hold the next import by its gates
+        + _link("Quality gates (hold imports)", "roster_qualitygate_changelist"),
     )]
 
 

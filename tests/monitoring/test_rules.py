@@ -70,6 +70,7 @@ def test_a_roster_that_doubles_overnight_raises_a_critical_alert(now):
     assert alert.subject == (
         "Roster v6: student users 2,400 against a baseline of 1,200 (+100%) and 2 more"
     )
+    assert [e["label"] for e in alert.evidence] == ["Version v6", "Quality gates (hold imports)"]
 
 
 def test_the_usual_churn_between_versions_is_quiet(now):
