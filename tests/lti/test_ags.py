@@ -435,3 +435,42 @@ def test_a_deep_linked_line_item_needs_the_lineitem_scope(school):
 def test_a_malformed_deep_linked_line_item_is_skipped_and_the_link_kept(tool):
     deep_link_with_line_item(tool, {"label": "", "scoreMaximum": -1})
     assert not AgsLineItem.objects.exists()
+
+
+# --- read back by the SIS -----------------------------------------------------------------------
+
+
+def test_the_sis_reads_a_tools_score_back_through_oneroster(client, tool, claims, token,
+                                                           staff_user_factory):
+    import base64
+
+    from apps.oneroster_api.services import oauth_client_issue
+    from tests.governance import release_world as world
+
+    # given the tool posted a score
+    item = create_item(client, claims, token)
+    pupil = member_id(client, claims, tool, "p1")
+    post(client, scores_url(item), token, score(pupil, 8, 10), ags.SCORE_MEDIA)
+
+    # and the SIS has a OneRoster client approved to read the gradebook
+    sis = world.integration(name="SIS read-back")
+    world.approve(sis, orgs=["dist"], services=("oneroster.gradebook",),
+                  scopes=("https://purl.imsglobal.org/spec/or/v1p2/scope/gradebook.readonly",),
+                  field_classes=("identifier", "assessment"))
+    issued = oauth_client_issue(integration=sis,
+                                actor=staff_user_factory(username="gov.dpo", role="governance"))
+    basic = base64.b64encode(f"{issued.client_id}:{issued.client_secret}".encode()).decode()
+    granted = client.post("/oauth/token", {"grant_type": "client_credentials"},
+                          HTTP_AUTHORIZATION=f"Basic {basic}")
+    assert granted.status_code == 200, granted.content
+
+    # when it reads the results
+    response = client.get("/ims/oneroster/gradebook/v1p2/results",
+                          HTTP_AUTHORIZATION=f"Bearer {granted.json()['access_token']}")
+
+    # then the tool's score is there, on the tool's line item, for the pupil
+    assert response.status_code == 200, response.content
+    [result] = response.json()["results"]
+    assert result["student"]["sourcedId"] == "p1"
+    assert result["lineItem"]["sourcedId"] == AgsLineItem.objects.get().line_item_sourced_id
+    assert float(result["score"]) == 16
