@@ -17,6 +17,7 @@ from apps.accounts.demo import demo_staff_seed
 from apps.delivery.demo import demo_delivery_seed
 from apps.governance.demo import demo_exclusions_seed
 from apps.monitoring.demo import demo_monitoring_seed
+from apps.offboarding.demo import demo_offboarding_seed
 from apps.oneroster_api.models import OneRosterClient
 from apps.oneroster_api.services import oauth_client_issue, oauth_client_secret_rotate
 from apps.roster.models import ImportRun, ImportState
@@ -59,6 +60,8 @@ def demo_seed(*, students: int) -> dict[str, Any]:
     )
     result["deliveries"] = demo_delivery_seed(integrations=integrations,
                                               actor=staff[DEMO_APPROVER])
+    # a retired vendor offboarded end to end, for the auditor to export and verify
+    result["offboarding"] = demo_offboarding_seed(actor=staff[DEMO_APPROVER])
     # last: four weeks of access history, telemetry and the rules' first alerts
     result["monitoring"] = demo_monitoring_seed(integrations=integrations, students=students)
     return result
