@@ -82,6 +82,17 @@ def _personal(release: Release) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _disclosed(release: Release, carried: set[str]) -> list[str]:
+    """Identifiers, the classes of the personal attributes carried, and the class of the
+    enrollment role (each member's roles are read from it)."""
+    classes = set(claims_.disclosed_field_classes(dict.fromkeys(carried, True),
+                                                  column_classes=release.column_classes))
+    role_class = release.column_classes.get("enrollments", {}).get("role")
+    if role_class:
+        classes.add(role_class)
+    return sorted(classes)
+
+
 def class_context(release: Release, class_sourced_id: str) -> dict[str, Any] | None:
     row = release.classes().filter(sourced_id=class_sourced_id).values(
         "sourced_id", "title", "class_code").first()
@@ -154,6 +165,6 @@ def memberships(release: Release, class_sourced_id: str, *, role: str | None = N
     return MembersPage(
         context=context, members=members,
         user_sourced_ids=[row["sourced_id"] for row in rows],
-        field_classes=claims_.disclosed_field_classes(dict.fromkeys(carried, True)),
+        field_classes=_disclosed(release, carried),
         has_more=has_more,
     )

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.audit.models import AccessRecord, Channel, Disclosure
+from apps.audit.models import AccessRecord, Channel, Disclosure, field_classes_mask
 from apps.governance.models import ExclusionReason, ExclusionScope
 from apps.governance.release import release_for
 from apps.governance.services.exclusions import exclusion_create
@@ -230,6 +230,9 @@ def test_members_shown_are_disclosed_and_the_call_recorded(client, tool, members
     disclosed = Disclosure.objects.filter(channel=Channel.LTI_NRPS)
     assert disclosed.count() == 2
     assert {d.integration_id for d in disclosed} == {tool.integration.pk}
+    # identifiers, and directory data: the given name and the role in the class
+    assert {d.field_classes for d in disclosed} == {
+        field_classes_mask(["directory", "identifier"])}
     record = AccessRecord.objects.get(channel=Channel.LTI_NRPS)
     assert record.status_code == 200 and record.records == 2
     assert record.endpoint == "/lti/contexts/{id}/memberships"
