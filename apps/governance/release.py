@@ -56,6 +56,7 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
@@ -439,6 +440,8 @@ class Release:
                 out[column] = pseudo.sql(column)
             for column in PSEUDONYMISED_ARRAYS.get(entity, ()):
                 out[column] = pseudo.sql_array(column)
+            if entity == "results":
+                out["sourced_id"] = self._own_results_unpseudonymised(out["sourced_id"])
         if entity == "orgs":
             out["parent_sourced_id"] = Case(
                 When(parent_sourced_id__in=self._orgs, then=F("parent_sourced_id")),
@@ -458,6 +461,18 @@ class Release:
                     default=F("role"), output_field=_field(Enrollment, "role"),
                 )
         return out
+
+    def _own_results_unpseudonymised(self, pseudonym: Any) -> Any:
+        """A result the integration wrote itself keeps the sourcedId it chose: that id is
+        the vendor's own, not the school's, and the vendor must find its result by it."""
+        from apps.roster.gradebook import INTEGRATION_SOURCE_PREFIX
+        from apps.roster.models import Source
+
+        own = Source.objects.filter(name=f"{INTEGRATION_SOURCE_PREFIX}{self.integration.pk}")
+        return Case(
+            When(source_id=Subquery(own.values("pk")[:1]), then=F("sourced_id")),
+            default=pseudonym, output_field=_field(Result, "sourced_id"),
+        )
 
     def _user_replacements(self, pseudonym_expr: Any) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -239,6 +239,13 @@ def test_a_pseudonymised_integration_reads_and_writes_with_pseudonyms(gb, sis_gr
     stored = Result.objects.get(sourced_id="r-ps", valid_to_version__isnull=True)
     assert stored.student_sourced_id in ("p1", "p2")
     assert gb.get(f"/classes/cls1/students/{pupil}/results", token).status_code == 200
+    # its own result keeps the id it chose; the school's results keep their pseudonyms
+    own = gb.get("/results/r-ps", token)
+    assert own.status_code == 200 and own.json()["result"]["sourcedId"] == "r-ps"
+    assert own.json()["result"]["student"]["sourcedId"] == pupil
+    listed = ids(gb.get("/results", token), "results")
+    assert "r-ps" in listed and not listed & {"res-p1", "res-p2"}
+    assert gb.delete("/results/r-ps", token).status_code == 204
     # a school id is not a pseudonym this client knows
     assert gb.put("/results/r-x", token, result("r-x", "p1", item="li-ps")).status_code == 422
 
