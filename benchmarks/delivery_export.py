@@ -99,16 +99,17 @@ def render_only(integration, *, mode: str, since, until) -> dict:  # type: ignor
     rows = 0
     size = 0
     started = time.perf_counter()
-    for entity in schema.ENTITIES:
-        if not release.columns(entity):
-            continue
-        statement = render.entity_copy_sql(release, entity, mode=mode, since=since, until=until,
-                                           stamp="2030-01-01T00:00:00.000Z")
-        if statement is None:
-            continue
-        for block in render._copy_rows(*statement):  # noqa: SLF001
-            rows += 1
-            size += len(block)
+    with render.render_transaction():  # as bundle_write does
+        for entity in schema.ENTITIES:
+            if not release.columns(entity):
+                continue
+            statement = render.entity_copy_sql(release, entity, mode=mode, since=since,
+                                               until=until, stamp="2030-01-01T00:00:00.000Z")
+            if statement is None:
+                continue
+            for block in render._copy_rows(*statement):  # noqa: SLF001
+                rows += 1
+                size += len(block)
     return {"seconds": round(time.perf_counter() - started, 3), "rows": rows, "bytes": size}
 
 
