@@ -351,3 +351,16 @@ def test_the_certificate_command_verifies_offline_and_refuses_a_forgery(acme, go
         call_command("verify_offboarding_certificate", str(certificate), "--jwks", str(jwks),
                      stdout=io.StringIO())
     assert exit_.value.code == 1
+
+
+def test_the_scheduled_checks_are_on_the_beat_and_run_as_tasks(acme, settings):
+    from apps.offboarding import tasks
+
+    for name in ("offboarding.contracts_ended", "offboarding.deletion_requests_chase",
+                 "offboarding.access_after_close_check", "offboarding.incidents_clock_check"):
+        assert settings.CELERY_BEAT_SCHEDULE[name]["task"] == name
+    Contract.objects.filter(pk=acme.contract.pk).update(
+        ends_on=timezone.localdate() - dt.timedelta(days=1))
+    opened = tasks.contracts_ended_task.delay().get()
+    assert Offboarding.objects.filter(pk__in=opened, vendor=acme.vendor).exists()
+    assert tasks.access_after_close_check_task.delay().get() == 0
