@@ -270,6 +270,9 @@ class SourcePickup(models.Model):
     file_name = models.CharField(max_length=300)
     sha256 = models.CharField(max_length=64)
     size_bytes = models.BigIntegerField(default=0)
+    # The server's modification time: a file listed again with the same name, size and time
+    # is skipped without being downloaded to hash it.
+    remote_mtime = models.BigIntegerField(null=True, blank=True)
     import_run = models.ForeignKey(
         "roster.ImportRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import io
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -102,14 +103,15 @@ def _hash_stream(read: Any) -> tuple[str, int]:
 
 
 def _ingest_once(*, source: SisSource, file_name: str, sha256: str, size: int,
-                 opener: Any) -> ImportRun | None:
+                 opener: Any, remote_mtime: int | None = None) -> ImportRun | None:
     """Stage and import one file unless this source already took the same content."""
     if SourcePickup.objects.filter(sis_source=source, sha256=sha256).exists():
         return None
     try:
         with transaction.atomic():
             pickup = SourcePickup.objects.create(sis_source=source, file_name=file_name[:300],
-                                                 sha256=sha256, size_bytes=size)
+                                                 sha256=sha256, size_bytes=size,
+                                                 remote_mtime=remote_mtime)
     except IntegrityError:
         return None  # another poller took it first
     with opener() as src:
@@ -119,15 +121,28 @@ def _ingest_once(*, source: SisSource, file_name: str, sha256: str, size: int,
     return import_run_process(run=run)
 
 
-def sis_source_sftp_pickup(*, source: SisSource) -> list[ImportRun]:
+SETTLE_SECONDS = 10
+
+
+def sis_source_sftp_pickup(*, source: SisSource,
+                           settle_seconds: int = SETTLE_SECONDS) -> list[ImportRun]:
     """Import each new zip in the SIS's SFTP folder once (by content hash), oldest first.
 
     Files are left where they are (the SIS owns its folder); the hash makes them harmless.
+    A file modified within ``settle_seconds`` may still be being written: it waits for the
+    next poll (the roster drop folder's rule).
     """
     endpoint = _endpoint(source)
     runs: list[ImportRun] = []
+    now = time.time()
     with sftp.sftp_session(endpoint) as client:
         for remote in sftp.sftp_list_zips(client, endpoint.directory):
+            if now - remote.mtime < settle_seconds:
+                continue
+            if SourcePickup.objects.filter(sis_source=source, file_name=remote.name[:300],
+                                           size_bytes=remote.size,
+                                           remote_mtime=remote.mtime).exists():
+                continue  # listed before, unchanged: no need to download it to hash it
             path = sftp._join(endpoint.directory, remote.name)  # noqa: SLF001
             with client.open(path, "rb") as handle:
                 handle.prefetch()
@@ -139,7 +154,7 @@ def sis_source_sftp_pickup(*, source: SisSource) -> list[ImportRun]:
                 return handle
 
             run = _ingest_once(source=source, file_name=remote.name, sha256=sha256, size=size,
-                               opener=opener)
+                               opener=opener, remote_mtime=remote.mtime)
             if run is not None:
                 runs.append(run)
     SisSource.objects.filter(pk=source.pk).update(last_polled_at=timezone.now())

@@ -3,7 +3,9 @@ OneRoster 1.2 provider (this portal's own REST API, served by a live server)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 
 import pytest
 
@@ -34,13 +36,15 @@ def test_sftp_pickup_imports_each_file_once_even_when_seen_again(running_sshd, t
         sftp_private_key=running_sshd.client_private,
     )
 
-    [run] = sources.sis_source_sftp_pickup(source=source)
+    assert sources.sis_source_sftp_pickup(source=source) == []  # still being written?
+    [run] = sources.sis_source_sftp_pickup(source=source, settle_seconds=0)
     assert run.state == "applied"
     assert roster_current(User, source=run.source).count() == 3
 
-    assert sources.sis_source_sftp_pickup(source=source) == []  # still there: not again
+    assert sources.sis_source_sftp_pickup(source=source, settle_seconds=0) == []  # not again
     shutil.copy(drop / "2025-09-01.zip", drop / "renamed-copy.zip")
-    assert sources.sis_source_sftp_pickup(source=source) == []  # same content, new name
+    # same content under a new name
+    assert sources.sis_source_sftp_pickup(source=source, settle_seconds=0) == []
     assert ImportRun.objects.filter(source__name="mis").count() == 1
     assert SourcePickup.objects.filter(sis_source=source).count() == 1
 
@@ -59,7 +63,7 @@ def test_sftp_pickup_refuses_a_server_whose_host_key_is_not_pinned(running_sshd,
         sftp_private_key=running_sshd.client_private,
     )
     with pytest.raises(sftp.SftpError) as caught:
-        sources.sis_source_sftp_pickup(source=source)
+        sources.sis_source_sftp_pickup(source=source, settle_seconds=0)
     assert caught.value.code == sftp.HOST_KEY_MISMATCH
 
 
@@ -116,6 +120,7 @@ def test_sis_pull_from_the_command_line_reports_new_runs_then_none(running_sshd,
     for leftover in drop.iterdir():
         leftover.unlink()
     write_feed(drop / "feed.zip", small_district(students=1))
+    os.utime(drop / "feed.zip", (time.time() - 60, time.time() - 60))  # settled
     sources.sis_source_create(
         name="mis-cli", roster_source=Source.objects.create(name="mis-cli"),
         transport=SourceTransport.SFTP, actor=operator, sftp_host="127.0.0.1",
