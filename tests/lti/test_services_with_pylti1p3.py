@@ -86,3 +86,52 @@ def test_a_tool_reads_the_class_and_passes_a_grade_back(platform, advantage_tool
     assert ServiceToken.objects.count() == 2
     assert Disclosure.objects.filter(channel=Channel.LTI_NRPS).count() == 3
     assert Disclosure.objects.filter(channel=Channel.LTI_AGS).count() == 1
+
+
+def test_racing_scores_keep_the_newest(platform, advantage_tool):
+    """Eight scores for one pupil, posted at once in shuffled order: the newest wins."""
+    import concurrent.futures
+    import json
+    import random
+
+    import requests
+    from django.test import Client
+
+    from apps.lti.models import AgsScore
+    from tests.lti.advantage import (
+        AGS_CLAIM,
+        LINEITEM,
+        NRPS,
+        NRPS_CLAIM,
+        SCORE,
+        launch_claims,
+        token_for,
+    )
+
+    claims = launch_claims(advantage_tool)
+    client = Client()
+    token = token_for(client, advantage_tool, LINEITEM, SCORE)
+    headers = {"Authorization": f"Bearer {token}"}
+    item = requests.post(claims[AGS_CLAIM]["lineitems"], data=json.dumps(
+        {"label": "Race", "scoreMaximum": 100}), timeout=30, headers={
+        **headers, "Content-Type": "application/vnd.ims.lis.v2.lineitem+json"}).json()
+    members = requests.get(claims[NRPS_CLAIM]["context_memberships_url"], timeout=30, headers={
+        "Authorization": f"Bearer {token_for(client, advantage_tool, NRPS)}"}).json()["members"]
+    pupil = next(m["user_id"] for m in members if m["given_name"] == "Givenp1")
+    base = dt.datetime.now(dt.UTC)
+    posts = [(base + dt.timedelta(seconds=n), n) for n in range(8)]
+    random.shuffle(posts)
+
+    def send(post):  # type: ignore[no-untyped-def]
+        when, n = post
+        return requests.post(item["id"] + "/scores", timeout=30, data=json.dumps({
+            "userId": pupil, "scoreGiven": n, "scoreMaximum": 100, "timestamp": when.isoformat(),
+            "activityProgress": "Completed", "gradingProgress": "FullyGraded"}), headers={
+            **headers, "Content-Type": "application/vnd.ims.lis.v1.score+json"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(send, posts))
+
+    assert set(statuses) <= {204, 409} and 204 in statuses
+    assert AgsScore.objects.get().score_given == 7
+    assert Result.objects.get(valid_to_version__isnull=True).score == 7
