@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.views.decorators.http import require_POST
 
 from apps.alerts.alerts import alert_acknowledge, open_alerts
@@ -26,6 +26,17 @@ VIEW_PERMISSION = "monitoring.view_dashboard"
 ACKNOWLEDGE_PERMISSION = "alerts.change_alert"
 SUSPEND_PERMISSION = "governance.suspend_integration"
 OPEN_ALERTS_SHOWN = 50
+
+
+def _disclosure_lookup_url(request: HttpRequest) -> str:
+    """The per-pupil disclosure history lives with offboarding (DESIGN.md); link to it for
+    those who may open it."""
+    if not request.user.has_perm("offboarding.view_disclosurehistory"):
+        return ""
+    try:
+        return reverse("admin:offboarding_disclosurehistory_changelist")
+    except NoReverseMatch:
+        return ""
 
 
 class SuspendFromAlertForm(forms.Form):
@@ -101,6 +112,7 @@ class DashboardAdmin(admin.ModelAdmin):
                 label="Users per roster version",
             ),
             "role_mix": selectors.role_distribution(versions[-1] if versions else None),
+            "disclosure_lookup_url": _disclosure_lookup_url(request),
             "service_levels": selectors.service_levels(),
             "target_hours": selectors.propagation_target_hours(),
         }

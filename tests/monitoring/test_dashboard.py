@@ -276,3 +276,14 @@ def test_the_dashboard_costs_the_same_queries_for_three_integrations_or_twelve(
         return len(captured)
 
     assert queries_with(3) == queries_with(12)
+
+
+def test_the_disclosure_lookup_is_linked_for_those_who_may_use_it(client, staff_user_factory):
+    client.force_login(staff_user_factory(role="governance"))
+    governance = client.get(DASHBOARD).content.decode()
+    client.force_login(staff_user_factory(role="engineer"))
+    engineer = client.get(DASHBOARD).content.decode()
+
+    assert 'href="/admin/offboarding/disclosurehistory/"' in governance
+    assert "disclosure-lookup" not in engineer
+
