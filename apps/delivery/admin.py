@@ -141,6 +141,8 @@ class DestinationAdmin(admin.ModelAdmin):
             try:
                 services.destination_resume(destination=destination, actor=request.user,
                                             reason="resumed from the admin")
+                transaction.on_commit(
+                    lambda d=destination.pk: tasks.destination_drain.delay(d))
             except services.DeliveryError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
         self.message_user(request, "Resumed.")

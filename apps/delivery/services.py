@@ -246,8 +246,45 @@ def destination_pause(*, destination: Destination, actor: Any, reason: str) -> D
 
 @transaction.atomic
 def destination_resume(*, destination: Destination, actor: Any, reason: str) -> Destination:
-    return _state_set(destination=destination, state=DestinationState.ACTIVE, actor=actor,
-                      reason=reason, action="delivery.destination_resumed")
+    """Deliver again from the next run on, and queue a catch-up run for what was skipped
+    while paused (the caller drains it)."""
+    resumed = _state_set(destination=destination, state=DestinationState.ACTIVE, actor=actor,
+                         reason=reason, action="delivery.destination_resumed")
+    catch_up_enqueue(destination=resumed)
+    return resumed
+
+
+LEVER_SKIPS = frozenset({DESTINATION_PAUSED, INTEGRATION_NOT_LIVE})
+
+
+def catch_up_enqueue(*, destination: Destination) -> DeliveryRun | None:
+    """A run for the latest version when the destination is behind, unless one is live or
+    the last one failed (a failure stays red until someone acts). A run of that version
+    skipped earlier (paused, or the integration suspended) is queued again."""
+    latest = version_latest_number()
+    delivered = destination.last_delivered_version
+    if delivered is not None and delivered >= latest:
+        return None
+    runs = DeliveryRun.objects.filter(destination=destination)
+    if runs.filter(state__in=[RunState.QUEUED, RunState.RENDERING, RunState.DELIVERING]).exists():
+        return None
+    last = runs.order_by("-created_at").values_list("state", flat=True).first()
+    if last == RunState.FAILED:
+        return None
+    run, _ = delivery_run_enqueue(destination=destination, reason=RunReason.SCHEDULE,
+                                  version=latest)
+    # only what a lever skipped (not, say, a missing approval, which the next run would
+    # skip again)
+    if run.state == RunState.SKIPPED and run.error_code in LEVER_SKIPS:
+        with transaction.atomic():
+            locked = DeliveryRun.objects.select_for_update().get(pk=run.pk)
+            if locked.state == RunState.SKIPPED:
+                _transition(locked, RunState.QUEUED)
+                locked.error_code = locked.error = ""
+                locked.finished_at = None
+                locked.save()
+            run = locked
+    return run if run.state == RunState.QUEUED else None
 
 
 @transaction.atomic
@@ -754,8 +791,9 @@ def outbox_relay(*, limit: int = 500) -> list[int]:
         if not rows:
             return []
         latest = max(row.version.number for row in rows)
-        destinations = list(Destination.objects.filter(
-            event_driven=True, state=DestinationState.ACTIVE
+        # paused ones too: their run is skipped, so the history shows what they missed
+        destinations = list(Destination.objects.filter(event_driven=True).exclude(
+            state=DestinationState.DISABLED
         ))
         for destination in destinations:
             delivery_run_enqueue(destination=destination, reason=RunReason.EVENT, version=latest)
@@ -782,6 +820,12 @@ def destinations_schedule_due(*, now: dt.datetime | None = None) -> list[int]:
         DeliveryRun.objects.filter(state=RunState.QUEUED, next_attempt_at__lte=now)
         .values_list("destination_id", flat=True)
     )
+    # Event-driven destinations left behind (a suspension lifted, an event missed).
+    for destination in Destination.objects.filter(
+        event_driven=True, state=DestinationState.ACTIVE
+    ).select_related("integration__vendor"):
+        if destination.integration.is_live and catch_up_enqueue(destination=destination):
+            out.add(destination.pk)
     # Runs mid-attempt: if their worker died, the drain (which takes the destination lock
     # a live worker would hold) carries them on without waiting for the broker's redelivery.
     out.update(

@@ -262,3 +262,39 @@ def test_a_class_moved_out_of_the_approved_scope_is_tobedeleted_in_the_delta(
     assert classes["cls1"]["status"] == "tobedeleted" and classes["cls1"]["title"] == ""
     enrollments = {r["sourcedId"]: r["status"] for r in delta["enrollments"]}
     assert set(enrollments.values()) == {"tobedeleted"}
+
+
+def test_a_paused_destination_is_shown_skipped_and_catches_up_once_resumed(
+    destination, feed, operator
+):
+    services.destination_pause(destination=destination, actor=operator, reason="hold")
+    relay()
+    [skipped] = DeliveryRun.objects.filter(destination=destination)
+    assert skipped.state == RunState.SKIPPED and skipped.error_code == services.DESTINATION_PAUSED
+    assert files_of(destination) == {}
+
+    services.destination_resume(destination=destination, actor=operator, reason="go")
+    services.destination_drain(destination=destination)
+
+    [(name, _)] = files_of(destination).items()
+    assert name == f"oneroster_bulk_v{version_latest_number()}.zip"
+    assert DeliveryRun.objects.filter(destination=destination).count() == 1  # the same run
+
+
+def test_a_suspended_integration_catches_up_on_the_tick_after_reactivation(
+    destination, feed, operator
+):
+    from apps.vendors.services import integration_status_set, integration_suspend
+
+    integration_suspend(integration=destination.integration, actor=operator, reason="review")
+    relay()
+    assert DeliveryRun.objects.get(destination=destination).state == RunState.SKIPPED
+    tasks.schedule_tick.delay()  # still suspended: nothing is re-queued
+    assert files_of(destination) == {}
+
+    integration_status_set(integration=destination.integration, status="active",
+                           actor=operator, reason="review passed",
+                           action="vendors.integration_reactivated")
+    tasks.schedule_tick.delay()
+
+    assert len(files_of(destination)) == 1
