@@ -11,10 +11,15 @@ Rows flow from PostgreSQL into the zip one COPY block at a time, so memory does 
 with the district.
 
 A delta since version N holds the released rows a version in (N, M] opened (``active``),
-and ``tobedeleted`` rows for records a version closed with no current successor and for
-every record of a person an exclusion now withholds; a ``tobedeleted`` row carries its
-sourcedId, status and time only, so a withheld pupil's data and every reference to them
-(enrollment, role, result) leaves nothing but the fact of deletion.
+and ``tobedeleted`` rows for records a version in the range closed that the release does
+not show now (deleted, or moved out of the approved scope) and for every record of a
+person newly withheld by an exclusion; a ``tobedeleted`` row carries its sourcedId, status
+and time only, so a withheld pupil's data and every reference to them (enrollment, role,
+result) leaves nothing but the fact of deletion. Whether a delta is right at all (the same
+policy as the last delivery) is decided by the deliverer (``services.delivery_plan``).
+
+The whole bundle is read in one transaction (one snapshot) with JIT off
+(``render_transaction``).
 """
 
 from __future__ import annotations
