@@ -17,7 +17,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from apps.roster import services, tasks
 from apps.roster.ingest.mapping import DEFAULT_RULES
@@ -42,6 +42,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple]) -> str:
+    """A small read-only table for a run page (every value escaped by format_html)."""
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join(
+        "", "<tr>{}</tr>",
+        ((format_html_join("", "<td>{}</td>", ((v,) for v in row)),) for row in rows),
+    )
+    return format_html('<table class="run-table"><thead><tr>{}</tr></thead><tbody>{}</tbody>'
+                       "</table>", head, body)
 
 
 @admin.register(Source)
@@ -77,11 +88,12 @@ class ImportRunAdmin(ReadOnlyAdmin):
     search_fields = ("file_name", "file_sha256")
     actions = ("approve_held",)
     exclude = ("staged_path",)  # never offer the raw file
-    readonly_fields = ("source", "state", "dry_run", "origin", "file_name", "file_sha256",
-                       "size_bytes", "staged_purged_at", "oneroster_version", "rule_set",
-                       "counts", "changes", "timings", "error_count", "gate_report", "version",
-                       "message", "progress", "created_by", "decided_by", "decided_at",
-                       "decision_reason", "received_at", "finished_at", "errors_link")
+    fields = ("source", "state", "message", "gate_table", "change_table", "rows_table",
+              "errors_link", "version", "created_by", "received_at", "finished_at",
+              "decided_by", "decided_at", "decision_reason", "dry_run", "origin", "file_name",
+              "file_sha256", "size_bytes", "staged_purged_at", "oneroster_version", "rule_set",
+              "timings", "progress")
+    readonly_fields = fields
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return request.user.has_perm("roster.add_importrun")
@@ -103,6 +115,38 @@ class ImportRunAdmin(ReadOnlyAdmin):
     def change_summary(self, run: ImportRun) -> str:
         c = run.changes or {}
         return f"+{c.get('added', 0)} ~{c.get('updated', 0)} -{c.get('deleted', 0)}" if c else ""
+
+    # --- the run page: tables a person reads, not JSON -----------------------------------------
+    @admin.display(description="what tripped the quality gates")
+    def gate_table(self, run: ImportRun) -> str:
+        trips = run.gate_report or []
+        if not trips:
+            return "-"
+        return _table(("entity", "what tripped", "baseline", "proposed", "would delete"), [
+            (t.get("entity"), t.get("summary") or t.get("rule"), t.get("baseline"),
+             t.get("proposed"), t.get("deleted"))
+            for t in trips
+        ])
+
+    @admin.display(description="changes (added / updated / deleted)")
+    def change_table(self, run: ImportRun) -> str:
+        by_entity = (run.changes or {}).get("by_entity") or {}
+        if not by_entity:
+            return "-"
+        return _table(("entity", "added", "updated", "deleted", "stale"), [
+            (entity, c.get("added", 0), c.get("updated", 0), c.get("deleted", 0),
+             c.get("stale", 0))
+            for entity, c in by_entity.items()
+        ])
+
+    @admin.display(description="rows in the file")
+    def rows_table(self, run: ImportRun) -> str:
+        counts = run.counts or {}
+        rows, modes = counts.get("rows") or {}, counts.get("modes") or {}
+        if not rows:
+            return "-"
+        return _table(("file", "mode", "rows"),
+                      [(entity, modes.get(entity, ""), n) for entity, n in rows.items()])
 
     @admin.display(description="errors")
     def errors_link(self, run: ImportRun) -> str:
