@@ -927,7 +927,10 @@ def _bundles_purge(bundles: Any, *, actor: Any = None, reason: str = "") -> int:
     purged = 0
     keys = []
     for bundle in bundles.filter(purged_at__isnull=True):
-        Path(bundle.path).unlink(missing_ok=True)
+        # The destroyed data key is the purge (crypto-shredding, transactional); the file
+        # goes once that commits, so a rolled-back purge never leaves a record without it.
+        if bundle.path:
+            transaction.on_commit(lambda path=bundle.path: Path(path).unlink(missing_ok=True))
         if bundle.data_key_id:
             keys.append(bundle.data_key_id)
         purged += 1

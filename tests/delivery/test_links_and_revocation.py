@@ -68,16 +68,17 @@ def test_the_bundle_at_rest_is_encrypted(pull_destination):
 
 
 def test_revoking_credentials_disables_the_destination_expires_links_and_shreds_bundles(
-    pull_destination, operator
+    pull_destination, operator, django_capture_on_commit_callbacks
 ):
     report = deliver(pull_destination.integration)
     bundle = Bundle.objects.get()
     queued = DeliveryRun.objects.create(destination=pull_destination, idempotency_key="x",
                                         requested_version=99)
 
-    answers = integration_credentials_revoke.send(
-        sender=None, integration=pull_destination.integration, actor=operator,
-        reason="offboarding")
+    with django_capture_on_commit_callbacks(execute=True):
+        answers = integration_credentials_revoke.send(
+            sender=None, integration=pull_destination.integration, actor=operator,
+            reason="offboarding")
 
     summary = dict(answers)[next(r for r, _ in answers if r.__module__ ==
                                  "apps.delivery.receivers")]
@@ -96,14 +97,19 @@ def test_revoking_credentials_disables_the_destination_expires_links_and_shreds_
     assert json.loads(again.getvalue())["state"] == "skipped"
 
 
-def test_bundles_past_retention_are_purged_with_their_keys(pull_destination):
+def test_bundles_past_retention_are_purged_with_their_keys(
+    pull_destination, django_capture_on_commit_callbacks
+):
     from apps.delivery.services import bundles_purge
 
     deliver(pull_destination.integration)
     bundle = Bundle.objects.get()
+    path = Path(bundle.path)
 
     assert bundles_purge() == 0
-    assert bundles_purge(now=timezone.now() + dt.timedelta(days=8)) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bundles_purge(now=timezone.now() + dt.timedelta(days=8)) == 1
+    assert not path.exists()
     bundle.refresh_from_db()
     assert bundle.is_purged and DataKey.objects.get(pk=bundle.data_key_id).is_destroyed
     assert DownloadLink.objects.get().revoked_at is not None
