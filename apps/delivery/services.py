@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.alerts.alerts import raise_alert
@@ -913,7 +913,7 @@ def download_link_claim(*, token: str, now: dt.datetime | None = None) -> LinkCl
     claim = DownloadLink.objects.filter(pk=link.pk, revoked_at__isnull=True, expires_at__gt=now)
     if link.single_use:
         claim = claim.filter(used_at__isnull=True)
-    updated = claim.update(used_at=now, downloads=link.downloads + 1)
+    updated = claim.update(used_at=now, downloads=F("downloads") + 1)
     if not updated:
         return LinkClaim(LINK_GONE, link)
     return LinkClaim("ok", link)
