@@ -63,11 +63,68 @@ ORDER BY v.number
 LIMIT %(limit)s
 """
 
+# Distinct pupils disclosed per integration and day, two ways with the same result: for a few
+# days, expand each run into its days and group (cheapest for the beat's today and
+# yesterday); for a long range, merge each pupil's runs into islands once and sweep, so a
+# backfill costs O(runs), not O(runs x days).
+DISCLOSED_GROUPED = """
+), pupil_days AS (
+    -- one row per integration, day and pupil (a pupil may have several runs: channels,
+    -- field classes); grouped rather than count(DISTINCT) so PostgreSQL may hash
+    SELECT d.integration_id, g.day::date AS day, d.user_sourced_id
+    FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
+    JOIN audit_disclosure d ON d.last_day >= g.day::date AND d.first_day <= g.day::date
+    WHERE d.last_day >= %(start)s::date
+    GROUP BY 1, 2, 3
+), disclosed AS (
+    SELECT integration_id, day, count(*) AS users FROM pupil_days GROUP BY 1, 2
+"""
+DISCLOSED_SWEEP = """
+), runs AS (
+    -- a pupil's runs may overlap (several channels or field classes) or touch; clamp them to
+    -- the range, then merge each pupil's runs per integration into disjoint islands
+    SELECT integration_id, user_sourced_id,
+           greatest(first_day, %(start)s::date) AS f, least(last_day, %(end)s::date) AS l
+    FROM audit_disclosure
+    WHERE last_day >= %(start)s::date AND first_day <= %(end)s::date
+), ordered AS (
+    SELECT *, max(l) OVER (PARTITION BY integration_id, user_sourced_id COLLATE "C"
+                           ORDER BY f, l ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+    FROM runs
+), islands AS (
+    SELECT integration_id, user_sourced_id, f, l,
+           count(*) FILTER (WHERE reach IS NULL OR f > reach + 1)
+               OVER (PARTITION BY integration_id, user_sourced_id COLLATE "C" ORDER BY f, l)
+               AS island
+    FROM ordered
+), merged AS (
+    SELECT integration_id, min(f) AS f, max(l) AS l
+    FROM islands GROUP BY integration_id, user_sourced_id, island
+), deltas AS (
+    -- a sweep: +1 where an island starts, -1 the day after it ends; the running sum per
+    -- integration is the number of distinct pupils on each day, O(runs) not O(runs x days)
+    SELECT integration_id, day, sum(delta) AS delta
+    FROM (SELECT integration_id, f AS day, 1 AS delta FROM merged
+          UNION ALL
+          SELECT integration_id, l + 1, -1 FROM merged) AS e
+    GROUP BY 1, 2
+), sweep AS (
+    SELECT i.integration_id, g.day::date AS day,
+           sum(coalesce(x.delta, 0)) OVER (PARTITION BY i.integration_id ORDER BY g.day)
+               AS users
+    FROM (SELECT DISTINCT integration_id FROM deltas) AS i
+    CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
+    LEFT JOIN deltas x ON x.integration_id = i.integration_id AND x.day = g.day::date
+), disclosed AS (
+    SELECT integration_id, day, users FROM sweep WHERE users > 0
+"""
+SWEEP_FROM_DAYS = 4
+
 # Access telemetry per integration and day, recomputed from the hourly aggregate and the
 # disclosure ledger for a range of days (idempotent: the days' rows are replaced).
 # Token requests are the endpoints ending in /token (OAuth for REST, LTI's token endpoint);
 # score posts are AGS calls on a /scores endpoint; deliveries are CSV runs.
-ACCESS_ACTIVITY_ROLLUP = """
+ACCESS_ACTIVITY_ROLLUP_TEMPLATE = """
 WITH hourly AS (
     SELECT h.integration_id, (h.hour AT TIME ZONE %(tz)s)::date AS day,
            sum(h.requests) AS requests, sum(h.errors) AS errors, sum(h.records) AS records,
@@ -90,17 +147,7 @@ WITH hourly AS (
     WHERE h.hour >= (%(start)s::date)::timestamp AT TIME ZONE %(tz)s
       AND h.hour < (%(end)s::date + 1)::timestamp AT TIME ZONE %(tz)s
     GROUP BY 1, 2
-), pupil_days AS (
-    -- one row per integration, day and pupil (a pupil may have several runs: channels,
-    -- field classes); grouped rather than count(DISTINCT) so PostgreSQL may hash
-    SELECT d.integration_id, g.day::date AS day, d.user_sourced_id
-    FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g(day)
-    JOIN audit_disclosure d ON d.last_day >= g.day::date AND d.first_day <= g.day::date
-    WHERE d.last_day >= %(start)s::date
-    GROUP BY 1, 2, 3
-), disclosed AS (
-    SELECT integration_id, day, count(*) AS users FROM pupil_days GROUP BY 1, 2
-)
+{disclosed})
 INSERT INTO monitoring_integrationactivity
     (integration_id, day, requests, errors, records, users_disclosed, token_grants,
      token_failures, rest_requests, launches, nrps_calls, score_posts, deliveries,
@@ -219,3 +266,9 @@ SELECT v.number, v.created_at, d.id, d.name,
 FROM v CROSS JOIN d
 ORDER BY v.number DESC, d.name
 """
+
+
+def access_activity_rollup_sql(days: int) -> str:
+    """The rollup statement for a range of ``days`` days (see DISCLOSED_*)."""
+    disclosed = DISCLOSED_SWEEP if days >= SWEEP_FROM_DAYS else DISCLOSED_GROUPED
+    return ACCESS_ACTIVITY_ROLLUP_TEMPLATE.replace("{disclosed}", disclosed.strip("\n") + "\n")

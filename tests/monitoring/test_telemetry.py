@@ -118,3 +118,37 @@ def test_refused_tokens_without_a_known_client_aggregate_under_no_integration():
 
     row = IntegrationActivity.objects.get(integration_id__isnull=True, day=today)
     assert row.token_failures == 1
+
+
+# 3 days: runs expanded into days and grouped; 6 days: runs merged into islands and swept
+@pytest.mark.parametrize("days", [3, 6])
+def test_pupils_disclosed_per_day_counts_each_pupil_once_across_overlapping_runs(days):
+    from apps.audit.models import Disclosure
+
+    integration = IntegrationFactory()
+    today = timezone.localdate()
+
+    def run(pupil: str, channel: str, classes: int, first: int, last: int) -> Disclosure:
+        return Disclosure(user_sourced_id=pupil, vendor_id=integration.vendor_id,
+                          integration_id=integration.pk, channel=channel, field_classes=classes,
+                          first_day=today - dt.timedelta(days=first),
+                          last_day=today - dt.timedelta(days=last))
+
+    Disclosure.objects.bulk_create([
+        run("p1", Channel.ONEROSTER_REST, 1, 5, 3),  # overlapping runs of two channels
+        run("p1", Channel.LTI_LAUNCH, 1, 4, 1),
+        run("p2", Channel.ONEROSTER_REST, 1, 5, 5),  # touching runs, then a gap
+        run("p2", Channel.ONEROSTER_REST, 3, 4, 4),
+        run("p2", Channel.ONEROSTER_REST, 1, 2, 0),
+        run("p3", Channel.ONEROSTER_REST, 1, 10, 0),  # longer than the range
+    ])
+
+    services.access_activity_rollup(start=today - dt.timedelta(days=days - 1), end=today)
+
+    by_day = dict(IntegrationActivity.objects.filter(integration_id=integration.pk)
+                  .values_list("day", "users_disclosed"))
+    expected = {5: 3, 4: 3, 3: 2, 2: 3, 1: 3, 0: 2}
+    assert {(today - day).days: n for day, n in by_day.items()} == {
+        back: n for back, n in expected.items() if back < days
+    }
+
