@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from apps.governance.release import text_array_literal
 from apps.governance.scopes import OR
 from apps.oneroster_api import entities as E
 
@@ -54,7 +55,8 @@ class Endpoint:
 
 
 # --- conditions -------------------------------------------------------------------------------
-# ``ids`` maps URL kwargs to stored ids; ``orgs`` is the release's org scope (sorted list).
+# ``ids`` maps URL kwargs to stored ids; ``orgs`` is the release's org scope as one text[]
+# literal (``Release.org_array``), bound as a single parameter.
 
 def _org_type(kind: str) -> Callable[..., list[Condition]]:
     return lambda ids, orgs: [('"roster_org"."type" = %s', [kind])]
@@ -66,10 +68,11 @@ def _session_type(kind: str) -> Callable[..., list[Condition]]:
 
 def _users_with_role(role: str, org_param: str | None = None) -> Callable[..., list[Condition]]:
     def conditions(ids, orgs):  # type: ignore[no-untyped-def]
-        org_list = [ids[org_param]] if org_param else orgs
+        org_list = text_array_literal([ids[org_param]]) if org_param else orgs
         return [(
             '"roster_user"."sourced_id" IN (SELECT ro.user_sourced_id FROM roster_role ro '
-            "WHERE ro.valid_to_version IS NULL AND ro.role = %s AND ro.org_sourced_id = ANY(%s))",
+            "WHERE ro.valid_to_version IS NULL AND ro.role = %s "
+            "AND ro.org_sourced_id = ANY(%s::text[]))",
             [role, org_list],
         )]
     return conditions
@@ -80,7 +83,7 @@ def _users_enrolled(role: str) -> Callable[..., list[Condition]]:
         return [(
             '"roster_user"."sourced_id" IN (SELECT en.user_sourced_id FROM roster_enrollment en '
             "WHERE en.valid_to_version IS NULL AND en.class_sourced_id = %s AND en.role = %s "
-            "AND en.school_sourced_id = ANY(%s))",
+            "AND en.school_sourced_id = ANY(%s::text[]))",
             [ids["class_id"], role, orgs],
         )]
     return conditions
@@ -94,7 +97,7 @@ def _classes_of_user(ids, orgs) -> list[Condition]:  # type: ignore[no-untyped-d
     return [(
         '"roster_class"."sourced_id" IN (SELECT en.class_sourced_id FROM roster_enrollment en '
         "WHERE en.valid_to_version IS NULL AND en.user_sourced_id = %s "
-        "AND en.school_sourced_id = ANY(%s))",
+        "AND en.school_sourced_id = ANY(%s::text[]))",
         [ids["user_id"], orgs],
     )]
 

@@ -206,7 +206,7 @@ class GradebookApi(View):
             type=parent.label or entity.singular, sourced_id=visible_id))
 
     def _parents(self, release, parents, kwargs) -> dict[str, str]:  # type: ignore[no-untyped-def]
-        orgs = sorted(release.org_sourced_ids)
+        orgs = release.org_array
         ids: dict[str, str] = {}
         for parent in parents:
             ids[parent.param] = self._parent(release, parent, kwargs[parent.param], ids, orgs)
@@ -226,7 +226,7 @@ class GradebookApi(View):
                 raise ApiError(FORBIDDEN, MSG_FORBIDDEN_SCOPE.format(scopes=entity.plural))
             available = {f.name: f for f in E.available_fields(entity, projection)}
             ids = self._parents(release, ep.parents, kwargs)
-            orgs = sorted(release.org_sourced_ids)
+            orgs = release.org_array
             if ep.single:
                 fields = check_fields(parse_fields(request.GET), available)
                 return self._single(release, ep, fields, kwargs["sourced_id"], ids, orgs)

@@ -147,8 +147,9 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
             "ORDER BY ro.org_sourced_id COLLATE \"C\", ro.role_type COLLATE \"C\", "
             "ro.role COLLATE \"C\") "
             "FROM roster_role ro WHERE ro.valid_to_version IS NULL "
-            "AND ro.user_sourced_id = r._rid AND ro.org_sourced_id = ANY(%s)), '[]'::json)",
-            [*params, sorted(release.org_sourced_ids)],
+            "AND ro.user_sourced_id = r._rid AND ro.org_sourced_id = ANY(%s::text[])), "
+            "'[]'::json)",
+            [*params, release.org_array],
         )
     if f.kind == E.NUMBER:
         return f"{col}::float8", []
@@ -167,8 +168,8 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
             return (
                 f"(SELECT json_agg({ref} ORDER BY c.sourced_id COLLATE \"C\") FROM roster_org c "
                 "WHERE c.valid_to_version IS NULL AND c.parent_sourced_id = r._rid "
-                "AND c.sourced_id = ANY(%s))",
-                [*params, sorted(release.org_sourced_ids)],
+                "AND c.sourced_id = ANY(%s::text[]))",
+                [*params, release.org_array],
             )
         return (
             f"(SELECT json_agg({ref} ORDER BY c.sourced_id COLLATE \"C\") "

@@ -209,7 +209,7 @@ class RosteringApi(View):
         available = {
             f.name: f for f in E.available_fields(entity, projection, release.columns("roles"))
         }
-        orgs = sorted(release.org_sourced_ids)
+        orgs = release.org_array
 
         ids = {}
         for parent in ep.parents:
