@@ -332,14 +332,15 @@ def score_input(body: Any) -> ScoreInput:
 
 def member_sourced_id(release: Release, class_sourced_id: str, user_id: str) -> str | None:
     """The school's id of the class member the tool calls ``user_id`` (None: no such
-    visible member: unknown, left, out of scope or excluded, all alike)."""
-    found = nrps.member_pseudonymiser(release).reverse([user_id]).get(user_id)
-    if found is None:
-        return None
-    return (
-        nrps.members_query(release, class_sourced_id).filter(sourced_id=found)
-        .values_list("sourced_id", flat=True).first()
-    )
+    visible member: unknown, left, out of scope or excluded, all alike).
+
+    One query for the class's released members, pseudonyms computed in bulk here: a class
+    is small, and it does not depend on the hub-wide reverse map being filled (concurrent
+    first lookups of that map can miss)."""
+    members = list(nrps.members_query(release, class_sourced_id)
+                   .values_list("sourced_id", flat=True))
+    pseudonyms = nrps.member_pseudonymiser(release).pseudonyms(members)
+    return next((sid for sid, pseudonym in pseudonyms.items() if pseudonym == user_id), None)
 
 
 def _score_status(score: ScoreInput) -> str:
@@ -420,7 +421,7 @@ def results_list(*, item: AgsLineItem, release: Release, user_id: str | None = N
     raw = dataclasses.replace(release, pseudonymiser=IDENTITY)
     qs = raw.results().filter(line_item_sourced_id=item.line_item_sourced_id)
     if user_id is not None:
-        person = nrps.member_pseudonymiser(release).reverse([user_id]).get(user_id)
+        person = member_sourced_id(release, item.context.class_sourced_id, user_id)
         if person is None:
             return ResultsPage(results=[], user_sourced_ids=[], has_more=False)
         qs = qs.filter(student_sourced_id=person)

@@ -20,7 +20,7 @@ from apps.audit.models import Channel
 from apps.audit.services import access_record, disclosures_record
 from apps.lti import ags, nrps, tokens
 from apps.lti import claims as claims_
-from apps.lti.models import LtiContext, ResourceLink
+from apps.lti.models import AgsLineItem, LtiContext, ResourceLink
 
 
 def _json(body: Any, *, status: int = 200, content_type: str = "application/json",
@@ -96,6 +96,20 @@ class _Call:
                                and context.deployment_id != token.deployment_id):
             return None
         return context
+
+
+def _item_of_call(call: _Call, context_id: Any, item_id: Any) -> AgsLineItem | None:
+    """The line item, with its context, in one query: only if the context is the caller's
+    (tool, and the token's deployment) and the item is in that context."""
+    token = call.access.token
+    assert token is not None
+    item = AgsLineItem.objects.select_related("context").filter(
+        pk=item_id, context_id=context_id, context__registration_id=token.registration_id,
+    ).first()
+    if item is None or (token.deployment_id is not None
+                        and item.context.deployment_id != token.deployment_id):
+        return None
+    return item
 
 
 def _int_param(request: HttpRequest, name: str, default: int) -> int | None:
@@ -275,17 +289,29 @@ def line_item(request: HttpRequest, context_id: Any, item_id: Any) -> HttpRespon
     return _json(ags.line_item_json(item), content_type=ags.LINEITEM_MEDIA)
 
 
+def _item_call(request: HttpRequest, any_of: tuple[str, ...], endpoint: str, context_id: Any,
+               item_id: Any) -> tuple[_Call, AgsLineItem | None, HttpResponse | None]:
+    """Scores and results: the caller and the item (the class's release is enforced by the
+    member and result queries themselves, so no separate class read)."""
+    call = _Call(request, any_of=any_of, channel=Channel.LTI_AGS, endpoint=endpoint)
+    if not call.access.ok:
+        return call, None, call.refused()
+    item = _item_of_call(call, context_id, item_id)
+    if item is None:
+        if call.context(context_id) is None:
+            return call, None, call.error(404, ERROR_NOT_FOUND, DESCRIPTION_CONTEXT)
+        return call, None, call.error(404, ERROR_NOT_FOUND, DESCRIPTION_LINE_ITEM)
+    return call, item, None
+
+
 @csrf_exempt
 @require_POST
 def scores(request: HttpRequest, context_id: Any, item_id: Any) -> HttpResponse:
-    call, context, _klass, refusal = _ags_call(
-        request, (tokens.AGS_SCORE,), AGS_ENDPOINT + "/{item}/scores", context_id)
+    call, item, refusal = _item_call(request, (tokens.AGS_SCORE,),
+                                     AGS_ENDPOINT + "/{item}/scores", context_id, item_id)
     if refusal is not None:
         return refusal
-    assert context is not None and call.access.release is not None
-    item = ags.line_item_of(context, item_id)
-    if item is None:
-        return call.error(404, ERROR_NOT_FOUND, DESCRIPTION_LINE_ITEM)
+    assert item is not None and call.access.release is not None
     try:
         score = ags.score_input(_body(request, ags.SCORE_MEDIA))
         ags.score_submit(item=item, release=call.access.release, score=score)
@@ -298,14 +324,11 @@ def scores(request: HttpRequest, context_id: Any, item_id: Any) -> HttpResponse:
 @csrf_exempt
 @require_GET
 def results(request: HttpRequest, context_id: Any, item_id: Any) -> HttpResponse:
-    call, context, _klass, refusal = _ags_call(
-        request, (tokens.AGS_RESULT_READONLY,), AGS_ENDPOINT + "/{item}/results", context_id)
+    call, item, refusal = _item_call(request, (tokens.AGS_RESULT_READONLY,),
+                                     AGS_ENDPOINT + "/{item}/results", context_id, item_id)
     if refusal is not None:
         return refusal
-    assert context is not None and call.access.release is not None
-    item = ags.line_item_of(context, item_id)
-    if item is None:
-        return call.error(404, ERROR_NOT_FOUND, DESCRIPTION_LINE_ITEM)
+    assert item is not None and call.access.release is not None
     paging = _paging(request, call)
     if isinstance(paging, HttpResponse):
         return paging
