@@ -237,8 +237,10 @@ def _window_vs_baseline(rule: MonitoringRule, now: dt.datetime, *, measure: str,
 
 
 def access_volume(rule: MonitoringRule, now: dt.datetime) -> list[Finding]:
-    rows = _window_vs_baseline(rule, now, measure="records",
-                               channel_filter="h.endpoint NOT LIKE '%%/token'")
+    # what vendors pull (REST, LTI); CSV deliveries are pushed by the hub, sized by the roster
+    # itself, which the roster-count rule watches
+    pulls = "h.channel <> 'oneroster_csv' AND h.endpoint NOT LIKE '%%/token'"
+    rows = _window_vs_baseline(rule, now, measure="records", channel_filter=pulls)
     hits = [
         (iid, cur, base) for iid, cur, base, days in rows
         # a baseline of at least a week, and real volume: a new integration is not anomalous

@@ -121,6 +121,17 @@ def test_an_integration_pulling_five_times_its_usual_volume_fires(now):
     assert integration.name in alerts[0].subject
 
 
+def test_a_bigger_csv_delivery_is_not_a_pull(now):
+    integration = IntegrationFactory(kind="oneroster_csv")
+    history.traffic(integration.pk, hours=history.daily_at(1, days=14, now=now),
+                    channel=Channel.ONEROSTER_CSV, endpoint="delivery:sftp", requests=1,
+                    records=300)
+    history.traffic(integration.pk, hours=[now.replace(hour=1)], channel=Channel.ONEROSTER_CSV,
+                    endpoint="delivery:sftp", requests=1, records=3000)
+
+    assert _run(RuleKey.ACCESS_VOLUME, now) == []
+
+
 def test_the_usual_nightly_volume_is_quiet_and_so_is_a_new_integration(now):
     usual, new = IntegrationFactory(), IntegrationFactory()
     _usual_pulls(usual.pk, now)
