@@ -1,7 +1,7 @@
 """Benchmark: rendering OneRoster CSV bundles from the release policy, printing JSON.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/<scratch> \
-        .venv/bin/python -m benchmarks.delivery_export --students 200000
+        .venv/bin/python -m benchmarks.export --students 200000
 
 Loads a generated district through the real import pipeline (once; reused when present, as
 ``benchmarks.rest`` does), approves a CSV integration for the whole district (identifier and
