@@ -470,6 +470,14 @@ def offboarding_close(*, offboarding: Offboarding, actor) -> Offboarding:  # typ
                 reason=f"Offboarded: {offboarding.reason}",
                 action="offboarding.integration_offboarded",
             )
+    vendor_wide = offboarding.integration_id is None
+    if vendor_wide and offboarding.vendor.status != VendorStatus.OFFBOARDED:
+        # a whole-vendor offboarding ends the vendor too, once nothing of it is connected
+        remaining = offboarding.vendor.integrations.exclude(status=IntegrationStatus.OFFBOARDED)
+        if not remaining.exists():
+            vendor_services.vendor_offboard(
+                vendor=offboarding.vendor, actor=actor, reason=f"Offboarded: {offboarding.reason}"
+            )
     now = timezone.now()
     last, source = last_successful_access([i.pk for i in integrations])
     offboarding.last_access_at = last

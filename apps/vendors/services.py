@@ -17,6 +17,9 @@ from apps.vendors.models import Integration, IntegrationStatus, Vendor, VendorSt
 ERROR_REASON_REQUIRED = "Give a reason: it is kept in the audit log."
 ERROR_INTEGRATION_TRANSITION = "Integration {name} cannot go from {old} to {new}."
 ERROR_VENDOR_TRANSITION = "Vendor {name} cannot go from {old} to {new}."
+ERROR_VENDOR_STILL_CONNECTED = (
+    "Vendor {name} still has {count} integration(s) not offboarded; offboard them first."
+)
 
 
 class VendorServiceError(ValueError):
@@ -133,4 +136,18 @@ def vendor_resume(*, vendor: Vendor, actor, reason: str) -> Vendor:  # type: ign
     return _vendor_status_set(
         vendor=vendor, status=VendorStatus.ACTIVE, allowed_from={VendorStatus.SUSPENDED},
         actor=actor, reason=reason, action="vendors.vendor_resumed",
+    )
+
+
+def vendor_offboard(*, vendor: Vendor, actor, reason: str) -> Vendor:  # type: ignore[no-untyped-def]
+    """Mark the vendor itself offboarded, once every integration of it is; final (no lever
+    leads back: a returning vendor is onboarded again, with fresh paperwork and approvals)."""
+    open_integrations = vendor.integrations.exclude(status=IntegrationStatus.OFFBOARDED)
+    if open_integrations.exists():
+        raise VendorServiceError(ERROR_VENDOR_STILL_CONNECTED.format(
+            name=vendor.name, count=open_integrations.count()))
+    return _vendor_status_set(
+        vendor=vendor, status=VendorStatus.OFFBOARDED,
+        allowed_from={VendorStatus.ACTIVE, VendorStatus.SUSPENDED},
+        actor=actor, reason=reason, action="vendors.vendor_offboarded",
     )

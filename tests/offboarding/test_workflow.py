@@ -28,7 +28,7 @@ from apps.offboarding import services
 from apps.offboarding.models import Offboarding, OffboardingStatus, OffboardingTrigger, StepName
 from apps.offboarding.verify import certificate_verify
 from apps.oneroster_api.models import ClientSecret, OneRosterClient
-from apps.vendors.models import Contract, IntegrationStatus
+from apps.vendors.models import Contract, IntegrationStatus, VendorStatus
 from tests.offboarding.conftest import build_vendor
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +108,9 @@ def test_the_certificate_records_every_step_and_verifies(acme, api, governance_u
     for integration in (acme.rest, acme.csv, acme.lti):
         integration.refresh_from_db()
         assert integration.status == IntegrationStatus.OFFBOARDED
+    # a whole-vendor offboarding ends the vendor itself, audited
+    acme.vendor.refresh_from_db()
+    assert acme.vendor.status == VendorStatus.OFFBOARDED
     report = certificate_verify(offboarding.certificate)
     assert report.valid, report.error
     claims = report.claims

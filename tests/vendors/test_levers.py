@@ -74,3 +74,22 @@ def test_suspending_a_vendor_takes_all_its_integrations_offline_and_resuming_res
     first.refresh_from_db()
     assert first.is_live
     assert _actions() == ["vendors.vendor_suspended", "vendors.vendor_resumed"]
+
+
+def test_a_vendor_is_offboarded_only_once_nothing_of_it_is_connected(dpo):
+    integration = IntegrationFactory()
+    vendor = integration.vendor
+
+    with pytest.raises(services.VendorServiceError, match="not offboarded"):
+        services.vendor_offboard(vendor=vendor, actor=dpo, reason="Contract ended")
+
+    for status in (IntegrationStatus.OFFBOARDING, IntegrationStatus.OFFBOARDED):
+        services.integration_status_set(integration=integration, status=status, actor=dpo,
+                                        reason="Contract ended", action="test.offboard")
+    services.vendor_offboard(vendor=vendor, actor=dpo, reason="Contract ended")
+
+    vendor.refresh_from_db()
+    assert vendor.status == VendorStatus.OFFBOARDED
+    assert "vendors.vendor_offboarded" in _actions()
+    with pytest.raises(services.VendorServiceError):
+        services.vendor_resume(vendor=vendor, actor=dpo, reason="changed our minds")
