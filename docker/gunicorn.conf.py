@@ -46,6 +46,9 @@ proc_name = "interchange-web"
 PROMETHEUS_DIR = Path(
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/interchange-prometheus")  # noqa: S108
 )
+# It must exist whenever the application is imported (``--check-config`` and ``preload_app``
+# import it without ``on_starting``): a gauge without labels opens its file at import.
+PROMETHEUS_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
