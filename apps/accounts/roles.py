@@ -80,6 +80,9 @@ _LTI_REGISTRATION_EDIT = (
     "lti.view_toolregistration", "lti.add_toolregistration", "lti.change_toolregistration",
 )
 
+# What LTI tools did with the services: token requests (granted and refused) and AGS line items.
+_LTI_SERVICE_RECORDS = _view("lti.tokenrequest", "lti.agslineitem")
+
 # Offboarding records and their evidence, and the signed control packs exported so far.
 _OFFBOARDING_RECORDS = _view(
     "offboarding.offboarding", "offboarding.offboardingstep", "offboarding.controlpack",
@@ -121,6 +124,7 @@ ROLES: tuple[Role, ...] = (
         + _LTI_REGISTRATION_EDIT
         + ("lti.view_deployment", "lti.add_deployment", "lti.change_deployment",
            "lti.view_resourcelink")
+        + _LTI_SERVICE_RECORDS
         + ("accounts.view_rosterlink", "accounts.add_rosterlink", "accounts.change_rosterlink")
         # offboarding (run it, sign the certificate), control packs, a pupil's disclosures
         + _OFFBOARDING_RECORDS
@@ -167,6 +171,7 @@ ROLES: tuple[Role, ...] = (
         + _CREDENTIAL_RECORDS
         + _LTI_REGISTRATION_EDIT
         + _view("lti.deployment")
+        + _LTI_SERVICE_RECORDS
         # configure deliveries and SIS sources; deliver, replay, roll back, pause, resume
         + _DELIVERY_RECORDS
         + ("delivery.operate_delivery", "delivery.change_destination",
@@ -187,6 +192,7 @@ ROLES: tuple[Role, ...] = (
         + _view("governance.integrationaccess")  # what each integration can see, read-only
         + _CREDENTIAL_RECORDS
         + _view("lti.toolregistration", "lti.resourcelink")
+        + _LTI_SERVICE_RECORDS
         + _OFFBOARDING_RECORDS
         + ("offboarding.export_controlpack",)  # signed control packs, read-only otherwise
         + _DELIVERY_RECORDS,

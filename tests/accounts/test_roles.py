@@ -21,6 +21,8 @@ VISIBILITY = {
     "/admin/monitoring/dashboard/": {"governance", "safeguarding", "engineer", "auditor"},
     "/admin/monitoring/monitoringrule/": {"governance", "engineer", "auditor"},
     "/admin/monitoring/alertchannel/": {"governance", "engineer", "auditor"},
+    "/admin/lti/tokenrequest/": {"governance", "engineer", "auditor"},
+    "/admin/lti/agslineitem/": {"governance", "engineer", "auditor"},
     "/admin/offboarding/offboarding/": {"governance", "auditor"},
     "/admin/offboarding/controlpack/": {"governance", "auditor"},
     "/admin/offboarding/disclosurehistory/": {"governance"},
