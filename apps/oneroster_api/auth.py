@@ -33,7 +33,27 @@ JOIN oneroster_api_onerosterclient c ON c.application_id = a.id
 WHERE t.token_checksum = %s AND t.expires > now() AND c.revoked_at IS NULL
 """  # noqa: S105 - a query, not a password
 
+# Who a refused token belonged to (expired, or its client revoked): for the access record
+# only, never to serve anything.
+TOKEN_OWNER_SQL = """
+SELECT c.integration_id, a.client_id
+FROM oauth2_provider_accesstoken t
+JOIN oauth2_provider_application a ON a.id = t.application_id
+JOIN oneroster_api_onerosterclient c ON c.application_id = a.id
+WHERE t.token_checksum = %s
+"""  # noqa: S105 - a query, not a password
+
 DEFAULT_RATE_LIMIT = 1200
+
+
+class Refused(ApiError):
+    """A 401 for a token we issued that no longer works, naming whose it was, so the access
+    record of the refusal is the integration's (an offboarded vendor still calling shows)."""
+
+    def __init__(self, *args, integration_id: int, client_id: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.integration_id = integration_id
+        self.client_id = client_id
 
 
 @dataclass(frozen=True)
@@ -64,10 +84,14 @@ def authenticate(request) -> Caller:  # type: ignore[no-untyped-def]
         cursor.execute(TOKEN_SQL, [checksum])
         row = cursor.fetchone()
     if row is None:
-        raise ApiError(
-            UNAUTHORISED, MSG_UNAUTHORISED,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        with connection.cursor() as cursor:
+            cursor.execute(TOKEN_OWNER_SQL, [checksum])
+            owner = cursor.fetchone()
+        if owner is not None:
+            raise Refused(UNAUTHORISED, MSG_UNAUTHORISED, headers=headers,
+                          integration_id=owner[0], client_id=owner[1])
+        raise ApiError(UNAUTHORISED, MSG_UNAUTHORISED, headers=headers)
     client_pk, integration_id, limit, client_id, scope = row
     return Caller(
         client_pk=client_pk, integration_id=integration_id,
@@ -76,6 +100,16 @@ def authenticate(request) -> Caller:  # type: ignore[no-untyped-def]
         ),
         client_id=client_id, scopes=frozenset((scope or "").split()),
     )
+
+
+def recorded_as(caller: Caller | None, refusal: Exception | None) -> tuple[int | None, str]:
+    """(integration id, client id) an access record names: the caller's, or, for a refused
+    token we issued, whose it was."""
+    if caller is not None:
+        return caller.integration_id, caller.client_id
+    if isinstance(refusal, Refused):
+        return refusal.integration_id, refusal.client_id
+    return None, ""
 
 
 def _redis():  # type: ignore[no-untyped-def]

@@ -35,7 +35,7 @@ from apps.governance.release import release_for
 from apps.oneroster_api import entities as E
 from apps.oneroster_api import gradebook as G
 from apps.oneroster_api import render
-from apps.oneroster_api.auth import Caller, authenticate, rate_limit_check
+from apps.oneroster_api.auth import Caller, authenticate, rate_limit_check, recorded_as
 from apps.oneroster_api.endpoints import Endpoint, Parent
 from apps.oneroster_api.errors import (
     FORBIDDEN,
@@ -151,6 +151,7 @@ class GradebookApi(View):
     def dispatch(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         caller: Caller | None = None
+        refusal: ApiError | None = None
         records = 0
         try:
             handlers = self._handlers()
@@ -163,18 +164,20 @@ class GradebookApi(View):
             rate_limit_check(caller)
             response, records = handler(request, caller, kwargs)
         except ApiError as error:
+            refusal = error
             response = error.response()
         except Exception:
             logger.exception("OneRoster gradebook request failed")
             response = status_response(INTERNAL_SERVER_ERROR, MSG_INTERNAL)
+        integration_id, client_id = recorded_as(caller, refusal)
         access_record(
-            integration_id=caller.integration_id if caller else None,
+            integration_id=integration_id,
             channel=Channel.ONEROSTER_REST,
             endpoint=f"{request.method} {G.BASE_PATH}{self.pattern}",
             status_code=response.status_code,
             records=records,
             duration_ms=int((time.perf_counter() - started) * 1000),
-            client_id=caller.client_id if caller else "",
+            client_id=client_id,
         )
         return response
 

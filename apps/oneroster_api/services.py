@@ -168,7 +168,11 @@ def oauth_client_revoke(*, integration: Integration, actor, reason: str) -> int:
     client.revoked_reason = reason
     client.save(update_fields=["revoked_at", "revoked_by", "revoked_reason"])
     client.secrets.filter(revoked_at__isnull=True).update(revoked_at=now)
-    tokens, _ = AccessToken.objects.filter(application=client.application).delete()
+    # Expired, not deleted: a later call with one of them is still refused (401), and can be
+    # attributed to this integration in its access record (offboarding alerts on it).
+    tokens = AccessToken.objects.filter(application=client.application, expires__gt=now).update(
+        expires=now
+    )
     audit.record(
         actor=actor, action="oneroster.client_revoked", target=integration,
         details={"integration": integration.name, "client_id": client.client_id,

@@ -31,7 +31,7 @@ from apps.audit.services import access_record
 from apps.governance.release import PSEUDONYMISED_COLUMNS, release_for
 from apps.oneroster_api import entities as E
 from apps.oneroster_api import render
-from apps.oneroster_api.auth import Caller, authenticate, rate_limit_check
+from apps.oneroster_api.auth import Caller, authenticate, rate_limit_check, recorded_as
 from apps.oneroster_api.endpoints import BASE_PATH, Endpoint, Parent
 from apps.oneroster_api.errors import (
     FORBIDDEN,
@@ -157,6 +157,7 @@ class RosteringApi(View):
     def dispatch(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         caller: Caller | None = None
+        refusal: ApiError | None = None
         records = 0
         try:
             if request.method != "GET":
@@ -169,6 +170,7 @@ class RosteringApi(View):
             with transaction.atomic():
                 response, records = self.serve(request, caller, kwargs)
         except ApiError as error:
+            refusal = error
             response = error.response()
             # a 404 for an excluded person rolled the request back; count the attempt anyway
             for release, person in getattr(self, "probes", ()):
@@ -177,14 +179,15 @@ class RosteringApi(View):
             logger.exception("OneRoster request failed")
             response = status_response(INTERNAL_SERVER_ERROR, MSG_INTERNAL)
         assert self.endpoint is not None
+        integration_id, client_id = recorded_as(caller, refusal)
         access_record(
-            integration_id=caller.integration_id if caller else None,
+            integration_id=integration_id,
             channel=Channel.ONEROSTER_REST,
             endpoint=BASE_PATH + self.endpoint.pattern,
             status_code=response.status_code,
             records=records,
             duration_ms=int((time.perf_counter() - started) * 1000),
-            client_id=caller.client_id if caller else "",
+            client_id=client_id,
         )
         return response
 

@@ -276,6 +276,18 @@ def test_an_attempt_after_close_is_refused_and_alerted(acme, api, pupil, governa
     assert services.access_after_close_check() == []
 
 
+def test_an_api_call_with_an_old_token_after_close_is_alerted_as_that_vendor(
+    acme, api, governance_user
+):
+    token = api.token(acme.rest_client)
+    finish(open_and_run(acme, governance_user), governance_user)
+
+    assert api.get("/users", token).status_code == 401
+
+    alerted = services.access_after_close_check()
+    assert [(a["integration_id"], a["served"]) for a in alerted] == [(acme.rest.pk, 0)]
+
+
 def test_an_access_served_after_close_is_critical(acme, governance_user):
     finish(open_and_run(acme, governance_user), governance_user)
     access_record(integration_id=acme.lti.pk, channel=Channel.LTI_LAUNCH, endpoint="/lti/auth",

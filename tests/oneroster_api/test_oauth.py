@@ -141,6 +141,23 @@ def test_a_revoked_client_fails_on_the_next_request(api, vendor, token, governan
     assert api.token_response(vendor).status_code == 401
 
 
+def test_a_call_with_a_revoked_token_is_refused_and_recorded_against_its_integration(
+    api, vendor, token, governance_user
+):
+    """After offboarding, a vendor still calling must show up as that vendor, not as an
+    anonymous 401, so oversight can alert on it."""
+    from apps.audit.models import AccessRecord
+
+    oauth_client_revoke(integration=vendor.integration, actor=governance_user, reason="ended")
+
+    assert api.get("/orgs", token).status_code == 401
+    assert api.get("/orgs", "never-issued").status_code == 401
+
+    refused = list(AccessRecord.objects.filter(status_code=401).order_by("id")
+                   .values_list("integration_id", "client_id"))
+    assert refused == [(vendor.integration.pk, vendor.client_id), (None, "")]
+
+
 def test_a_suspended_integration_fails_on_the_next_request(api, vendor, token, governance_user):
     integration_suspend(integration=vendor.integration, actor=governance_user, reason="audit")
     response = api.get("/orgs", token)
