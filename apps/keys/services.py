@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -363,32 +363,48 @@ class MasterKeyRotation:
     previous_master_key_ids: list[str]
     data_keys_rewrapped: int
     signing_keys_rewrapped: int
+    # secrets other apps wrap (``wrapped_field_register``), per "app.Model.field"
+    other_secrets_rewrapped: dict[str, int]
     batches: int
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-# (model, wrapped field, wrap purpose of a row, object id of a row)
-_WRAPPED_MODELS = (
-    (
-        DataKey,
-        "wrapped_key",
-        lambda row: data_key_binding(row.purpose),
-        lambda row: str(row.pk),
-    ),
-    (
-        SigningKey,
-        "wrapped_private_key",
-        lambda row: signing_key_binding(row.purpose),
-        lambda row: row.kid,
-    ),
-)
+@dataclass(frozen=True)
+class WrappedField:
+    """A column holding a small secret wrapped by the master key (``keyring().wrap``), with
+    the column naming the master key that wrapped it. A rotation re-wraps every such value."""
+
+    model: type
+    field: str
+    key_id_field: str
+    purpose: Callable[[Any], str]  # the wrap purpose (AAD) of a row
+    object_id: Callable[[Any], str]  # the object id (AAD) of a row
 
 
-def _stale(model: type, current_id: str):  # type: ignore[no-untyped-def]
-    rows = model.objects.exclude(master_key_id=current_id)
-    if model is DataKey:
+_WRAPPED_FIELDS: list[WrappedField] = [
+    WrappedField(DataKey, "wrapped_key", "master_key_id",
+                 lambda row: data_key_binding(row.purpose), lambda row: str(row.pk)),
+    WrappedField(SigningKey, "wrapped_private_key", "master_key_id",
+                 lambda row: signing_key_binding(row.purpose), lambda row: row.kid),
+]
+
+
+def wrapped_field_register(wrapped: WrappedField) -> None:
+    """Apps that wrap their own secrets with the keyring (delivery's SFTP keys, for one)
+    register each column here from ``AppConfig.ready``, so ``master_key_rotate`` re-wraps
+    them too; otherwise dropping the previous master key would make them unreadable."""
+    if not any(w.model is wrapped.model and w.field == wrapped.field for w in _WRAPPED_FIELDS):
+        _WRAPPED_FIELDS.append(wrapped)
+
+
+def _stale(wrapped: WrappedField, current_id: str):  # type: ignore[no-untyped-def]
+    """Rows holding a value wrapped by another master key (empty values hold nothing)."""
+    rows = wrapped.model.objects.exclude(**{wrapped.key_id_field: current_id}).exclude(
+        **{wrapped.key_id_field: ""}
+    )
+    if wrapped.model is DataKey:
         rows = rows.filter(destroyed_at__isnull=True)
     return rows
 
@@ -405,42 +421,48 @@ def master_key_rotate(*, actor=None, batch_size: int = REWRAP_BATCH_SIZE) -> Mas
     ring = keyring()
     current_id = ring.current.key_id
     previous_ids: set[str] = set()
-    for model, *_ in _WRAPPED_MODELS:
+    for wrapped in _WRAPPED_FIELDS:
         previous_ids |= set(
-            _stale(model, current_id).values_list("master_key_id", flat=True).distinct()
+            _stale(wrapped, current_id).values_list(wrapped.key_id_field, flat=True).distinct()
         )
     missing = sorted(previous_ids - set(ring.key_ids))
     if missing:
         raise KeyringError(ROTATION_MISSING_KEYS.format(key_ids=", ".join(missing)))
 
-    counts = {}
+    counts: dict[str, int] = {}
     batches = 0
-    for model, field, wrap_purpose, object_id in _WRAPPED_MODELS:
-        counts[model] = 0
+    for wrapped in _WRAPPED_FIELDS:
+        label = f"{wrapped.model._meta.label}.{wrapped.field}"
+        counts[label] = 0
         while True:
             with transaction.atomic():
                 rows = list(
-                    _stale(model, current_id).select_for_update().order_by("pk")[:batch_size]
+                    _stale(wrapped, current_id).select_for_update().order_by("pk")[:batch_size]
                 )
                 if not rows:
                     break
                 for row in rows:
                     rewrapped = ring.rewrap(
-                        Wrapped(blob=bytes(getattr(row, field)), master_key_id=row.master_key_id),
-                        purpose=wrap_purpose(row),
-                        object_id=object_id(row),
+                        Wrapped(blob=bytes(getattr(row, wrapped.field)),
+                                master_key_id=getattr(row, wrapped.key_id_field)),
+                        purpose=wrapped.purpose(row),
+                        object_id=wrapped.object_id(row),
                     )
-                    setattr(row, field, rewrapped.blob)
-                    row.master_key_id = rewrapped.master_key_id
-                model.objects.bulk_update(rows, [field, "master_key_id"])
-                counts[model] += len(rows)
+                    setattr(row, wrapped.field, rewrapped.blob)
+                    setattr(row, wrapped.key_id_field, rewrapped.master_key_id)
+                wrapped.model.objects.bulk_update(rows, [wrapped.field, wrapped.key_id_field])
+                counts[label] += len(rows)
                 batches += 1
 
     result = MasterKeyRotation(
         new_master_key_id=current_id,
         previous_master_key_ids=sorted(previous_ids),
-        data_keys_rewrapped=counts[DataKey],
-        signing_keys_rewrapped=counts[SigningKey],
+        data_keys_rewrapped=counts["keys.DataKey.wrapped_key"],
+        signing_keys_rewrapped=counts["keys.SigningKey.wrapped_private_key"],
+        other_secrets_rewrapped={
+            label: n for label, n in counts.items()
+            if label not in ("keys.DataKey.wrapped_key", "keys.SigningKey.wrapped_private_key")
+        },
         batches=batches,
     )
     audit.record(actor=actor, action="keys.master_key_rotated", details=result.as_dict())

@@ -180,3 +180,20 @@ def test_one_run_at_a_time_per_destination(sftp_destination):
         other.execute("SELECT pg_advisory_unlock(%s, %s)",
                       [services.ADVISORY_LOCK_NAMESPACE, sftp_destination.pk])
     assert services.delivery_run_execute(run=run).run.state == RunState.DELIVERED
+
+
+def test_a_master_key_rotation_keeps_the_sftp_key_usable_once_the_old_key_is_gone(
+    sftp_destination, settings
+):
+    """The operator's documented flow (rotate, then drop the previous key) must not strand
+    the SFTP client keys the destinations hold wrapped by the old master key."""
+    from apps.keys import services as key_services
+    from apps.keys.master import generate_key
+
+    settings.INTERCHANGE_MASTER_KEY_PREVIOUS = settings.INTERCHANGE_MASTER_KEY
+    settings.INTERCHANGE_MASTER_KEY = generate_key()
+    result = key_services.master_key_rotate()
+    assert result.other_secrets_rewrapped["delivery.Destination.sftp_private_key_wrapped"] == 1
+
+    settings.INTERCHANGE_MASTER_KEY_PREVIOUS = None
+    assert deliver(sftp_destination.integration)["state"] == "delivered"

@@ -63,6 +63,11 @@ def test_rotation_rewraps_everything_and_old_files_read_after_previous_is_droppe
         "previous_master_key_ids": [kid_of(old_key)],
         "data_keys_rewrapped": 5,
         "signing_keys_rewrapped": 2,
+        "other_secrets_rewrapped": {
+            "delivery.Destination.sftp_private_key_wrapped": 0,
+            "delivery.SisSource.sftp_private_key_wrapped": 0,
+            "delivery.SisSource.rest_client_secret_wrapped": 0,
+        },
         "batches": 4,  # 2 + 2 + 1 data keys, 2 signing keys
     }
     assert set(DataKey.objects.values_list("master_key_id", flat=True)) == {kid_of(new_key)}

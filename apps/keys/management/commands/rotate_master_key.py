@@ -54,8 +54,9 @@ class Command(BaseCommand):
         previous = ", ".join(result.previous_master_key_ids) or "none"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Re-wrapped {result.data_keys_rewrapped} data keys and "
-                f"{result.signing_keys_rewrapped} signing keys under master key "
+                f"Re-wrapped {result.data_keys_rewrapped} data keys, "
+                f"{result.signing_keys_rewrapped} signing keys and "
+                f"{sum(result.other_secrets_rewrapped.values())} other secrets under master key "
                 f"{result.new_master_key_id} (from: {previous})."
             )
         )
