@@ -72,6 +72,8 @@ class AlertChannelForm(forms.ModelForm):
         data = super().clean()
         if data.get("kind") == "webhook" and not data.get("secret"):
             self.add_error("secret", "A webhook needs a secret to sign its requests.")
+        elif "secret" in data:
+            self.instance.secret = data["secret"]  # wrapped by the master key on the way in
         return data
 
 

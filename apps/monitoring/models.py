@@ -8,6 +8,8 @@ only state staff edit.
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
 from apps.alerts.models import Alert, Severity
@@ -153,6 +155,10 @@ class MonitoringRule(models.Model):
         return self.get_key_display()
 
 
+# The keyring purpose (AAD) of a webhook secret; see apps/keys/keyring.py.
+SECRET_PURPOSE = "monitoring.alert_channel.secret"  # noqa: S105 - a label, not a secret
+
+
 class ChannelKind(models.TextChoices):
     EMAIL = "email", "Email"
     WEBHOOK = "webhook", "Signed webhook"
@@ -170,10 +176,11 @@ class AlertChannel(models.Model):
     target = models.TextField(
         help_text="Email: addresses separated by commas. Webhook: the https URL to POST to."
     )
-    secret = models.CharField(
-        max_length=200, blank=True,
-        help_text="Webhook only: the shared secret the X-Interchange-Signature is made with.",
-    )
+    # Webhook only: the shared secret the X-Interchange-Signature is made with, wrapped by
+    # the master key (bound to ``secret_ref``) and read through the ``secret`` property.
+    secret_wrapped = models.BinaryField(blank=True, default=b"", editable=False)
+    secret_master_key_id = models.CharField(max_length=16, blank=True, editable=False)
+    secret_ref = models.UUIDField(default=uuid.uuid4, editable=False)
     min_severity = models.CharField(
         max_length=10, choices=Severity.choices, default=Severity.WARNING
     )
@@ -191,6 +198,28 @@ class AlertChannel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def secret(self) -> str:
+        if not self.secret_wrapped:
+            return ""
+        from apps.keys.keyring import keyring
+
+        return keyring().unwrap(
+            bytes(self.secret_wrapped), master_key_id=self.secret_master_key_id,
+            purpose=SECRET_PURPOSE, object_id=str(self.secret_ref),
+        ).decode()
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        if not value:
+            self.secret_wrapped, self.secret_master_key_id = b"", ""
+            return
+        from apps.keys.keyring import keyring
+
+        wrapped = keyring().wrap(value.encode(), purpose=SECRET_PURPOSE,
+                                 object_id=str(self.secret_ref))
+        self.secret_wrapped, self.secret_master_key_id = wrapped.blob, wrapped.master_key_id
 
 
 class AlertNotification(models.Model):

@@ -67,6 +67,7 @@ def test_rotation_rewraps_everything_and_old_files_read_after_previous_is_droppe
             "delivery.Destination.sftp_private_key_wrapped": 0,
             "delivery.SisSource.sftp_private_key_wrapped": 0,
             "delivery.SisSource.rest_client_secret_wrapped": 0,
+            "monitoring.AlertChannel.secret_wrapped": 0,
         },
         "batches": 4,  # 2 + 2 + 1 data keys, 2 signing keys
     }

@@ -67,6 +67,13 @@ def test_creating_a_webhook_is_audited_without_its_secret(
 
     assert response.status_code == 302
     assert AlertChannel.objects.get(name="ops").secret == SECRET
+    # stored wrapped by the master key: the row holds no copy of it in clear
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM monitoring_alertchannel WHERE name = 'ops'")
+        stored = repr(cursor.fetchone())
+    assert SECRET not in stored and SECRET.encode().hex() not in stored
     event = AuditEvent.objects.get(action="monitoring.channel_saved")
     assert event.details["created"] is True and event.details["secret"] == "changed"
     assert SECRET not in str(event.details)

@@ -250,3 +250,18 @@ def test_a_failed_digest_is_recorded_and_sent_on_the_next_run(receiver):
     assert notifications.digests_send() == {"ops-webhook": 1}
     attempts = list(AlertNotification.objects.order_by("id").values_list("delivered", "digest"))
     assert attempts == [(False, True), (True, True)]
+
+
+def test_a_webhook_secret_survives_a_master_key_rotation(settings):
+    from apps.keys import services as key_services
+    from apps.keys.master import generate_key
+
+    channel = AlertChannel.objects.create(name="hook", kind="webhook", secret=SECRET,
+                                          target="https://hooks.example/interchange")
+    settings.INTERCHANGE_MASTER_KEY_PREVIOUS = settings.INTERCHANGE_MASTER_KEY
+    settings.INTERCHANGE_MASTER_KEY = generate_key()
+    key_services.master_key_rotate()
+    settings.INTERCHANGE_MASTER_KEY_PREVIOUS = None
+
+    channel.refresh_from_db()
+    assert channel.secret == SECRET
