@@ -213,11 +213,16 @@ REDIS_URL = env("REDIS_URL")
 # Parallel test workers (pytest-xdist sets PYTEST_XDIST_WORKER to gw0, gw1, ...) each get
 # their own Redis database, as they get their own PostgreSQL database, so one worker's cache
 # clears, rate windows and broker queues never touch another's.
+# The shifted URL is put back in the environment, marked, so that processes a test starts
+# (a Celery worker, gunicorn) inherit it instead of shifting a second time.
 _TEST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
-if REDIS_URL and _TEST_WORKER.startswith("gw"):
+if (REDIS_URL and _TEST_WORKER.startswith("gw")
+        and not os.environ.get("PYTEST_INTERCHANGE_REDIS_SHIFTED")):
     _redis = urlsplit(REDIS_URL)
     _db = int(_redis.path.strip("/") or 0) + int(_TEST_WORKER[2:])
     REDIS_URL = urlunsplit(_redis._replace(path=f"/{_db}"))
+    os.environ["REDIS_URL"] = REDIS_URL
+    os.environ["PYTEST_INTERCHANGE_REDIS_SHIFTED"] = "1"
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
