@@ -18,6 +18,7 @@ from apps.delivery.demo import demo_delivery_seed
 from apps.governance.demo import demo_exclusions_seed
 from apps.monitoring.demo import demo_monitoring_seed
 from apps.offboarding.demo import demo_offboarding_seed
+from apps.oneroster_api.gradebook import BASE_PATH as GRADEBOOK_BASE_PATH
 from apps.oneroster_api.models import OneRosterClient
 from apps.oneroster_api.services import oauth_client_issue, oauth_client_secret_rotate
 from apps.roster.models import ImportRun, ImportState
@@ -82,6 +83,8 @@ def _demo_credentials(  # type: ignore[no-untyped-def]
             issued = oauth_client_issue(integration=integration, actor=issuer)
         row["client_id"], row["client_secret"] = issued.client_id, issued.client_secret
         row["token_url"], row["base_url"] = issued.token_url, issued.base_url
+        if any("/scope/gradebook" in scope for scope in row["scopes"]):
+            row["gradebook_url"] = settings.INTERCHANGE_PUBLIC_URL + GRADEBOOK_BASE_PATH
 
 
 def demo_roster_seed(*, students: int) -> dict[str, Any]:

@@ -109,6 +109,7 @@ def test_the_demo_assessment_vendor_writes_grades_with_its_printed_credentials(c
     row = next(r for r in result["integrations"] if r["name"] == ASSESSMENT_REST)
     assert row["kind"] == "oneroster_rest" and row["client_secret"]
     assert set(GRADEBOOK_SCOPES) <= set(row["scopes"])
+    assert row["gradebook_url"].endswith("/ims/oneroster/gradebook/v1p2")
     # gradebook writes are sensitive: two people approved them
     assert ScopeApproval.objects.filter(request__integration__name=ASSESSMENT_REST).count() == 2
 

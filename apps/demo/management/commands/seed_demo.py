@@ -40,6 +40,8 @@ class Command(BaseCommand):
                               f"    client_secret {row['client_secret']}\n"
                               f"    token URL     {row['token_url']}\n"
                               f"    base URL      {row['base_url']}")
+            if row.get("gradebook_url"):
+                self.stdout.write(f"    gradebook URL {row['gradebook_url']}")
         for row in result["exclusions"]:
             where = row["integration"] or "all vendors"
             self.stdout.write(f"Demo exclusion: {row['user_sourced_id']} from {where} "
