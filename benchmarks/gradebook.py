@@ -37,6 +37,7 @@ from benchmarks.rest import (
     free_port,
     load_district,
     log,
+    set_up_vendor,
     start_gunicorn,
 )
 
@@ -51,46 +52,11 @@ LINE_ITEMS = 50
 
 def set_up_tool() -> tuple[str, str]:
     """A live assessment integration approved for the gradebook over the whole district."""
-    import datetime as dt
-
-    from django.contrib.auth import get_user_model
-    from django.utils import timezone
-
-    from apps.governance.models import ScopeRequest, ScopeRequestStatus
-    from apps.oneroster_api.models import OneRosterClient
-    from apps.oneroster_api.services import oauth_client_issue, oauth_client_secret_rotate
-    from apps.roster.models import Org
-    from apps.vendors.models import Integration, IntegrationKind, Vendor
-
-    staff, _ = get_user_model().objects.get_or_create(
-        username="bench.governance", defaults={"is_staff": True}
+    return set_up_vendor(
+        False, integration_name=INTEGRATION, vendor_name="Benchmark assessment vendor",
+        services=("oneroster.gradebook",), scopes=SCOPES,
+        field_classes=("identifier", "assessment"), approvals_required=2,
     )
-    vendor, _ = Vendor.objects.get_or_create(name="Benchmark assessment vendor")
-    integration, _ = Integration.objects.update_or_create(
-        name=INTEGRATION,
-        defaults={"vendor": vendor, "kind": IntegrationKind.ONEROSTER_REST, "status": "active",
-                  "pseudonymised": False},
-    )
-    roots = list(Org.objects.filter(valid_to_version__isnull=True,
-                                    parent_sourced_id__isnull=True)
-                 .values_list("sourced_id", flat=True))
-    now = timezone.now() - dt.timedelta(minutes=1)
-    ScopeRequest.objects.filter(integration=integration).delete()
-    ScopeRequest.objects.create(
-        integration=integration, status=ScopeRequestStatus.APPROVED, requested_by=staff,
-        services=["oneroster.gradebook"], scopes=SCOPES,
-        field_classes=["identifier", "assessment"], org_sourced_ids=roots,
-        justification="benchmark", duration_days=30, decided_at=now, approved_at=now,
-        expires_at=now + dt.timedelta(days=30), approvals_required=2,
-    )
-    if OneRosterClient.objects.filter(integration=integration).exists():
-        issued = oauth_client_secret_rotate(integration=integration, actor=staff, overlap_hours=0)
-    else:
-        issued = oauth_client_issue(integration=integration, actor=staff)
-    OneRosterClient.objects.filter(integration=integration).update(
-        rate_limit_per_minute=1_000_000_000
-    )
-    return issued.client_id, issued.client_secret
 
 
 def targets(line_items: int) -> list[tuple[str, dict, list[str]]]:

@@ -28,10 +28,7 @@ import json
 import os
 import re
 import secrets
-import statistics
 import sys
-import threading
-import time
 from pathlib import Path
 
 from benchmarks.rest import free_port, log, start_gunicorn
@@ -49,6 +46,9 @@ LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 _FORM = re.compile(r'<form id="lti-autosubmit" method="post" action="([^"]*)">(.*?)</form>', re.S)
 _INPUT = re.compile(r'<input type="hidden" name="([^"]*)" value="([^"]*)">')
 _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]*)"')
+
+
+from benchmarks.load import run_clients  # noqa: E402
 
 
 def _django() -> None:
@@ -219,41 +219,12 @@ def measure(root: str, client_id: str, usernames: list[str], *, clients: int,
     jwks = requests.get(root + "/lti/jwks", timeout=30).json()
     pupils = [Pupil(root, usernames[i % len(usernames)], client_id, jwks)
               for i in range(clients)]
-    for pupil in pupils:  # warm up every worker's connections and caches
-        pupil.launch()
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
-
-    def run(pupil: Pupil) -> None:
-        while time.monotonic() < stop:
-            started = time.perf_counter()
-            try:
-                pupil.launch()
-            except Exception as exc:  # noqa: BLE001 (counted and reported)
-                with lock:
-                    errors.append(repr(exc)[:200])
-                continue
-            with lock:
-                latencies.append(time.perf_counter() - started)
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in pupils]
-    began = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - began
-    ordered = sorted(latencies)
+    result = run_clients(lambda i: pupils[i].launch, clients=clients, seconds=seconds)
     return {
-        "launches": len(latencies),
-        "errors": len(errors),
-        "first_errors": errors[:3],
-        "seconds": round(elapsed, 2),
-        "launches_per_second": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(ordered) * 1000, 1) if ordered else None,
-        "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 1) if ordered else None,
+        "launches": result["requests"], "errors": result["errors"],
+        "first_errors": result["first_errors"], "seconds": result["seconds"],
+        "launches_per_second": result["per_second"],
+        "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
     }
 
 

@@ -25,9 +25,7 @@ import argparse
 import datetime as dt
 import json
 import os
-import statistics
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -49,6 +47,9 @@ AGS = "https://purl.imsglobal.org/spec/lti-ags/scope/"
 SCOPES = [NRPS, AGS + "lineitem", AGS + "score", AGS + "result.readonly"]
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 KEY_FILE = ROOT / "var" / "bench-lti-services-key.pem"
+
+
+from benchmarks.load import run_clients  # noqa: E402
 
 
 def _django() -> None:
@@ -191,46 +192,6 @@ def get_token(http, root: str, setup: dict) -> str:  # type: ignore[no-untyped-d
     if response.status_code != 200:
         raise RuntimeError(f"token: {response.status_code} {response.text[:200]}")
     return response.json()["access_token"]
-
-
-def run_clients(make: Callable[[int], Callable[[], None]], *, clients: int,
-                seconds: float) -> dict:
-    """Run ``clients`` threads, each calling its operation until time is up."""
-    operations = [make(i) for i in range(clients)]
-    for operation in operations:  # warm every worker's connections and caches
-        operation()
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
-
-    def run(operation: Callable[[], None]) -> None:
-        while time.monotonic() < stop:
-            started = time.perf_counter()
-            try:
-                operation()
-            except Exception as exc:  # noqa: BLE001 (counted and reported)
-                with lock:
-                    errors.append(repr(exc)[:200])
-                continue
-            with lock:
-                latencies.append(time.perf_counter() - started)
-
-    threads = [threading.Thread(target=run, args=(op,)) for op in operations]
-    began = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - began
-    ordered = sorted(latencies)
-    return {
-        "requests": len(latencies), "errors": len(errors), "first_errors": errors[:3],
-        "per_second": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(ordered) * 1000, 1) if ordered else None,
-        "p99_ms": round(ordered[max(int(len(ordered) * 0.99) - 1, 0)] * 1000, 1)
-        if ordered else None,
-    }
 
 
 def measure(root: str, setup: dict, *, clients: int, seconds: float) -> dict:

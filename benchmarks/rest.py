@@ -124,8 +124,18 @@ def load_district(students: int, seed: int, workdir: Path) -> int:
     return User.objects.filter(valid_to_version__isnull=True).count()
 
 
-def set_up_vendor(pseudonymised: bool) -> tuple[str, str]:
-    """A live, approved integration for the whole district, with fresh credentials."""
+ROSTER_SCOPES = ["https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly",
+                 "https://purl.imsglobal.org/spec/or/v1p2/scope/roster.readonly"]
+
+
+def set_up_vendor(pseudonymised: bool, *, integration_name: str = INTEGRATION,
+                  vendor_name: str = "Benchmark vendor",
+                  services: tuple[str, ...] = ("oneroster.rostering",),
+                  scopes: list[str] = ROSTER_SCOPES,
+                  field_classes: tuple[str, ...] = ("identifier", "directory"),
+                  approvals_required: int = 1) -> tuple[str, str]:
+    """A live, approved OneRoster REST integration for the whole district, with fresh
+    credentials and no rate limit (the benchmarks measure throughput, not the limiter)."""
     import datetime as dt
 
     from django.contrib.auth import get_user_model
@@ -140,9 +150,9 @@ def set_up_vendor(pseudonymised: bool) -> tuple[str, str]:
     staff, _ = get_user_model().objects.get_or_create(
         username="bench.governance", defaults={"is_staff": True}
     )
-    vendor, _ = Vendor.objects.get_or_create(name="Benchmark vendor")
+    vendor, _ = Vendor.objects.get_or_create(name=vendor_name)
     integration, _ = Integration.objects.update_or_create(
-        name=INTEGRATION,
+        name=integration_name,
         defaults={"vendor": vendor, "kind": IntegrationKind.ONEROSTER_REST, "status": "active",
                   "pseudonymised": pseudonymised},
     )
@@ -153,18 +163,15 @@ def set_up_vendor(pseudonymised: bool) -> tuple[str, str]:
     ScopeRequest.objects.filter(integration=integration).delete()
     ScopeRequest.objects.create(
         integration=integration, status=ScopeRequestStatus.APPROVED, requested_by=staff,
-        services=["oneroster.rostering"],
-        scopes=["https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly",
-                "https://purl.imsglobal.org/spec/or/v1p2/scope/roster.readonly"],
-        field_classes=["identifier", "directory"], org_sourced_ids=roots,
-        justification="benchmark", duration_days=30, decided_at=now, approved_at=now,
-        expires_at=now + dt.timedelta(days=30),
+        services=list(services), scopes=list(scopes), field_classes=list(field_classes),
+        org_sourced_ids=roots, justification="benchmark", duration_days=30, decided_at=now,
+        approved_at=now, expires_at=now + dt.timedelta(days=30),
+        approvals_required=approvals_required,
     )
     if OneRosterClient.objects.filter(integration=integration).exists():
         issued = oauth_client_secret_rotate(integration=integration, actor=staff, overlap_hours=0)
     else:
         issued = oauth_client_issue(integration=integration, actor=staff)
-    # The benchmark measures throughput, not the rate limiter.
     OneRosterClient.objects.filter(integration=integration).update(
         rate_limit_per_minute=1_000_000_000
     )
