@@ -19,7 +19,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -34,7 +33,7 @@ from apps.audit.services import access_record
 from apps.governance.release import release_for
 from apps.oneroster_api import entities as E
 from apps.oneroster_api import gradebook as G
-from apps.oneroster_api import render
+from apps.oneroster_api import pages, render
 from apps.oneroster_api.auth import Caller, authenticate, rate_limit_check, recorded_as
 from apps.oneroster_api.endpoints import Endpoint, Parent
 from apps.oneroster_api.errors import (
@@ -54,12 +53,10 @@ from apps.oneroster_api.errors import (
 from apps.oneroster_api.query import (
     check_fields,
     compile_filter,
-    order_by,
     parse_fields,
     parse_list_params,
     sort_field,
 )
-from apps.oneroster_api.services import disclosures_pending_add
 from apps.oneroster_api.views import _by_id, _IntegrationRef, _narrow, _stored_id
 from apps.roster import gradebook as roster_gradebook
 from apps.roster.models import Result
@@ -103,23 +100,6 @@ class _Unprocessable(ApiError):
         body["imsx_details"] = self.problems.as_list()
         return HttpResponse(json.dumps(body), status=self.status,
                             content_type="application/json")
-
-
-def _link_header(request, *, limit: int, offset: int, total: int) -> str:  # type: ignore[no-untyped-def]
-    def url(at: int) -> str:
-        query = request.GET.copy()
-        query["limit"] = str(limit)
-        query["offset"] = str(at)
-        return f"<{base_url()}{request.path[len(G.BASE_PATH):]}?{urlencode(query, doseq=True)}>"
-
-    last = max(((total - 1) // limit) * limit, 0)
-    links = [f'{url(0)}; rel="first"']
-    if offset > 0:
-        links.append(f'{url(max(offset - limit, 0))}; rel="prev"')
-    if offset + limit < total:
-        links.append(f'{url(offset + limit)}; rel="next"')
-    links.append(f'{url(last)}; rel="last"')
-    return ", ".join(links)
 
 
 def _entity_of(name: str) -> E.Entity:
@@ -237,22 +217,13 @@ class GradebookApi(View):
             fields = check_fields(params.fields, available)
             return self._collection(request, release, ep, available, fields, params, ids, orgs)
 
-    def _render_one(self, release, entity: E.Entity, qs, fields) -> str | None:  # type: ignore[no-untyped-def]
-        inner = render.with_raw_ids(qs, entity).order_by()[:1]
-        sql, params = render.page_sql(inner, fields, entity, release=release,
-                                      base_url=href_base())
-        rows = render.fetch(sql, params)
-        if not rows.json_rows:
-            return None
-        self._disclose(release, entity, fields, rows.person_ids)
-        return rows.json_rows[0]
-
     def _single(self, release, ep: Endpoint, fields, visible_id: str, ids, orgs):  # type: ignore[no-untyped-def]
         entity = ep.entity
         qs = _by_id(release.queryset(entity.name), entity, release, visible_id)
         row = None
         if qs is not None:
-            row = self._render_one(release, entity, _narrow(qs, ep.conditions(ids, orgs)), fields)
+            row = pages.render_one(release, entity, _narrow(qs, ep.conditions(ids, orgs)), fields,
+                                   href_base=href_base())
         if row is None:
             raise ApiError(UNKNOWN_OBJECT, MSG_UNKNOWN_OBJECT.format(
                 type=entity.singular, sourced_id=visible_id))
@@ -270,38 +241,12 @@ class GradebookApi(View):
             sorted(ids.items()), params.filter.canonical() if params.filter else "",
         )
         stats = render.page_stats(qs, key)
-        json_rows: list[str] = []
-        if params.offset < stats.total:
-            inner = render.with_raw_ids(qs, entity).order_by(*order_by(sort, params.descending))
-            offset = params.offset
-            if sort.column == "sourced_id":
-                inner, offset = render.anchored(
-                    inner, stats, offset=offset, descending=params.descending
-                )
-            inner = inner[offset:offset + params.limit]
-            sql, sql_params = render.page_sql(inner, fields, entity, release=release,
-                                              base_url=href_base())
-            rows = render.fetch(sql, sql_params)
-            json_rows = rows.json_rows
-            self._disclose(release, entity, fields, rows.person_ids)
-        body = '{"' + ep.key + '":[' + ",".join(json_rows) + "]}"
-        response = HttpResponse(body, content_type="application/json")
-        response["X-Total-Count"] = str(stats.total)
-        response["Link"] = _link_header(
-            request, limit=params.limit, offset=params.offset, total=stats.total
+        return pages.collection_response(
+            request, release=release, qs=qs, entity=entity, key=ep.key, fields=fields,
+            params=params, sort=sort, stats=stats, href_base=href_base(),
+            service_url=base_url(), base_path=G.BASE_PATH,
         )
-        return response, len(json_rows)
 
-    def _disclose(self, release, entity: E.Entity, fields, person_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
-        if not entity.person_column or not person_ids or release.vendor_id is None:
-            return
-        classes = release.column_classes.get(entity.name, {})
-        disclosed = {classes[f.column] for f in fields if f.column and f.column in classes}
-        if disclosed:
-            disclosures_pending_add(
-                vendor_id=release.vendor_id, integration_id=release.integration.pk,
-                field_classes=disclosed, user_sourced_ids=person_ids,
-            )
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -338,7 +283,7 @@ class GradebookApi(View):
         fields = list(E.available_fields(entity, release.columns(entity.name)))
         qs = release.queryset(entity.name).extra(
             where=[f'"{entity.table}"."sourced_id" = %s'], params=[stored_id])
-        return self._render_one(release, entity, qs, fields) or "{}"
+        return pages.render_one(release, entity, qs, fields, href_base=href_base()) or "{}"
 
     def _results_of_line_item(self, release, line_item_id: str) -> list[str]:  # type: ignore[no-untyped-def]
         """The results a line item's deletion takes with it: the writer's own (in the same

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
@@ -30,7 +29,7 @@ from apps.audit.models import Channel
 from apps.audit.services import access_record
 from apps.governance.release import PSEUDONYMISED_COLUMNS, release_for
 from apps.oneroster_api import entities as E
-from apps.oneroster_api import render
+from apps.oneroster_api import pages, render
 from apps.oneroster_api.auth import Caller, authenticate, rate_limit_check, recorded_as
 from apps.oneroster_api.endpoints import BASE_PATH, Endpoint, Parent
 from apps.oneroster_api.errors import (
@@ -53,12 +52,10 @@ from apps.oneroster_api.query import (
     ListParams,
     check_fields,
     compile_filter,
-    order_by,
     parse_fields,
     parse_list_params,
     sort_field,
 )
-from apps.oneroster_api.services import disclosures_pending_add
 
 logger = logging.getLogger(__name__)
 
@@ -128,23 +125,6 @@ def _narrow(qs, conditions):  # type: ignore[no-untyped-def]
     for sql, params in conditions:
         qs = qs.extra(where=[sql], params=params)
     return qs
-
-
-def _link_header(request, *, limit: int, offset: int, total: int) -> str:  # type: ignore[no-untyped-def]
-    def url(at: int) -> str:
-        query = request.GET.copy()
-        query["limit"] = str(limit)
-        query["offset"] = str(at)
-        return f"<{base_url()}{request.path[len(BASE_PATH):]}?{urlencode(query, doseq=True)}>"
-
-    last = max(((total - 1) // limit) * limit, 0)
-    links = [f'{url(0)}; rel="first"']
-    if offset > 0:
-        links.append(f'{url(max(offset - limit, 0))}; rel="prev"')
-    if offset + limit < total:
-        links.append(f'{url(offset + limit)}; rel="next"')
-    links.append(f'{url(last)}; rel="last"')
-    return ", ".join(links)
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -241,22 +221,17 @@ class RosteringApi(View):
 
     def _single(self, request, release, ep: Endpoint, fields, visible_id: str, ids, orgs):  # type: ignore[no-untyped-def]
         entity = ep.entity
-        qs = release.queryset(entity.name)
-        qs = _by_id(qs, entity, release, visible_id)
-        rows = None
+        qs = _by_id(release.queryset(entity.name), entity, release, visible_id)
+        row = None
         if qs is not None:
-            qs = _narrow(qs, ep.conditions(ids, orgs))
-            inner = render.with_raw_ids(qs, entity).order_by()[:1]
-            sql, params = render.page_sql(inner, fields, entity, release=release,
-                                          base_url=base_url())
-            rows = render.fetch(sql, params)
-        if not rows or not rows.json_rows:
+            row = pages.render_one(release, entity, _narrow(qs, ep.conditions(ids, orgs)),
+                                   fields, href_base=base_url())
+        if row is None:
             if entity.name in _PERSON_KEYED:
                 self.probes.append((release, _stored_id(release, entity.name, visible_id)))
             raise ApiError(UNKNOWN_OBJECT, MSG_UNKNOWN_OBJECT.format(
                 type=ep.label or entity.singular, sourced_id=visible_id))
-        self._disclose(release, entity, fields, rows.person_ids)
-        body = '{"' + ep.key + '":' + rows.json_rows[0] + "}"
+        body = '{"' + ep.key + '":' + row + "}"
         return HttpResponse(body, content_type="application/json"), 1
 
     def _collection(self, request, caller, release, ep: Endpoint, available, fields,  # type: ignore[no-untyped-def]
@@ -272,41 +247,10 @@ class RosteringApi(View):
         )
         stats = render.page_stats(qs, key)
         _count_withheld(release, entity.name)
-        json_rows: list[str] = []
-        if params.offset < stats.total:
-            inner = render.with_raw_ids(qs, entity).order_by(*order_by(sort, params.descending))
-            offset = params.offset
-            if sort.column == "sourced_id":
-                inner, offset = render.anchored(
-                    inner, stats, offset=offset, descending=params.descending
-                )
-            inner = inner[offset:offset + params.limit]
-            sql, sql_params = render.page_sql(inner, fields, entity, release=release,
-                                              base_url=base_url())
-            rows = render.fetch(sql, sql_params)
-            json_rows = rows.json_rows
-            self._disclose(release, entity, fields, rows.person_ids)
-        body = '{"' + ep.key + '":[' + ",".join(json_rows) + "]}"
-        response = HttpResponse(body, content_type="application/json")
-        response["X-Total-Count"] = str(stats.total)
-        response["Link"] = _link_header(
-            request, limit=params.limit, offset=params.offset, total=stats.total
-        )
-        return response, len(json_rows)
-
-    def _disclose(self, release, entity: E.Entity, fields, person_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
-        if not entity.person_column or not person_ids or release.vendor_id is None:
-            return
-        classes = release.column_classes.get(entity.name, {})
-        disclosed = {classes[f.column] for f in fields if f.column and f.column in classes}
-        if any(f.kind == E.ROLES for f in fields):
-            role_classes = release.column_classes.get("roles", {})
-            disclosed |= {role_classes[c] for c in release.columns("roles") if c in role_classes}
-        if not disclosed:
-            return
-        disclosures_pending_add(
-            vendor_id=release.vendor_id, integration_id=release.integration.pk,
-            field_classes=disclosed, user_sourced_ids=person_ids,
+        return pages.collection_response(
+            request, release=release, qs=qs, entity=entity, key=ep.key, fields=fields,
+            params=params, sort=sort, stats=stats, href_base=base_url(),
+            service_url=base_url(), base_path=BASE_PATH,
         )
 
 
