@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 from django.conf import settings
@@ -138,3 +139,37 @@ def fresh_master_key(settings):  # type: ignore[no-untyped-def]
     settings.INTERCHANGE_MASTER_KEY = generate_key()
     settings.INTERCHANGE_MASTER_KEY_PREVIOUS = None
     return settings.INTERCHANGE_MASTER_KEY
+
+
+@pytest.fixture
+def celery_worker(redis_url):  # type: ignore[no-untyped-def]
+    """A real worker thread consuming from Redis (no result backend: the ping check needs one)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from portal.celery import app
+
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        yield worker
+
+
+def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    """Poll until ``predicate()`` is truthy (a worker's effect showing up) and return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for the worker")
+
+
+def sign_in(browser, live_server, username: str):  # type: ignore[no-untyped-def]
+    """A staff member signed in to the admin in a fresh browser context; returns the page."""
+    from tests.accounts.factories import DEFAULT_PASSWORD
+
+    page = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", DEFAULT_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+    return page

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -11,24 +10,7 @@ from apps.delivery import services, tasks
 from apps.delivery.models import DeliveryRun, Destination, RunState
 from apps.roster.models import RosterOutbox, RosterVersion, Source
 from portal.celery import app
-
-
-@pytest.fixture
-def celery_worker(redis_url):  # type: ignore[no-untyped-def]
-    """A real worker thread consuming from Redis (as tests/portal/test_worker.py does)."""
-    from celery.contrib.testing.worker import start_worker
-
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
-        yield worker
-
-
-def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for the worker")
+from tests.conftest import wait_for
 
 
 def test_the_beat_schedule_has_the_relay_the_tick_the_purge_and_the_source_poll():

@@ -10,24 +10,13 @@ import pytest
 from apps.governance.models import ScopeRequest, ScopeRequestStatus
 from apps.governance.selectors.grant import effective_grant
 from apps.vendors.models import ContactRole
-from tests.accounts.factories import DEFAULT_PASSWORD
+from tests.conftest import sign_in
 from tests.vendors.factories import ContactFactory, IntegrationFactory, ready_vendor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
 OR = "https://purl.imsglobal.org/spec/or/v1p2/scope/"
-
-
-def sign_in(browser, live_server, username: str):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    page = context.new_page()
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", DEFAULT_PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url("**/admin/")
-    return page
 
 
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]

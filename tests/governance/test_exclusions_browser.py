@@ -11,22 +11,12 @@ from django.utils import timezone
 
 from apps.governance.models import Exclusion
 from apps.governance.release import release_for
-from tests.accounts.factories import DEFAULT_PASSWORD
+from tests.conftest import sign_in
 from tests.governance import release_world as world
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
-
-
-def sign_in(browser, live_server, username: str):  # type: ignore[no-untyped-def]
-    page = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", DEFAULT_PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url("**/admin/")
-    return page
 
 
 def test_an_officer_excludes_a_pupil_and_governance_sees_only_the_count(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.utils import timezone
 
@@ -12,24 +10,8 @@ from apps.audit.models import AccessRecord, Channel
 from apps.monitoring import tasks
 from apps.monitoring.models import RosterVersionTelemetry
 from portal.celery import app
+from tests.conftest import wait_for
 from tests.monitoring import history
-
-
-@pytest.fixture
-def celery_worker(redis_url):  # type: ignore[no-untyped-def]
-    from celery.contrib.testing.worker import start_worker
-
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
-        yield worker
-
-
-def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for the worker")
 
 
 def test_the_beat_schedule_runs_every_monitoring_task():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +12,7 @@ from portal.celery import app
 from portal.health import WORKER_HEARTBEAT_CACHE_KEY, worker_heartbeat_last
 from portal.observability import JsonFormatter, RequestIdLogFilter
 from portal.tasks import heartbeat
+from tests.conftest import wait_for
 
 REQUEST_ID = "trace-0123456789abcdef"
 
@@ -40,24 +40,6 @@ def task_log() -> Iterator[JsonLines]:
     logger.addHandler(handler)
     yield handler
     logger.removeHandler(handler)
-
-
-@pytest.fixture
-def celery_worker(redis_url):  # type: ignore[no-untyped-def]
-    """A real worker thread consuming from Redis (no result backend: the ping check needs one)."""
-    from celery.contrib.testing.worker import start_worker
-
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
-        yield worker
-
-
-def wait_for(predicate, timeout: float = 15.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for the worker")
 
 
 def test_jobs_are_acknowledged_late_and_redelivered_only_after_the_longest_job():

@@ -8,22 +8,12 @@ from pathlib import Path
 import pytest
 
 from apps.roster.models import ImportRun, ImportState, RosterVersion
-from tests.accounts.factories import DEFAULT_PASSWORD
+from tests.conftest import sign_in
 from tests.roster.builders import small_district, write_feed
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
-
-
-def sign_in(browser, live_server, username: str):  # type: ignore[no-untyped-def]
-    page = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", DEFAULT_PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url("**/admin/")
-    return page
 
 
 def upload(page, live_server, path: Path) -> int:  # type: ignore[no-untyped-def]
