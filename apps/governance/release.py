@@ -64,6 +64,7 @@ from django.utils import timezone
 
 from apps.audit.models import FieldClass
 from apps.governance.pseudonyms import IDENTITY, Pseudonymiser, pseudonymiser_for_vendor
+from apps.roster.ingest.staging import array_literal
 from apps.roster.models import (
     CANONICAL_MODELS,
     CanonicalRow,
@@ -372,7 +373,7 @@ class Release:
     @cached_property
     def org_array(self) -> str:
         """The org scope as one text[] literal, for SQL a spoke writes (``= ANY(%s::text[])``)."""
-        return text_array_literal(self._orgs)
+        return array_literal(self._orgs)
 
     def _in_orgs(self, column: str) -> _MemberOf:
         return _MemberOf(column, self.org_array)
@@ -537,20 +538,14 @@ class _EqualsAny(Func):
         return f"{left} = ANY({right})", (*left_params, *right_params)
 
 
-def text_array_literal(values: Iterable[str]) -> str:
-    """A PostgreSQL text[] literal (``{"a","b"}``), passed as ONE bound parameter.
+class _MemberOf(Func):
+    """``column = ANY(%s::text[])`` with the members as ONE bound text[] literal.
 
     A district's org scope can hold hundreds of orgs. As ``__in`` it becomes one placeholder
     per org in every statement, each quoted by the driver on every request (tens of
-    milliseconds a REST page at 334 orgs); as one literal cast to ``text[]`` it costs
-    nothing, and PostgreSQL hashes the membership test.
+    milliseconds a REST page at 334 orgs); as one literal it costs nothing, and PostgreSQL
+    hashes the membership test.
     """
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return "{" + ",".join(quoted) + "}"
-
-
-class _MemberOf(Func):
-    """``column = ANY(%s::text[])`` with the members as one text[] literal (see above)."""
 
     output_field = BooleanField()
 

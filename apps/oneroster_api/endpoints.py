@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from apps.governance.release import text_array_literal
 from apps.governance.scopes import OR
 from apps.oneroster_api import entities as E
+from apps.roster.ingest.staging import array_literal
 
 CORE = OR + "roster-core.readonly"
 FULL = OR + "roster.readonly"
@@ -68,7 +68,7 @@ def _session_type(kind: str) -> Callable[..., list[Condition]]:
 
 def _users_with_role(role: str, org_param: str | None = None) -> Callable[..., list[Condition]]:
     def conditions(ids, orgs):  # type: ignore[no-untyped-def]
-        org_list = text_array_literal([ids[org_param]]) if org_param else orgs
+        org_list = array_literal([ids[org_param]]) if org_param else orgs
         return [(
             '"roster_user"."sourced_id" IN (SELECT ro.user_sourced_id FROM roster_role ro '
             "WHERE ro.valid_to_version IS NULL AND ro.role = %s "
