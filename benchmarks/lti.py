@@ -228,12 +228,83 @@ def measure(root: str, client_id: str, usernames: list[str], *, clients: int,
     }
 
 
+def profile(client_id: str, usernames: list[str], *, launches: int, dump: str | None) -> dict:
+    """Launches in this process (Django's test client, no HTTP): server-side CPU and
+    statements per launch, the relative measures that stay meaningful on a shared machine.
+    The tool's verification runs outside the timed part; ``dump`` keeps a cProfile."""
+    import cProfile
+    import time
+
+    import jwt
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.keys.selectors import lti_jwks
+
+    keys = {k["kid"]: jwt.PyJWK(k).key for k in lti_jwks()["keys"]}
+    host = {"HTTP_HOST": "127.0.0.1"}
+    browser = Client(**host)
+    from django.contrib.auth import get_user_model
+
+    # force_login: axes wants a request to authenticate, and the login is not measured
+    browser.force_login(get_user_model().objects.get(username=usernames[0]))
+    class_id = re.search(r'data-class="([^"]+)"',  # type: ignore[union-attr]
+                         browser.get("/launch/").content.decode()).group(1)
+
+    def launch(record: list[float]) -> tuple[int, int]:
+        started = time.process_time()
+        with CaptureQueriesContext(connection) as start:
+            page = browser.post("/launch/start", {"client_id": client_id, "class": class_id})
+        _, login = Pupil._form(page.content.decode())
+        nonce = secrets.token_urlsafe(16)
+        with CaptureQueriesContext(connection) as auth:
+            answer = browser.get("/lti/auth", {
+                "scope": "openid", "response_type": "id_token", "response_mode": "form_post",
+                "prompt": "none", "client_id": client_id, "redirect_uri": REDIRECT_URI,
+                "login_hint": login["login_hint"], "lti_message_hint": login["lti_message_hint"],
+                "nonce": nonce, "state": "s"})
+        record.append(time.process_time() - started)
+        _, posted = Pupil._form(answer.content.decode())
+        token = posted["id_token"]
+        claims = jwt.decode(token, keys[jwt.get_unverified_header(token)["kid"]],
+                            algorithms=["RS256"], audience=client_id)
+        if claims["nonce"] != nonce:
+            raise RuntimeError("launch did not verify")
+        if os.environ.get("BENCH_SHOW_SQL"):
+            for query in [*start.captured_queries, *auth.captured_queries]:
+                log(query["sql"][:160].replace("\n", " "))
+        return len(start), len(auth)
+
+    warm: list[float] = []
+    for _ in range(5):
+        launch(warm)
+    cpu: list[float] = []
+    profiler = cProfile.Profile(time.process_time) if dump else None
+    if profiler:
+        profiler.enable()
+    for _ in range(launches):
+        statements = launch(cpu)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(dump)
+    return {
+        "launches": launches,
+        "cpu_ms_per_launch_mean": round(sum(cpu) / len(cpu) * 1000, 2),
+        "cpu_ms_per_launch_median": round(sorted(cpu)[len(cpu) // 2] * 1000, 2),
+        "statements_launch_start": statements[0], "statements_auth": statements[1],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pupils", type=int, default=300)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=min(2 * (os.cpu_count() or 1) + 1, 8))
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="instead: N launches in process; CPU and statements per launch")
+    parser.add_argument("--profile-dump", default=None, help="with --profile: cProfile file")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
         raise SystemExit("set DATABASE_URL to a scratch database")
@@ -248,6 +319,10 @@ def main() -> None:
 
     call_command("collectstatic", interactive=False, verbosity=0)
     client_id, usernames = set_up(args.pupils, root)
+    if args.profile:
+        print(json.dumps(profile(client_id, usernames, launches=args.profile,
+                                 dump=args.profile_dump)))
+        return
     server = start_gunicorn(port, args.workers)
     try:
         log(f"launching with {args.clients} clients for {args.seconds}s")

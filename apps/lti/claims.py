@@ -40,19 +40,14 @@ def absolute(path: str) -> str:
 
 
 def _names(ctx: LaunchContext) -> tuple[str | None, str | None, bool]:
-    """(given, family, hidden) after the release's overrides for this person."""
+    """(given, family, hidden): the released names (a preferred-name override is already
+    applied by the release), and whether a hide-from-directory override withholds every
+    personal claim of this person."""
     person = ctx.person
-    given = person.get("preferred_given_name") or person["given_name"]
-    family = person.get("preferred_family_name") or person["family_name"]
-    hidden = False
-    for rule in ctx.release.overrides:
-        if rule.user_sourced_id != person["sourced_id"]:
-            continue
-        if rule.kind == "preferred_name":
-            given = rule.given_name or given
-            family = rule.family_name or family
-        elif rule.kind == "hide_directory":
-            hidden = True
+    given = person.get("preferred_given_name") or person.get("given_name")
+    family = person.get("preferred_family_name") or person.get("family_name")
+    hidden = any(rule.kind == "hide_directory" and rule.user_sourced_id == person["sourced_id"]
+                 for rule in ctx.release.overrides)
     return given, family, hidden
 
 
@@ -98,11 +93,9 @@ def disclosed_field_classes(claims: dict[str, Any], *,
 def subject(ctx: LaunchContext) -> str:
     """The vendor's pseudonym of the person: stable, the same in every channel of the vendor."""
     release = ctx.release
-    pseudonymiser = (
-        release.pseudonymiser if release.pseudonymised
-        else pseudonymiser_for_vendor(release.vendor_id)
-    )
-    return pseudonymiser.pseudonym(ctx.person["sourced_id"])
+    if release.pseudonymised:
+        return ctx.person["released_sourced_id"]  # the release's pseudonym: REST's sourcedId
+    return pseudonymiser_for_vendor(release.vendor_id).pseudonym(ctx.person["sourced_id"])
 
 
 def id_token_claims(
@@ -148,7 +141,7 @@ def id_token_claims(
     }
     if ctx.release.columns("users") and "sourced_id" in ctx.release.columns("users"):
         claims[LTI + "lis"] = {
-            "person_sourcedid": ctx.release.pseudonymiser.pseudonym(ctx.person["sourced_id"]),
+            "person_sourcedid": ctx.person["released_sourced_id"],
             "course_section_sourcedid": klass["sourced_id"],
         }
     if hint.message_type == MessageType.RESOURCE_LINK and link is not None:

@@ -4,7 +4,10 @@ which tools each class may launch, and whether one launch may happen now.
 ``launch_context`` is the one gate every launch passes, at initiation and again at
 ``/lti/auth`` (and again when a Deep Linking response comes back): nothing a launch decided
 earlier is trusted later, so an exclusion, a disabled account, a pupil who left, a
-suspension or a withdrawn approval acts on the very next step.
+suspension or a withdrawn approval acts on the very next step. What it reads about the person
+and the class comes through the release policy (``apps.governance.release_launch``), so an
+excluded or out-of-scope pupil is refused exactly as REST withholds them, and overrides and
+pseudonyms reach the launch as they reach every other channel.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from apps.governance import release_launch
 from apps.governance.release import Release, release_for
 from apps.lti.models import Deployment, MessageType, ToolRegistration
 from apps.lti.roles import CONTENT_EDITOR_ROLES
-from apps.roster.models import Class, Enrollment, Role, User
+from apps.roster.models import Class, Enrollment, User
 from apps.vendors.models import IntegrationKind, IntegrationStatus, VendorStatus
 
 SERVICE_LAUNCH = "lti.launch"
@@ -88,16 +92,12 @@ def deployment_for(registration: ToolRegistration, school_sourced_id: str) -> De
     return rows.get(school_sourced_id) or rows.get("")
 
 
-def org_roles(sourced_id: str) -> list[str]:
-    return sorted(set(
-        Role.objects.filter(valid_to_version__isnull=True, user_sourced_id=sourced_id)
-        .values_list("role", flat=True)
-    ))
-
-
 @dataclass(frozen=True)
 class LaunchContext:
-    """Everything one allowed launch needs, read afresh."""
+    """Everything one allowed launch needs, read afresh. ``person`` and ``klass`` are the
+    rows the release shows (``release_launch``): ``person["sourced_id"]`` is the school's id
+    (for the ledger and the hub's own checks), ``person["released_sourced_id"]`` the id the
+    vendor sees in every channel."""
 
     registration: ToolRegistration
     deployment: Deployment
@@ -118,70 +118,87 @@ def _allowed(release: Release, person_id: str, klass: dict[str, Any], service: s
     )
 
 
-# One statement for the person side of a launch (it runs twice per launch): the linked,
-# current, enabled roster user; the class, only while current; their enrollment roles in it;
-# their roles at orgs; and the tool's deployment serving the class's school (the school's
-# own, else the tool-wide one). No row: the account may not launch from this class.
-LAUNCH_PERSON_SQL = """
-SELECT u.sourced_id, u.given_name, u.family_name, u.preferred_given_name,
-       u.preferred_family_name, u.email,
-       c.sourced_id, c.title, c.class_code, c.school_sourced_id, c.course_sourced_id,
-       ARRAY(SELECT DISTINCT e.role FROM roster_enrollment e
-             WHERE e.valid_to_version IS NULL AND e.user_sourced_id = u.sourced_id
-               AND e.class_sourced_id = c.sourced_id ORDER BY 1),
-       ARRAY(SELECT DISTINCT r.role FROM roster_role r
-             WHERE r.valid_to_version IS NULL AND r.user_sourced_id = u.sourced_id ORDER BY 1),
-       (SELECT ARRAY[d.id::text, d.deployment_id, d.org_sourced_id] FROM lti_deployment d
-        WHERE d.registration_id = %s AND d.org_sourced_id IN (c.school_sourced_id, '')
-        ORDER BY d.org_sourced_id = '' LIMIT 1)
-FROM accounts_rosterlink l
-JOIN roster_user u ON u.sourced_id = l.roster_user_sourced_id
- AND u.valid_to_version IS NULL AND u.enabled_user
-JOIN roster_class c ON c.sourced_id = %s AND c.valid_to_version IS NULL
-WHERE l.user_id = %s
-LIMIT 1
-"""
+def _may_launch_account(user: Any) -> bool:
+    return bool(user.is_authenticated and not user.is_staff and not user.is_superuser)
 
 
-@dataclass(frozen=True)
-class _LaunchPerson:
-    person: dict[str, Any]
-    klass: dict[str, Any]
-    enrollment_roles: list[str]
-    org_roles: list[str]
-    deployment: Deployment | None
+# The roster person of the signed-in account, as a fragment the launch statements embed.
+ACCOUNT_PERSON_SQL = (
+    "(SELECT l.roster_user_sourced_id FROM accounts_rosterlink l WHERE l.user_id = %s)"
+)
+# The tool's deployment serving the launched class's school (the school's own, else the
+# tool-wide one), from the released class row ``rows.klass``.
+DEPLOYMENT_SQL = """(SELECT ARRAY[d.id::text, d.deployment_id, d.org_sourced_id]
+ FROM lti_deployment d
+ WHERE d.registration_id = %s AND d.org_sourced_id IN (rows.klass->>'school_sourced_id', '')
+ ORDER BY d.org_sourced_id = '' LIMIT 1)"""
+
+# One statement for a launch's person side: the account's roster id, the released person,
+# class and roles (``release_launch``), and the deployment.
+LAUNCH_SQL = (
+    f"SELECT {ACCOUNT_PERSON_SQL}, rows.person, rows.klass, rows.enrollment_roles, "  # noqa: S608
+    f"rows.org_roles, {DEPLOYMENT_SQL} FROM ({{rows}}) rows"
+)
 
 
-def _launch_person(user: Any, class_sourced_id: str,
-                   registration: ToolRegistration) -> _LaunchPerson | None:
-    if not user.is_authenticated or user.is_staff or user.is_superuser:
+def launch_statement(release: Release, *, user: Any, registration: ToolRegistration,
+                     class_sql: str = "%s", class_sourced_id: str | None = None
+                     ) -> tuple[str, list[Any]]:
+    """The SQL and parameters of ``LAUNCH_SQL`` for ``release``: six columns (roster id,
+    person, class, enrollment roles, org roles, deployment). ``class_sql`` may name the
+    class by a fragment of an embedding statement instead of a value."""
+    compiled = release_launch.launch_rows_sql(
+        release, person_sql=ACCOUNT_PERSON_SQL, person_slots=("user",), class_sql=class_sql,
+        class_slots=("class",) if class_sql == "%s" else ())
+    sql = LAUNCH_SQL.format(rows=compiled.sql)
+    params = [user.pk, registration.pk,
+              *compiled.bind(user=user.pk, **{"class": class_sourced_id})]
+    return sql, params
+
+
+def launch_context_from(
+    row: Any, *, registration: ToolRegistration, release: Release, message_type: str,
+) -> LaunchContext | None:
+    """The launch one result row of a launch statement allows (None: refused, for any
+    reason: not linked, left, disabled, excluded, out of scope, not enrolled, tool not live
+    or not approved, no deployment for the school)."""
+    person_id, person, klass, enrollment_roles, org_roles_, deployment_row = row
+    rows = release_launch.launch_rows_from((person, klass, enrollment_roles, org_roles_))
+    if person_id is None or rows is None or not rows.person.get("enabled_user"):
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(LAUNCH_PERSON_SQL, [registration.pk, class_sourced_id, user.pk])
-        row = cursor.fetchone()
-    if row is None or not row[11]:  # not linked, not current, disabled, or not enrolled
+    service = (SERVICE_DEEP_LINKING if message_type == MessageType.DEEP_LINKING
+               else SERVICE_LAUNCH)
+    if not rows.enrollment_roles or not _allowed(release, person_id, rows.klass, service):
         return None
-    person = dict(zip(_PERSON_FIELDS[:1] + _PERSON_FIELDS[2:], row[:6], strict=True))
-    person["enabled_user"] = True
-    klass = dict(zip(_CLASS_FIELDS, row[6:11], strict=True))
-    klass["roles"] = list(row[11])
-    deployment = None
-    if row[13]:
-        pk, deployment_id, org = row[13]
-        deployment = Deployment(pk=int(pk), registration=registration,
-                                deployment_id=deployment_id, org_sourced_id=org)
-    return _LaunchPerson(person=person, klass=klass, enrollment_roles=list(row[11]),
-                         org_roles=list(row[12]), deployment=deployment)
+    if service == SERVICE_DEEP_LINKING and not CONTENT_EDITOR_ROLES & set(rows.enrollment_roles):
+        return None
+    if not deployment_row:
+        return None
+    pk, deployment_id, org = deployment_row
+    deployment = Deployment(pk=int(pk), registration=registration, deployment_id=deployment_id,
+                            org_sourced_id=org)
+    released = rows.person
+    person_row = {**released, "sourced_id": person_id,
+                  "released_sourced_id": released["sourced_id"]}
+    klass_row = {**rows.klass, "roles": list(rows.enrollment_roles)}
+    return LaunchContext(
+        registration=registration, deployment=deployment, release=release, person=person_row,
+        klass=klass_row, enrollment_roles=rows.enrollment_roles, org_roles=rows.org_roles,
+    )
 
 
-def _corrected(release: Release, person_id: str, class_id: str, roles: list[str]) -> list[str]:
-    """Enrollment roles after the release's role corrections (as ``release.enrollments()``
-    applies them), so a launch carries the corrected role too."""
-    for rule in release.overrides:
-        if (rule.kind == "role_correction" and rule.user_sourced_id == person_id
-                and rule.class_sourced_id == class_id and rule.role):
-            return [rule.role]
-    return roles
+def launch_release(user: Any, registration: ToolRegistration,
+                   at: dt.datetime | None = None) -> Release | None:
+    """The release a launch of ``registration`` by ``user`` reads, or None when no launch
+    can happen at all (staff account, not an LTI tool, tool not live)."""
+    if not _may_launch_account(user):
+        return None
+    if registration.integration.kind != IntegrationKind.LTI_TOOL:
+        return None
+    release = release_for(registration.integration, at=at or timezone.now())
+    if not release.live or not release.allows_service(SERVICE_LAUNCH):
+        return None
+    return release
 
 
 def launch_context(
@@ -192,35 +209,18 @@ def launch_context(
 
     None covers every reason (not linked, disabled, left, excluded, not enrolled, tool not
     live or not approved, class out of the approved orgs): callers show one plain message
-    that reveals none of them.
+    that reveals none of them. One statement after the release.
     """
-    at = at or timezone.now()
-    found = _launch_person(user, class_sourced_id, registration)
-    if found is None:
+    release = launch_release(user, registration, at)
+    if release is None:
         return None
-    person, klass, roles_at_orgs = found.person, found.klass, found.org_roles
-    enrollment_roles = found.enrollment_roles
-    service = SERVICE_LAUNCH
-    if message_type == MessageType.DEEP_LINKING:
-        service = SERVICE_DEEP_LINKING
-        if not CONTENT_EDITOR_ROLES & set(enrollment_roles):
-            return None
-    if registration.integration.kind != IntegrationKind.LTI_TOOL:
-        return None
-    release = release_for(registration.integration, at=at)
-    if not _allowed(release, person["sourced_id"], klass, service):
-        return None
-    deployment = found.deployment
-    if deployment is None:
-        return None
-    enrollment_roles = _corrected(release, person["sourced_id"], klass["sourced_id"],
-                                  enrollment_roles)
-    if service == SERVICE_DEEP_LINKING and not CONTENT_EDITOR_ROLES & set(enrollment_roles):
-        return None
-    return LaunchContext(
-        registration=registration, deployment=deployment, release=release, person=person,
-        klass=klass, enrollment_roles=tuple(enrollment_roles), org_roles=tuple(roles_at_orgs),
-    )
+    sql, params = launch_statement(release, user=user, registration=registration,
+                                   class_sourced_id=class_sourced_id)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return launch_context_from(row, registration=registration, release=release,
+                               message_type=message_type)
 
 
 @dataclass(frozen=True)
