@@ -39,6 +39,7 @@ pseudonyms too, so a vendor can never probe with a school identifier.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from apps.audit.models import FieldClass
+from apps.governance import release_cache
 from apps.governance.pseudonyms import IDENTITY, Pseudonymiser, pseudonymiser_for_vendor
 from apps.roster.ingest.staging import array_literal
 from apps.roster.models import (
@@ -214,8 +216,9 @@ def _current(model: type[CanonicalRow]) -> QuerySet:
 
 @dataclass(frozen=True)
 class Release:
-    """What one integration may receive at one moment. Cheap to build; build one per
-    request or run (never cache it across requests: levers must act on the next one)."""
+    """What one integration may receive at one moment. Ask ``release_for`` for one per
+    request or run; it reuses a built release only while nothing it depends on has changed
+    (``apps.governance.release_cache``), so levers act on the next request."""
 
     integration: Any
     vendor_id: int | None
@@ -234,6 +237,15 @@ class Release:
     pseudonymiser: Pseudonymiser = IDENTITY
     column_classes: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
     approvals: tuple[int, ...] = ()
+
+    def at_instant(self, at: dt.datetime) -> Release:
+        """The same release, asked about at ``at`` (a cached release reused for a later
+        request: only the instant differs; computed org literals are kept)."""
+        if at == self.at:
+            return self
+        clone = copy.copy(self)
+        object.__setattr__(clone, "at", at)
+        return clone
 
     # --- questions spokes ask ---------------------------------------------------------------
 
@@ -570,20 +582,36 @@ def _expand_orgs(chosen: Iterable[str]) -> frozenset[str]:
 def release_for(integration: Any, *, at: dt.datetime | None = None) -> Release:
     """Everything ``integration`` may receive at ``at`` (now by default).
 
-    Reads the integration's and its vendor's status afresh, so a suspension acts on the
-    next call. Costs a handful of small queries (status, grant, org scope, exclusions,
-    overrides, and the vendor key when pseudonymised); the querysets cost one query each.
+    Answers from the process's release cache when no lever has moved since it was built
+    (one indexed query; see ``release_cache``), else builds it afresh: the integration's
+    and vendor's status, the grant, the org scope, exclusions, overrides and the vendor
+    key. Either way a suspension, an exclusion or a withdrawn approval acts on the next
+    call. The querysets cost one query each.
     """
+    at = at or timezone.now()
+    current = release_cache.generations()
+    if current is not None:
+        hit = release_cache.cached(integration.pk, current, at)
+        if hit is not None:
+            return hit.at_instant(at)
+    release = _build_release(integration.pk, at)
+    if current is not None:
+        window = release_cache.window_for(
+            integration_id=integration.pk, vendor_id=release.vendor_id, at=at
+        )
+        release_cache.store(integration.pk, current, window, release)
+    return release
+
+
+def _build_release(integration_id: int, at: dt.datetime) -> Release:
     from apps.governance.classification import classification_map
     from apps.governance.models import Exclusion, Override
     from apps.governance.selectors.grant import effective_grant
     from apps.vendors.models import Integration
 
-    at = at or timezone.now()
-    integration = Integration.objects.select_related("vendor").get(pk=integration.pk)
+    integration = Integration.objects.select_related("vendor").get(pk=integration_id)
     if not integration.is_live:
         return Release(integration=integration, vendor_id=integration.vendor_id, live=False, at=at)
-
     grant = effective_grant(integration, at=at)
     classification = classification_map()
     exclusions = dict(
