@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -478,6 +481,56 @@ def _visible(release, entity: str, ids: Iterable[str]) -> QuerySet:  # type: ign
     )
 
 
+# Compiled visibility statements, keyed by what ``Release._filtered`` reads: the entity,
+# the org scope and the exclusions. A write checks its references on every request;
+# building and compiling the ORM querysets cost more than running them.
+_VISIBLE_SQL_MAX = 256
+_visible_sql_cache: OrderedDict[tuple, tuple[str, tuple]] = OrderedDict()
+_visible_sql_lock = threading.Lock()
+
+VISIBLE_BY_ID_SQL = "SELECT {columns} FROM ({visible}) v WHERE v.sourced_id = ANY(%s)"
+
+
+def _visible_sql(release, entity: str, columns: Sequence[str]) -> tuple[str, tuple] | None:  # type: ignore[no-untyped-def]
+    """``SELECT columns`` of the rows of ``entity`` the release may show whose sourcedId is
+    in the one ``text[]`` parameter appended last, and the parameters before it (None: the
+    release shows no row of it).
+
+    Cached by the inputs of ``Release._filtered`` (its org scope and exclusions), so a
+    lever that changes either (a new release) compiles afresh; the same inputs always give
+    the same statement."""
+    if not release.org_sourced_ids:
+        return None  # _filtered is empty
+    key = (entity, tuple(columns), release.org_array, release.excluded_user_sourced_ids)
+    with _visible_sql_lock:
+        hit = _visible_sql_cache.get(key)
+        if hit is not None:
+            _visible_sql_cache.move_to_end(key)
+            return hit
+    visible, params = (release._filtered(entity, excluded=release.excluded_user_sourced_ids)
+                       .values(*dict.fromkeys(("sourced_id", *columns))).query.sql_with_params())
+    selected = ", ".join(f"v.{connection.ops.quote_name(c)}" for c in columns)
+    compiled = (VISIBLE_BY_ID_SQL.format(columns=selected, visible=visible), tuple(params))
+    with _visible_sql_lock:
+        _visible_sql_cache[key] = compiled
+        while len(_visible_sql_cache) > _VISIBLE_SQL_MAX:
+            _visible_sql_cache.popitem(last=False)
+    return compiled
+
+
+def _visible_rows(release, entity: str, ids: Iterable[str],  # type: ignore[no-untyped-def]
+                  columns: Sequence[str]) -> list[tuple]:
+    """The ``columns`` of the visible rows of ``entity`` with these stored ids."""
+    wanted = sorted(set(ids))
+    compiled = _visible_sql(release, entity, columns) if wanted else None
+    if compiled is None:
+        return []
+    sql, params = compiled
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, wanted])
+        return cursor.fetchall()
+
+
 def check_references(release, entity: E.Entity, parsed: list[Parsed],  # type: ignore[no-untyped-def]
                      problems: Problems, *, fixed: Mapping[str, str] | None = None) -> None:
     """Check every reference of the parsed objects against ``release``, set-based (one
@@ -496,13 +549,12 @@ def check_references(release, entity: E.Entity, parsed: list[Parsed],  # type: i
 
     fixed = fixed or {}
     if entity is LINE_ITEM:
-        classes = dict(_visible(release, "classes", refs("class_sourced_id"))
-                       .values_list("sourced_id", "school_sourced_id"))
-        categories = set(_visible(release, "categories", refs("category_sourced_id"))
-                         .values_list("sourced_id", flat=True))
-        sessions = set(_visible(release, "academicSessions",
-                                refs("academic_session_sourced_id"))
-                       .values_list("sourced_id", flat=True))
+        classes = dict(_visible_rows(release, "classes", refs("class_sourced_id"),
+                                     ("sourced_id", "school_sourced_id")))
+        categories = {sid for (sid,) in _visible_rows(
+            release, "categories", refs("category_sourced_id"), ("sourced_id",))}
+        sessions = {sid for (sid,) in _visible_rows(
+            release, "academicSessions", refs("academic_session_sourced_id"), ("sourced_id",))}
         for p in parsed:
             r = p.row
             school = classes.get(r["class_sourced_id"])
@@ -551,10 +603,10 @@ def check_references(release, entity: E.Entity, parsed: list[Parsed],  # type: i
                 problems.add(f"{p.where}.student.sourcedId",
                              MSG_NOT_ENROLLED.format(student=shown, klass=klass))
     elif entity is SCORE_SCALE:
-        classes = dict(_visible(release, "classes", refs("class_sourced_id"))
-                       .values_list("sourced_id", "school_sourced_id"))
-        courses = set(_visible(release, "courses", refs("course_sourced_id"))
-                      .values_list("sourced_id", flat=True))
+        classes = dict(_visible_rows(release, "classes", refs("class_sourced_id"),
+                                     ("sourced_id", "school_sourced_id")))
+        courses = {sid for (sid,) in _visible_rows(
+            release, "courses", refs("course_sourced_id"), ("sourced_id",))}
         for p in parsed:
             r = p.row
             school = classes.get(r["class_sourced_id"])
@@ -577,28 +629,26 @@ ENROLMENT_REFERENCES_SQL = (
     "WHERE e.valid_to_version IS NULL AND e.role = 'student' AND e.user_sourced_id = ANY(%s) "
     "AND e.class_sourced_id IN (SELECT i2.class_sourced_id FROM ({items}) i2)"
 )
+_ITEM_COLUMNS = ("sourced_id", "class_sourced_id", "academic_session_sourced_id")
 
 
 def _result_references(release, item_ids: set[str], student_ids: set[str]):  # type: ignore[no-untyped-def]
     """The visible line items (id -> class, session), the visible students, and their
     (student, class) enrolments, in one round trip: a tool sends one score per request."""
-    from django.db import connection
-
     items: dict[str, tuple[str, str]] = {}
     students: set[str] = set()
     enrolled: set[tuple[str, str]] = set()
     parts: list[tuple[str, list]] = []
-    if item_ids:
-        items_sql, items_params = (_visible(release, "lineItems", item_ids)
-                                   .values("sourced_id", "class_sourced_id",
-                                           "academic_session_sourced_id")
-                                   .query.sql_with_params())
-        parts.append((ITEM_REFERENCES_SQL.format(items=items_sql), list(items_params)))
-    if student_ids:
-        users_sql, users_params = (_visible(release, "users", student_ids)
-                                   .values("sourced_id").query.sql_with_params())
-        parts.append((USER_REFERENCES_SQL.format(users=users_sql), list(users_params)))
-    if item_ids and student_ids:
+    compiled_items = _visible_sql(release, "lineItems", _ITEM_COLUMNS) if item_ids else None
+    compiled_users = _visible_sql(release, "users", ("sourced_id",)) if student_ids else None
+    if compiled_items is not None:
+        items_sql, items_params = compiled_items[0], [*compiled_items[1], sorted(item_ids)]
+        parts.append((ITEM_REFERENCES_SQL.format(items=items_sql), items_params))
+    if compiled_users is not None:
+        users_sql, users_params = compiled_users
+        parts.append((USER_REFERENCES_SQL.format(users=users_sql),
+                      [*users_params, sorted(student_ids)]))
+    if compiled_items is not None and compiled_users is not None:
         parts.append((ENROLMENT_REFERENCES_SQL.format(items=items_sql),
                       [sorted(student_ids), *items_params]))
     if not parts:

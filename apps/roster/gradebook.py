@@ -5,8 +5,8 @@ A tool writes one score at a time, so a write is a small batch, and it must stay
 
 * one new ``RosterVersion`` per batch, holding only the rows the batch changes (never a
   copy of the world), allocated under the same hub-wide lock as imports and rollbacks
-  (``apply.next_version_number``) and summarised, with its outbox row, by the same
-  ``_version_create`` the import pipeline uses;
+  (``apply.next_version_number``), with the same outbox row the import pipeline's
+  ``_version_create`` writes, but written together with the rows in one statement;
 * set-based: the incoming rows travel as one JSON array, typed in SQL with the canonical
   column types, hashed with the same ``md5(ROW(...))`` as ingest (``EntityTables.hash_sql``),
   probed against the current rows in one statement per entity, and closed and inserted in
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,8 +44,7 @@ from django.utils import timezone
 from apps.roster.ingest import apply as apply_sql
 from apps.roster.ingest.apply import ChangeSet, EntityChange
 from apps.roster.ingest.staging import TABLES, EntityTables
-from apps.roster.models import RosterVersion, Source, SourceKind
-from apps.roster.services import _version_create
+from apps.roster.models import RosterOutbox, RosterVersion, Source, SourceKind
 
 # The entities a gradebook writer may write, in apply order.
 GRADEBOOK_ENTITIES: tuple[str, ...] = ("categories", "lineItems", "results", "scoreScales")
@@ -100,12 +100,24 @@ class GradebookWriteOutcome:
 
 def integration_source(*, integration: Any) -> Source:
     """The ``Source`` owning everything ``integration`` writes: one per integration, with a
-    stable name, so its rows stay its own across renames of the integration."""
+    stable name, so its rows stay its own across renames of the integration.
+
+    Kept on the integration instance once committed: a source is never deleted or renamed,
+    and the instance a cached release holds lives only as long as that release, so writes
+    under a cached release cost no lookup. Only after commit: a source created in a
+    transaction that rolls back must not be remembered."""
+    cached = integration.__dict__.get(_SOURCE_ATTRIBUTE)
+    if cached is not None:
+        return cached
     source, _ = Source.objects.get_or_create(
         name=f"{INTEGRATION_SOURCE_PREFIX}{int(integration.pk)}",
         defaults={"kind": SourceKind.INTEGRATION, "description": str(integration)[:300]},
     )
+    transaction.on_commit(lambda: integration.__dict__.setdefault(_SOURCE_ATTRIBUTE, source))
     return source
+
+
+_SOURCE_ATTRIBUTE = "_roster_gradebook_source"
 
 
 # --- SQL --------------------------------------------------------------------------------------
@@ -139,33 +151,61 @@ def _q(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _probe_sql(t: EntityTables) -> str:
-    """Each incoming row with its hash and every current row of its sourcedId (any owner)."""
-    return (
-        f"SELECT x.sourced_id, {t.hash_sql('x', staged=False)}, c.id, c.source_id, "
-        f"c.content_hash FROM ({_typed_rows(t)}) x "
-        f"LEFT JOIN {t.table} c ON c.sourced_id = x.sourced_id AND c.valid_to_version IS NULL"
+@dataclass(frozen=True)
+class _Statements:
+    """One entity's statements, composed once per process (the schema does not change)."""
+
+    # each incoming row (parameter: the JSON rows) with its hash and every current row of
+    # its sourcedId, whatever its owner
+    probe: str
+    # parameters: source id, dateLastModified, version number, the JSON rows
+    insert: str
+    # parameter: sourcedIds
+    current_owners: str
+    # parameters: version number, row ids
+    close: str
+    # what a write batch needs to know about every field: nullability, known columns
+    required: tuple[str, ...]
+    allowed: frozenset[str]
+
+
+@functools.cache
+def _statements(entity: str) -> _Statements:
+    t = TABLES[entity]
+    fields = {f.column: f for f in t.model._meta.concrete_fields}
+    return _Statements(
+        probe=(
+            f"SELECT x.sourced_id, {t.hash_sql('x', staged=False)}, c.id, c.source_id, "
+            f"c.content_hash FROM ({_typed_rows(t)}) x "
+            f"LEFT JOIN {t.table} c ON c.sourced_id = x.sourced_id "
+            f"AND c.valid_to_version IS NULL"
+        ),
+        insert=(
+            f"INSERT INTO {t.table} (source_id, sourced_id, date_last_modified, content_hash, "
+            f"valid_from_version, {t.content_list()}) "
+            f"SELECT %s, x.sourced_id, %s, {t.hash_sql('x', staged=False)}, %s, "
+            f"{', '.join('x.' + _q(c) for c in t.content)} FROM ({_typed_rows(t)}) x"
+        ),
+        current_owners=(
+            f"SELECT sourced_id, id, source_id FROM {t.table} "
+            f"WHERE sourced_id = ANY(%s) AND valid_to_version IS NULL"
+        ),
+        close=f"UPDATE {t.table} SET valid_to_version = %s WHERE id = ANY(%s)",
+        required=tuple(c for c in t.content if not fields[c].null),
+        allowed=frozenset({"sourced_id", *t.content}),
     )
 
 
-def _insert_sql(t: EntityTables) -> str:
-    return (
-        f"INSERT INTO {t.table} (source_id, sourced_id, date_last_modified, content_hash, "
-        f"valid_from_version, {t.content_list()}) "
-        f"SELECT %s, x.sourced_id, %s, {t.hash_sql('x', staged=False)}, %s, "
-        f"{', '.join('x.' + _q(c) for c in t.content)} FROM ({_typed_rows(t)}) x"
-    )
-
-
-def _current_owners_sql(t: EntityTables) -> str:
-    return (
-        f"SELECT sourced_id, id, source_id FROM {t.table} "
-        f"WHERE sourced_id = ANY(%s) AND valid_to_version IS NULL"
-    )
-
-
-def _close_sql(t: EntityTables) -> str:
-    return f"UPDATE {t.table} SET valid_to_version = %s WHERE id = ANY(%s)"
+# The version row and its outbox row, as the roster's ``_version_create`` writes them for
+# imports and rollbacks (same columns, same payload), in one statement.
+VERSION_SQL = (
+    "v AS (INSERT INTO roster_rosterversion (number, source_id, import_run_id, kind, "
+    "rolled_back_to, added, updated, deleted, by_entity, created_by_id, created_at) "
+    "VALUES (%s, %s, NULL, %s, NULL, %s, %s, %s, %s::jsonb, %s, %s) RETURNING id) "
+    "INSERT INTO roster_rosteroutbox (version_id, topic, payload, created_at, processed_at) "
+    "SELECT v.id, %s, %s::jsonb, %s, NULL FROM v RETURNING version_id"
+)
+OUTBOX_TOPIC = RosterOutbox._meta.get_field("topic").default
 
 
 # --- the service ------------------------------------------------------------------------------
@@ -181,9 +221,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not a column value")
 
 
-def _check_rows(entity: str, t: EntityTables, rows: Sequence[dict]) -> None:
-    allowed = {"sourced_id", *t.content}
-    fields = {f.column: f for f in t.model._meta.concrete_fields}
+def _check_rows(entity: str, rows: Sequence[dict]) -> None:
+    statements = _statements(entity)
+    allowed = statements.allowed
     seen: set[str] = set()
     for row in rows:
         sid = row.get("sourced_id")
@@ -206,8 +246,8 @@ def _check_rows(entity: str, t: EntityTables, rows: Sequence[dict]) -> None:
                     ERROR_UNKNOWN_COLUMN.format(entity=entity, sid=sid, column=column),
                     entity=entity, sourced_id=sid, column=column,
                 )
-        for column in t.content:
-            if not fields[column].null and row.get(column) in (None, ""):
+        for column in statements.required:
+            if row.get(column) in (None, ""):
                 raise GradebookWriteError(
                     MISSING_COLUMN,
                     ERROR_MISSING_COLUMN.format(entity=entity, sid=sid, column=column),
@@ -250,10 +290,10 @@ class _Plan:
         )
 
 
-def _plan_upserts(cursor, entity: str, t: EntityTables, rows: Sequence[dict],  # type: ignore[no-untyped-def]
+def _plan_upserts(cursor, entity: str, rows: Sequence[dict],  # type: ignore[no-untyped-def]
                   source_id: int, plan: _Plan) -> None:
-    _check_rows(entity, t, rows)
-    cursor.execute(_probe_sql(t), [json.dumps(list(rows), default=_json_default)])
+    cursor.execute(_statements(entity).probe,
+                   [json.dumps(list(rows), default=_json_default)])
     own: dict[str, tuple[int, bytes]] = {}
     hashes: dict[str, bytes] = {}
     for sid, new_hash, old_id, owner, old_hash in cursor.fetchall():
@@ -279,10 +319,10 @@ def _plan_upserts(cursor, entity: str, t: EntityTables, rows: Sequence[dict],  #
     plan.changed_json = json.dumps(changed, default=_json_default)
 
 
-def _plan_deletes(cursor, entity: str, t: EntityTables, sids: Sequence[str],  # type: ignore[no-untyped-def]
+def _plan_deletes(cursor, entity: str, sids: Sequence[str],  # type: ignore[no-untyped-def]
                   source_id: int, plan: _Plan) -> None:
     wanted = list(dict.fromkeys(sids))
-    cursor.execute(_current_owners_sql(t), [wanted])
+    cursor.execute(_statements(entity).current_owners, [wanted])
     found: dict[str, int] = {}
     for sid, row_id, owner in cursor.fetchall():
         if owner != source_id:
@@ -301,6 +341,48 @@ def _plan_deletes(cursor, entity: str, t: EntityTables, sids: Sequence[str],  # 
             plan.missing.append(sid)
 
 
+def _apply_statement(*, number: int, source: Source, plans: Mapping[str, _Plan],
+                     changes: ChangeSet, written_at: dt.datetime,
+                     actor_id: int | None) -> tuple[str, list]:
+    """Everything a planned batch writes, as ONE statement: per entity the closing of the
+    rows it replaces or deletes and the insertion of the new ones, then the version row
+    and its outbox row. An entity's insertion waits for its closing (it reads the closed
+    count first), so the new current row never meets the old one in the unique index."""
+    ctes: list[str] = []
+    params: list[Any] = []
+    for n, (entity, plan) in enumerate(plans.items()):
+        statements = _statements(entity)
+        gate = ""
+        if plan.close_ids:
+            ctes.append(f"c{n} AS ({statements.close} RETURNING 1)")
+            params += [number, plan.close_ids]
+            gate = f" WHERE (SELECT count(*) FROM c{n}) >= 0"
+        if plan.created or plan.updated:
+            ctes.append(f"i{n} AS ({statements.insert}{gate})")
+            params += [source.pk, written_at, number, plan.changed_json]
+    summary = changes.as_dict()
+    payload = {"version": number, "source": source.name, "kind": VERSION_KIND,
+               "changes": summary}
+    params += [number, source.pk, VERSION_KIND, changes.added, changes.updated,
+               changes.deleted, json.dumps(summary["by_entity"]), actor_id, written_at,
+               OUTBOX_TOPIC, json.dumps(payload), written_at]
+    return "WITH " + ", ".join([*ctes, VERSION_SQL]), params
+
+
+def _version(*, pk: int, number: int, source: Source, changes: ChangeSet,
+             created_at: dt.datetime, actor_id: int | None) -> RosterVersion:
+    """The version row just inserted, as a model instance, without reading it back."""
+    version = RosterVersion(
+        pk=pk, number=number, source=source, kind=VERSION_KIND, added=changes.added,
+        updated=changes.updated, deleted=changes.deleted,
+        by_entity=changes.as_dict()["by_entity"], created_by_id=actor_id,
+        created_at=created_at,
+    )
+    version._state.adding = False
+    version._state.db = connection.alias
+    return version
+
+
 def gradebook_write(
     *,
     source: Source,
@@ -317,12 +399,21 @@ def gradebook_write(
     sourcedId, a missing required column) refuses the whole batch. References are not
     checked here: the caller knows what its writer may see (the REST spoke checks them
     against the writer's release).
+
+    Round trips, since a tool writes one score per request and every one of them holds
+    the hub-wide version lock: the lock, then the number, one probe per entity, and one
+    statement writing rows, version and outbox together.
     """
     deletes = deletes or {}
     for entity in (*upserts, *deletes):
         _check_entity(entity)
+    for entity, rows in upserts.items():
+        if rows:
+            _check_rows(entity, rows)
     plans: dict[str, _Plan] = {}
     written_at = timezone.now()
+    actor_id = actor.pk if getattr(actor, "pk", None) else None
+    version = None
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             # The hub-wide version lock first, then the probe: no other write, import or
@@ -335,28 +426,23 @@ def gradebook_write(
                 sids = deletes.get(entity) or ()
                 if not rows and not sids:
                     continue
-                t = TABLES[entity]
                 plan = plans[entity] = _Plan()
                 if rows:
-                    _plan_upserts(cursor, entity, t, rows, source.pk, plan)
+                    _plan_upserts(cursor, entity, rows, source.pk, plan)
                 if sids:
-                    _plan_deletes(cursor, entity, t, sids, source.pk, plan)
+                    _plan_deletes(cursor, entity, sids, source.pk, plan)
             changes = ChangeSet(
                 by_entity={e: p.change for e, p in plans.items() if p.change.total}
             )
-            version = None
             if not changes.is_empty:
-                for entity, plan in plans.items():
-                    t = TABLES[entity]
-                    if plan.close_ids:
-                        cursor.execute(_close_sql(t), [number, plan.close_ids])
-                    if plan.created or plan.updated:
-                        cursor.execute(_insert_sql(t),
-                                       [source.pk, written_at, number, plan.changed_json])
-                version = _version_create(
-                    number=number, source=source, changes=changes, kind=VERSION_KIND,
-                    actor=actor if getattr(actor, "pk", None) else None,
+                sql, params = _apply_statement(
+                    number=number, source=source, plans=plans, changes=changes,
+                    written_at=written_at, actor_id=actor_id,
                 )
+                cursor.execute(sql, params)
+                version = _version(pk=cursor.fetchone()[0], number=number, source=source,
+                                   changes=changes, created_at=written_at, actor_id=actor_id)
+                transaction.on_commit(lambda: apply_sql.statistics_refresh(changes))
     except DataError as exc:
         # A value PostgreSQL cannot read as its column's type ("abc" as a score): the
         # whole batch was rolled back. Callers validate first; this keeps the promise.
