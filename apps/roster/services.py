@@ -32,7 +32,7 @@ from apps.alerts import alerts
 from apps.audit import audit
 from apps.roster import schema
 from apps.roster.ingest import apply as apply_sql
-from apps.roster.ingest import gates, staging, store, validate_sql
+from apps.roster.ingest import fastcopy, gates, staging, store, validate_sql
 from apps.roster.ingest.errors import IngestError
 from apps.roster.ingest.mapping import DEFAULT_RULES, MappingRules
 from apps.roster.ingest.rollback import rollback_apply
@@ -286,7 +286,7 @@ def import_run_process(
                 if feed.fatal:  # a zip bomb or corrupt entry found while streaming
                     break
                 # the COPY holds the connection: only the caller's callback runs inside it
-                counts[entity] = staging.staging_copy(entity, feed.rows(entity), progress=progress)
+                counts[entity] = fastcopy.staging_load(entity, feed, progress=progress)
                 report(entity, counts[entity])
             row_errors = list(feed.errors)
             if feed.fatal:

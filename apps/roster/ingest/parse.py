@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from apps.roster.ingest.fields import BAD, to_guid
 from apps.roster.ingest.manifest import Manifest, parse_manifest
 from apps.roster.ingest.mapping import DEFAULT_RULES, MappingRules
 from apps.roster.ingest.rowplan import Field, RowConverter, compile_plan
-from apps.roster.ingest.textlines import TextLines
+from apps.roster.ingest.textlines import BOM, TextLines
 from apps.roster.ingest.zipsafe import (
     CorruptEntryError,
     SafeEntryReader,
@@ -58,6 +59,8 @@ class _Plan:
     width: int  # fields per record (header length, extension columns included)
     convert: RowConverter  # compiled checks: (fields, problems) -> canonical row
     source: str  # the generated source of ``convert``, for debugging
+    fields: tuple[Field, ...] = ()  # the checks ``convert`` was compiled from
+    mode: str = "bulk"
     # 1.1 users only: positions of role and orgSourcedIds in the CSV record.
     v11_role: int = -1
     v11_orgs: int = -1
@@ -466,7 +469,8 @@ class Feed:
         convert, source = compile_plan(entity, fields, len(schema.columns), self.mode(entity),
                                        order, as_list=v11_role >= 0)
         plan = _Plan(entity=entity, file_name=schema.file_name, width=len(header),
-                     convert=convert, source=source, v11_role=v11_role, v11_orgs=v11_orgs)
+                     convert=convert, source=source, fields=tuple(fields),
+                     mode=self.mode(entity), v11_role=v11_role, v11_orgs=v11_orgs)
         self._plans[entity] = plan
         return plan
 
@@ -554,6 +558,27 @@ class Feed:
             return False
         return True
 
+    # --- the COPY fast path (fastcopy.py) -----------------------------------------------------
+    def plain_plan(self, entity: str) -> _Plan | None:
+        """The plan of a file that may go to PostgreSQL as its own CSV bytes, else None.
+
+        Only 1.2 files qualify (1.1 users fan out into roles, which needs the parser).
+        """
+        if self._fatal_at_open or self.fatal or self.version != "1.2":
+            return None
+        if entity not in self._headers or entity not in S.SCHEMAS:
+            return None
+        return self._plan(entity)
+
+    def plain_scan(self, entity: str) -> PlainScan:
+        """The data bytes of an entity's file, for ``COPY ... (FORMAT csv)``; see PlainScan."""
+        plan = self._plan(entity)
+        info = self._entries[plan.file_name]
+        header = ",".join(self._headers[entity].fields).encode("utf-8")
+        limit = min(self.limits.max_line_bytes, self.limits.max_field_chars)
+        return PlainScan(self, info, header=header, max_line=limit,
+                         max_rows=self.limits.max_rows)
+
     def _rows(self, entity: str) -> Iterator[tuple[int, tuple]]:
         plan = self._plan(entity)
         if plan.v11_role >= 0:
@@ -598,6 +623,112 @@ class Feed:
             else:
                 text = E.message(code, sid=sid, column=column)
             self._error(name, line, column, code, text)
+
+
+class NotPlain(Exception):
+    """A file holds something only the row-by-row parser reads exactly (fast path declined)."""
+
+
+# A CSV line on which PostgreSQL's CSV reader and Python's csv module (strict, excel dialect)
+# provably agree: fields are either unquoted (no quote, comma or line break) or wholly quoted
+# with doubled inner quotes, and the record ends on this very line.
+_FIELD = rb'(?:[^",\r\n]*|"(?:[^"\r\n]|"")*")'
+_PLAIN_LINE = re.compile(rb"%s(?:,%s)*\r?\n" % (_FIELD, _FIELD)).fullmatch
+
+
+class PlainScan:
+    """The data lines of one file as raw blocks, checked for the COPY fast path.
+
+    Iterating yields blocks cut at a newline (the header line and a BOM removed) and counts
+    the lines in ``lines``. It raises ``NotPlain`` as soon as a block holds anything on
+    which PostgreSQL's CSV reading could differ from the parser's, or that the parser
+    would report: a NUL byte, invalid UTF-8, a bare carriage return, a quoted field that
+    is not simply quoted or spans lines, a line longer than the line or field limit, more
+    rows than allowed, or a header not written plainly. Zip limits apply as in ``rows()``
+    (same reader, same budget); a ZipBombError or CorruptEntryError propagates.
+
+    Because every record is then exactly one line, the n-th row PostgreSQL reads is on line
+    n + 1 of the file; the caller checks that it read as many rows as there are lines (a
+    blank line, or PostgreSQL's end-of-data marker, would break that: then it falls back).
+    """
+
+    def __init__(self, feed: Feed, info: zipfile.ZipInfo, *, header: bytes, max_line: int,
+                 max_rows: int) -> None:
+        self._feed = feed
+        self._info = info
+        self._header = header
+        self._max_line = max_line
+        self._max_rows = max_rows
+        self.lines = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        feed, info = self._feed, self._info
+        raw = feed._reader(info)
+        try:
+            pending = b""
+            first = True
+            while True:
+                data = raw.read(1 << 20)
+                if first and data:
+                    first = False
+                    data = self._skip_header(raw, data)
+                if not data:
+                    break
+                buf = pending + data if pending else data
+                cut = buf.rfind(b"\n") + 1
+                block, pending = buf[:cut], buf[cut:]
+                if len(pending) > self._max_line:
+                    raise NotPlain("line too long")
+                if block:
+                    self._check(block)
+                    yield block
+            if pending:
+                block = pending + b"\n"
+                self._check(block)
+                yield block
+        finally:
+            feed._produced[info.filename] = max(feed._produced.get(info.filename, 0),
+                                                raw.produced)
+            raw.close()
+
+    def _skip_header(self, raw: SafeEntryReader, data: bytes) -> bytes:
+        if data.startswith(BOM):
+            data = data[len(BOM):]
+        while b"\n" not in data and len(data) <= self._max_line:
+            more = raw.read(1 << 20)
+            if not more:
+                break
+            data += more
+        end = data.find(b"\n")
+        head = data[:end] if end >= 0 else data
+        if head.endswith(b"\r"):
+            head = head[:-1]
+        if end < 0 or head != self._header:
+            raise NotPlain("header not written plainly")
+        return data[end + 1:]
+
+    def _check(self, block: bytes) -> None:
+        if b"\x00" in block:
+            raise NotPlain("NUL byte")
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NotPlain("not UTF-8") from None
+        if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+            raise NotPlain("bare carriage return")
+        if len(block) > self._max_line and max(map(len, block.split(b"\n"))) > self._max_line:
+            raise NotPlain("line too long")
+        find, rfind = block.find, block.rfind
+        quote = find(b'"')
+        while quote >= 0:
+            start = rfind(b"\n", 0, quote) + 1
+            end = find(b"\n", quote) + 1
+            if _PLAIN_LINE(block, start, end) is None:
+                raise NotPlain("quoting the parser would read differently")
+            quote = find(b'"', end)
+        self.lines += block.count(b"\n")
+        if self.lines > self._max_rows:
+            raise NotPlain("too many rows")
 
 
 def open_feed(

@@ -17,7 +17,7 @@ import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from apps.roster import schema
 from apps.roster.models import CANONICAL_MODELS, CanonicalRow
@@ -142,8 +142,38 @@ def _staging_ddl(tables: EntityTables) -> str:
     return f"CREATE TEMPORARY TABLE {tables.staging} ({', '.join(columns)})"
 
 
+# Session settings for an import: its sorts (index builds), hashes (diff, checks) and
+# temporary tables are the size of the roster, far beyond PostgreSQL's defaults (4 MB of
+# work_mem, 8 MB of temp_buffers), which would spill every one of them to disk.
+IMPORT_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB"}
+TEMP_BUFFERS = "256MB"
+
+
+def session_tune() -> None:
+    """Apply IMPORT_SETTINGS to this session (undone by ``session_untune``).
+
+    temp_buffers can only be raised before the session first touches a temporary table (a
+    worker's long-lived connection may already have): then the default stays.
+    """
+    with connection.cursor() as cursor:
+        for name, value in IMPORT_SETTINGS.items():
+            cursor.execute(f"SET {name} = %s", [value])
+        try:
+            with transaction.atomic():
+                cursor.execute("SET temp_buffers = %s", [TEMP_BUFFERS])
+        except DatabaseError:
+            pass
+
+
+def session_untune() -> None:
+    with connection.cursor() as cursor:
+        for name in IMPORT_SETTINGS:
+            cursor.execute(f"RESET {name}")
+
+
 def staging_create(entities: Iterable[str]) -> None:
     """(Re)create the staging tables of these entities in this database session."""
+    session_tune()
     with connection.cursor() as cursor:
         for entity in entities:
             tables = TABLES[entity]
@@ -155,6 +185,7 @@ def staging_drop(entities: Iterable[str] | None = None) -> None:
     with connection.cursor() as cursor:
         for entity in entities or TABLES:
             cursor.execute(f"DROP TABLE IF EXISTS {TABLES[entity].staging}")
+    session_untune()
 
 
 def staging_copy(

@@ -1,0 +1,171 @@
+"""The COPY fast path stages exactly what the row-by-row parser stages, or declines.
+
+A 1.2 file goes to PostgreSQL as its own CSV bytes and is checked in SQL (fastcopy.py);
+any file the fast path cannot prove clean goes through the parser, which reports each
+problem. These tests hold the two paths to the same staged rows, value for value.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from apps.roster import schema
+from apps.roster.ingest import fastcopy, staging
+from apps.roster.ingest.parse import open_feed
+from apps.roster.models import ImportState
+from benchmarks.generate_district import generate_delta, generate_district
+from tests.roster.builders import delta, small_district, write_feed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _staged(entity: str) -> list[tuple]:
+    tables = staging.TABLES[entity]
+    columns = ", ".join(
+        ["n", "line", "sourced_id", "status", "date_last_modified"]
+        + [tables.staged("s", c) for c in tables.content]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {tables.staging} s ORDER BY n")  # noqa: S608
+        return cursor.fetchall()
+
+
+def _both_paths(path: Path) -> dict[str, tuple[list, list, bool]]:
+    """Per entity: (rows staged by the fast path, rows staged by the parser, fast taken)."""
+    out = {}
+    with open_feed(path) as feed:
+        assert not feed.fatal, feed.errors
+        for entity in feed.supplied_entities():
+            plan = feed.plain_plan(entity)
+            staging.staging_create([entity])
+            taken = True
+            try:
+                fastcopy._copy_plain(entity, feed, plan.fields, plan.mode, plan.width)
+            except fastcopy._Declined:
+                taken = False
+            fast = _staged(entity)
+            staging.staging_create([entity])
+            staging.staging_copy(entity, feed.rows(entity))
+            out[entity] = (fast, _staged(entity), taken)
+        assert feed.errors == []
+    staging.staging_drop()
+    return out
+
+
+def _rewrite(path: Path, name: str, edit) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of the zip at ``path`` with one entry's bytes passed through ``edit``."""
+    out = path.with_name(f"edited-{path.name}")
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            zout.writestr(info.filename, edit(data) if info.filename == name else data)
+    return out
+
+
+def test_a_generated_district_stages_identically_through_the_fast_path(tmp_path):
+    path = tmp_path / "district.zip"
+    generate_district(path, students=60, seed=3)
+
+    for entity, (fast, parsed, taken) in _both_paths(path).items():
+        assert taken, entity
+        assert fast == parsed, entity
+        assert fast, entity
+
+
+def test_a_delta_stages_identically_through_the_fast_path(tmp_path):
+    generate_district(tmp_path / "district.zip", students=60, seed=3)
+    path = tmp_path / "delta.zip"
+    generate_delta(path, students=60, seed=3, fraction=0.2)
+
+    for entity, (fast, parsed, taken) in _both_paths(path).items():
+        assert taken, entity
+        assert fast == parsed, entity
+
+
+def test_quoting_lists_extensions_and_optional_values_read_alike(tmp_path):
+    # given awkward but valid values: quoted commas and quotes, lists with spaces, ext:
+    # enumerations, quoted empty fields, non-ASCII text, CRLF line ends and a BOM
+    feed = small_district(students=3)
+    feed["users"][1].update({"givenName": 'Zoë "Z", Jr', "grades": "07, 08", "userIds": " a ,b",
+                             "agentSourcedIds": "s2 , s3", "middleName": ""})
+    feed["orgs"][1]["type"] = "ext:academy"
+    feed["classes"][0].update({"periods": "1,2", "subjects": "Maths, Further maths"})
+    feed["academicSessions"][1]["title"] = "Autumn, first half"
+    path = write_feed(tmp_path / "feed.zip", feed)
+    path = _rewrite(path, "users.csv",
+                    lambda data: b"\xef\xbb\xbf" + data.replace(b"\n", b"\r\n")
+                    .replace(b",Pupil,", b',"Pupil",'))
+
+    results = _both_paths(path)
+
+    for entity, (fast, parsed, taken) in results.items():
+        assert taken, entity
+        assert fast == parsed, entity
+    users = {row[2]: row for row in results["users"][0]}
+    assert users["s1"][5 + staging.TABLES["users"].content.index("grades")] == ["07", "08"]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda d: d + b"\n", id="trailing blank line"),
+        pytest.param(lambda d: d.replace(b"Tess", b'"Te\nss"'), id="quoted line break"),
+        pytest.param(lambda d: d.replace(b"Tess", b'Te"ss'), id="quote inside a bare field"),
+        pytest.param(lambda d: d.replace(b"teacher1", b'"teacher"1'), id="text after a quote"),
+    ],
+)
+def test_what_the_fast_path_cannot_prove_goes_through_the_parser(tmp_path, edit):
+    path = write_feed(tmp_path / "feed.zip", small_district(students=2))
+    path = _rewrite(path, "users.csv", edit)
+
+    with open_feed(path) as feed:
+        staging.staging_create(["users"])
+        with pytest.raises(fastcopy._DECLINED + (fastcopy._Declined,)):
+            plan = feed.plain_plan("users")
+            fastcopy._copy_plain("users", feed, plan.fields, plan.mode, plan.width)
+    staging.staging_drop()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "code"),
+    [
+        ("dateLastModified", "2030-01-01T24:00:00Z", "BAD_DATETIME"),  # PostgreSQL reads it
+        ("dateLastModified", "2030-01-01T10:00:60Z", "BAD_DATETIME"),
+        ("dateLastModified", "2030-02-30T10:00:00Z", "BAD_DATETIME"),
+    ],
+)
+def test_values_postgresql_would_accept_are_still_rejected(import_feed, column, value, code):
+    feed = small_district(students=2)
+    import_feed(feed)
+    users = delta(feed["users"][:1])
+    users[0][column] = value
+
+    run = import_feed({"users": users}, mode="delta")
+
+    assert run.state == ImportState.REJECTED
+    errors = list(run.errors.values_list("file", "line", "column", "code"))
+    assert errors == [("users.csv", 2, column, code)]
+
+
+def test_a_long_guid_is_rejected_by_both_paths(import_feed):
+    feed = small_district(students=2)
+    feed["orgs"][0]["sourcedId"] = "d" * 256
+    feed["orgs"][1]["parentSourcedId"] = "d" * 256
+
+    run = import_feed({"orgs": feed["orgs"]})
+
+    assert run.state == ImportState.REJECTED
+    assert ("orgs.csv", 2, "sourcedId", "BAD_GUID") in set(
+        run.errors.values_list("file", "line", "column", "code"))
+
+
+def test_every_entity_of_the_schema_has_sql_checks():
+    # a column type without a SQL check would make the fast path decline every such file
+    kinds = {c.type for s in schema.SCHEMAS.values() for c in s.columns}
+    assert kinds <= {schema.GUID, schema.GUID_LIST, schema.STRING, schema.STRING_LIST,
+                     schema.DATE, schema.DATETIME, schema.YEAR, schema.BOOLEAN, schema.ENUM,
+                     schema.DECIMAL, schema.INTEGER}
