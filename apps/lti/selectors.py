@@ -75,6 +75,60 @@ def current_classes(sourced_id: str) -> list[dict[str, Any]]:
     return classes
 
 
+def _columns(model: type, alias: str) -> list[str]:
+    return [f"{alias}.{f.column}" for f in model._meta.concrete_fields]
+
+
+def _instance(model: type, values: Any) -> Any:
+    """A model instance from raw column values, through the fields' own converters (as the
+    ORM would), without compiling a query."""
+    fields = model._meta.concrete_fields
+    converted = []
+    for f, value in zip(fields, values, strict=True):
+        for converter in f.get_db_converters(connection):
+            value = converter(value, None, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+def _registration_sql() -> str:
+    from apps.vendors.models import Integration, Vendor
+
+    columns = [*_columns(ToolRegistration, "r"), *_columns(Integration, "i"),
+               *_columns(Vendor, "v")]
+    return (
+        f"SELECT {', '.join(columns)} FROM lti_toolregistration r "  # noqa: S608
+        "JOIN vendors_integration i ON i.id = r.integration_id "
+        "JOIN vendors_vendor v ON v.id = i.vendor_id WHERE r.client_id = %s"
+    )
+
+
+_REGISTRATION_SQL: list[str] = []
+
+
+def registration_by_client_id(client_id: str) -> ToolRegistration | None:
+    """The registration with its integration and vendor, in one statement (no ORM query
+    to compile: it runs on both requests of every launch)."""
+    from apps.vendors.models import Integration, Vendor
+
+    if not client_id:
+        return None
+    if not _REGISTRATION_SQL:
+        _REGISTRATION_SQL.append(_registration_sql())
+    with connection.cursor() as cursor:
+        cursor.execute(_REGISTRATION_SQL[0], [client_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n_reg = len(ToolRegistration._meta.concrete_fields)
+    n_int = len(Integration._meta.concrete_fields)
+    registration = _instance(ToolRegistration, row[:n_reg])
+    integration = _instance(Integration, row[n_reg:n_reg + n_int])
+    integration.vendor = _instance(Vendor, row[n_reg + n_int:])
+    registration.integration = integration
+    return registration
+
+
 def live_tools() -> list[ToolRegistration]:
     """Registrations of active LTI integrations of active vendors (approval checked later)."""
     return list(

@@ -40,7 +40,7 @@ from apps.audit import audit
 from apps.audit.models import Channel
 from apps.audit.services import access_record, disclosures_record
 from apps.keys.models import SigningKey
-from apps.keys.services import sign_jwt
+from apps.keys.services import JWT_ALGORITHM, load_private_key, sign_jwt
 from apps.lti import claims as claims_
 from apps.lti.models import (
     DeepLinkingRequest,
@@ -52,7 +52,14 @@ from apps.lti.models import (
     ResourceLinkOrigin,
     ToolRegistration,
 )
-from apps.lti.selectors import LaunchContext, launch_context
+from apps.lti.selectors import (
+    LaunchContext,
+    launch_context,
+    launch_context_from,
+    launch_release,
+    launch_statement,
+    registration_by_client_id,
+)
 from apps.lti.tool_keys import ToolKeyError, check_jwks_url, public_key_from_pem, tool_public_key
 from apps.vendors.models import Integration, IntegrationKind
 
@@ -192,15 +199,41 @@ class LoginInitiation:
     params: dict[str, str]
 
 
-def default_link(ctx: LaunchContext, *, actor: Any) -> ResourceLink:
-    """The tool's default resource link for a class (created on first launch, then stable)."""
-    link, _ = ResourceLink.objects.get_or_create(
-        registration=ctx.registration, class_sourced_id=ctx.klass["sourced_id"],
-        origin=ResourceLinkOrigin.DEFAULT,
-        defaults={"deployment": ctx.deployment, "title": ctx.registration.integration.name,
-                  "created_by": actor},
-    )
-    return link
+# The resource link a launch opens and its single-use hint, in one statement: the link
+# named (only if it is this tool's, in this class), or the tool's default link for the class,
+# created on first launch (a concurrent first launch may win the insert: then no row, and the
+# caller reads again). No link for Deep Linking. Returns the hint's target link URI.
+HINT_ISSUE_SQL = """
+WITH named AS (
+    SELECT id, url FROM lti_resourcelink
+    WHERE %(named)s AND id = %(link)s AND registration_id = %(registration)s
+      AND class_sourced_id = %(class)s
+), found AS (
+    SELECT id, url FROM lti_resourcelink
+    WHERE %(default)s AND registration_id = %(registration)s AND class_sourced_id = %(class)s
+      AND origin = 'default'
+), added AS (
+    INSERT INTO lti_resourcelink (id, registration_id, deployment_id, class_sourced_id, origin,
+                                  title, text, url, custom, created_by_id, created_at)
+    SELECT %(new_link)s, %(registration)s, %(deployment)s, %(class)s, 'default', %(title)s, '',
+           '', '{}'::jsonb, %(user)s, now()
+    WHERE %(default)s AND NOT EXISTS (SELECT 1 FROM found)
+    ON CONFLICT (registration_id, class_sourced_id) WHERE origin = 'default' DO NOTHING
+    RETURNING id, url
+), link AS (
+    SELECT id, url FROM named UNION ALL SELECT id, url FROM found
+    UNION ALL SELECT id, url FROM added
+    UNION ALL SELECT NULL, NULL WHERE NOT %(named)s AND NOT %(default)s
+    LIMIT 1
+)
+INSERT INTO lti_launchhint (hint_hash, user_id, registration_id, deployment_id,
+                            class_sourced_id, message_type, resource_link_id, target_link_uri,
+                            created_at, expires_at)
+SELECT %(hash)s, %(user)s, %(registration)s, %(deployment)s, %(class)s, %(message_type)s,
+       link.id, COALESCE(NULLIF(link.url, ''), %(target)s), now(), %(expires)s
+FROM link
+RETURNING target_link_uri
+"""
 
 
 def launch_initiate(
@@ -213,32 +246,37 @@ def launch_initiate(
                          class_sourced_id=class_sourced_id, message_type=message_type)
     if ctx is None:
         return None
-    link = None
-    target = registration.default_target_link_uri
-    if message_type == MessageType.RESOURCE_LINK:
-        if resource_link_id:
-            link = ResourceLink.objects.filter(
-                pk=resource_link_id, registration=registration,
-                class_sourced_id=class_sourced_id,
-            ).first()
-            if link is None:
-                return None
-        else:
-            link = default_link(ctx, actor=user)
-        target = link.url or target
+    link_id = None
+    if message_type == MessageType.RESOURCE_LINK and resource_link_id:
+        try:
+            link_id = uuid.UUID(str(resource_link_id))
+        except ValueError:
+            return None
+    resource_link = message_type == MessageType.RESOURCE_LINK
     token = secrets.token_urlsafe(32)
-    LaunchHint.objects.create(
-        hint_hash=_hash(token), user=user, registration=registration,
-        deployment=ctx.deployment, class_sourced_id=class_sourced_id,
-        message_type=message_type, resource_link=link, target_link_uri=target,
-        expires_at=timezone.now() + dt.timedelta(seconds=HINT_SECONDS),
-    )
+    params = {
+        "named": resource_link and link_id is not None, "link": link_id,
+        "default": resource_link and link_id is None, "new_link": uuid.uuid4(),
+        "registration": registration.pk, "deployment": ctx.deployment.pk,
+        "class": class_sourced_id, "title": registration.integration.name, "user": user.pk,
+        "hash": _hash(token), "message_type": message_type,
+        "target": registration.default_target_link_uri,
+        "expires": timezone.now() + dt.timedelta(seconds=HINT_SECONDS),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(HINT_ISSUE_SQL, params)
+        row = cursor.fetchone()
+        if row is None and params["default"]:  # a concurrent first launch made the link
+            cursor.execute(HINT_ISSUE_SQL, params)
+            row = cursor.fetchone()
+    if row is None:  # a named link that is not this tool's in this class
+        return None
     return LoginInitiation(
         url=registration.login_initiation_url,
         params={
             "iss": claims_.issuer(),
             "login_hint": login_hint_for(user, registration),
-            "target_link_uri": target,
+            "target_link_uri": row[0],
             "lti_message_hint": token,
             "lti_deployment_id": ctx.deployment.deployment_id,
             "client_id": registration.client_id,
@@ -277,15 +315,9 @@ FROM spent LEFT JOIN lti_resourcelink l ON l.id = spent.resource_link_id
 """
 
 
-def _consume_hint(token: str, *, user: Any, registration: ToolRegistration) -> LaunchHint | None:
-    """Spend the hint, atomically: of two concurrent requests with it, one wins. One
-    statement returns the hint and its resource link."""
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(CONSUME_HINT_SQL, [now, _hash(token), now, user.pk, registration.pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+def _hint_and_link(row: Any, *, user: Any, registration: ToolRegistration,
+                   now: dt.datetime) -> LaunchHint:
+    """The spent hint and its resource link from the first 13 columns of a consume row."""
     hint = LaunchHint(id=row[0], class_sourced_id=row[1], message_type=row[2],
                       deployment_id=row[3], target_link_uri=row[4], user=user,
                       registration=registration, used_at=now)
@@ -298,6 +330,81 @@ def _consume_hint(token: str, *, user: Any, registration: ToolRegistration) -> L
             registration=registration,
         )
     return hint
+
+
+def _consume_hint(token: str, *, user: Any, registration: ToolRegistration) -> LaunchHint | None:
+    """Spend the hint, atomically: of two concurrent requests with it, one wins. One
+    statement returns the hint and its resource link."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(CONSUME_HINT_SQL, [now, _hash(token), now, user.pk, registration.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _hint_and_link(row, user=user, registration=registration, now=now)
+
+
+# The whole person side of ``/lti/auth`` in one statement: spend the hint (as
+# CONSUME_HINT_SQL), read its resource link, the launch as the release shows it for the
+# hint's class (``selectors.launch_statement``), and the active LTI signing key.
+CONSUME_AND_LAUNCH_SQL = """
+WITH spent AS (
+    UPDATE lti_launchhint SET used_at = %s
+    WHERE hint_hash = %s AND used_at IS NULL AND expires_at > %s AND user_id = %s
+      AND registration_id = %s
+    RETURNING id, class_sourced_id, message_type, deployment_id, resource_link_id,
+              target_link_uri
+)
+SELECT spent.id, spent.class_sourced_id, spent.message_type, spent.deployment_id,
+       spent.target_link_uri, l.id, l.title, l.text, l.url, l.custom, l.class_sourced_id,
+       l.origin, l.deployment_id, k.kid, k.master_key_id, k.wrapped_private_key, launch.*
+FROM spent LEFT JOIN lti_resourcelink l ON l.id = spent.resource_link_id
+LEFT JOIN LATERAL (
+    SELECT kid, master_key_id, wrapped_private_key FROM keys_signingkey
+    WHERE purpose = %s AND state = %s
+) k ON true
+CROSS JOIN LATERAL ({launch}) launch
+"""
+
+
+@dataclass(frozen=True)
+class _SpentLaunch:
+    hint: LaunchHint
+    ctx: LaunchContext | None
+    key: SigningKey | None  # the active LTI key (None: none yet; sign_jwt bootstraps)
+
+
+def _consume_and_launch(token: str, *, user: Any, registration: ToolRegistration,
+                        release: Any) -> _SpentLaunch | None:
+    """Spend the hint and read its launch in one statement (None: the hint is invalid)."""
+    now = timezone.now()
+    launch_sql, launch_params = launch_statement(
+        release, user=user, registration=registration, class_sql="spent.class_sourced_id")
+    params = [now, _hash(token), now, user.pk, registration.pk, SigningKey.Purpose.LTI,
+              SigningKey.State.ACTIVE, *launch_params]
+    with connection.cursor() as cursor:
+        cursor.execute(CONSUME_AND_LAUNCH_SQL.format(launch=launch_sql), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    hint = _hint_and_link(row, user=user, registration=registration, now=now)
+    key = None
+    if row[13] is not None:
+        key = SigningKey(kid=row[13], master_key_id=row[14], wrapped_private_key=row[15],
+                         purpose=SigningKey.Purpose.LTI, state=SigningKey.State.ACTIVE)
+    ctx = launch_context_from(row[16:], registration=registration, release=release,
+                              message_type=hint.message_type)
+    return _SpentLaunch(hint=hint, ctx=ctx, key=key)
+
+
+def _sign(payload: dict[str, Any], key: SigningKey | None) -> str:
+    """The id_token, signed with the active LTI key read in the launch's statement (its
+    parsed private half is cached per process, per kid); ``sign_jwt`` when there is none
+    yet, which creates it."""
+    if key is None:
+        return sign_jwt(purpose=SigningKey.Purpose.LTI, payload=payload, headers={"typ": "JWT"})
+    return jwt.encode(payload, load_private_key(key), algorithm=JWT_ALGORITHM,
+                      headers={"typ": "JWT", "kid": key.kid, "alg": JWT_ALGORITHM})
 
 
 def _oidc_error(registration: ToolRegistration, redirect_uri: str, key: str,
@@ -315,10 +422,7 @@ def auth_respond(*, params: dict[str, str], user: Any) -> AuthOutcome:
     """Answer an OIDC authentication request (the tool's redirect to ``/lti/auth``)."""
     started = time.monotonic()
     client_id = params.get("client_id", "")
-    registration = (
-        ToolRegistration.objects.select_related("integration__vendor")
-        .filter(client_id=client_id).first() if client_id else None
-    )
+    registration = registration_by_client_id(client_id)
     if registration is None:
         return AuthOutcome(status=400, message=ERROR_UNKNOWN_CLIENT)
     redirect_uri = params.get("redirect_uri", "")
@@ -340,13 +444,18 @@ def auth_respond(*, params: dict[str, str], user: Any) -> AuthOutcome:
         params.get("login_hint", ""), login_hint_for(user, registration)
     ):
         return _oidc_error(registration, redirect_uri, "login", state)
-    hint = _consume_hint(params.get("lti_message_hint", ""), user=user, registration=registration)
-    if hint is None:
-        return _oidc_error(registration, redirect_uri, "hint", state)
     now = timezone.now()
-    ctx = launch_context(user=user, registration=registration,
-                         class_sourced_id=hint.class_sourced_id,
-                         message_type=hint.message_type, at=now)
+    release = launch_release(user, registration, now)
+    message_hint = params.get("lti_message_hint", "")
+    if release is None:  # no launch of this tool can happen now: spend the hint, refuse
+        hint = _consume_hint(message_hint, user=user, registration=registration)
+        spent = _SpentLaunch(hint=hint, ctx=None, key=None) if hint is not None else None
+    else:
+        spent = _consume_and_launch(message_hint, user=user, registration=registration,
+                                    release=release)
+    if spent is None:
+        return _oidc_error(registration, redirect_uri, "hint", state)
+    hint, ctx = spent.hint, spent.ctx
     if ctx is None or ctx.deployment.pk != hint.deployment_id:
         _record_access(registration, status=403, started=started)
         return AuthOutcome(status=403, message=REFUSED,
@@ -362,8 +471,7 @@ def auth_respond(*, params: dict[str, str], user: Any) -> AuthOutcome:
     payload = claims_.id_token_claims(ctx, hint=hint, nonce=params["nonce"], now=now,
                                       link=hint.resource_link, deep_linking_data=dl_data)
     payload.update(_service_claims(ctx, link=hint.resource_link))
-    id_token = sign_jwt(purpose=SigningKey.Purpose.LTI, payload=payload,
-                        headers={"typ": "JWT"})
+    id_token = _sign(payload, spent.key)
     channel = (Channel.LTI_DEEP_LINKING if hint.message_type == MessageType.DEEP_LINKING
                else Channel.LTI_LAUNCH)
     disclosures_record(
@@ -510,10 +618,7 @@ def deep_linking_response_accept(*, token: str, session_user: Any) -> DeepLinkin
     if header.get("alg") != "RS256" or not isinstance(unverified, dict):
         return fail
     client_id = unverified.get("iss")
-    registration = (
-        ToolRegistration.objects.select_related("integration__vendor")
-        .filter(client_id=client_id).first() if isinstance(client_id, str) else None
-    )
+    registration = registration_by_client_id(client_id) if isinstance(client_id, str) else None
     if registration is None:
         return fail
     try:

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.lti import selectors, services
-from apps.lti.models import MessageType, ToolRegistration
+from apps.lti.models import MessageType
 
 LOGIN_URL = reverse_lazy("lti:login")
 NOT_LINKED = "Your account is not linked to a class list, so there are no tools to open."
@@ -62,10 +62,7 @@ def launch_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required(login_url=LOGIN_URL)
 def launch_start(request: HttpRequest) -> HttpResponse:
-    registration = (
-        ToolRegistration.objects.select_related("integration__vendor")
-        .filter(client_id=request.POST.get("client_id", "")).first()
-    )
+    registration = selectors.registration_by_client_id(request.POST.get("client_id", ""))
     initiation = None
     if registration is not None:
         initiation = services.launch_initiate(
