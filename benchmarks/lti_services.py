@@ -251,11 +251,59 @@ def measure(root: str, setup: dict, *, clients: int, seconds: float) -> dict:
     return {"token": token, "nrps": nrps, "scores": scores}
 
 
+def profile_nrps(root: str, setup: dict, *, pages: int, dump: str | None) -> dict:
+    """NRPS pages in this process (Django's test client, no HTTP): server CPU and
+    statements per page, the relative measures that hold on a shared machine."""
+    import cProfile
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    answer = client.post("/lti/token", {
+        "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion(root, setup), "scope": " ".join(SCOPES)})
+    bearer = {"HTTP_AUTHORIZATION": "Bearer " + answer.json()["access_token"]}
+    url = f"/lti/contexts/{setup['context_id']}/memberships"
+
+    def page() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url, **bearer)
+        if response.status_code != 200 or len(response.json()["members"]) != MEMBERS:
+            raise RuntimeError(f"nrps: {response.status_code} {response.content[:200]!r}")
+        if os.environ.get("BENCH_SHOW_SQL"):
+            for query in queries.captured_queries:
+                log(query["sql"][:160].replace("\n", " "))
+        return len(queries)
+
+    for _ in range(5):
+        page()
+    profiler = cProfile.Profile(time.process_time) if dump else None
+    cpu = []
+    for _ in range(pages):
+        started = time.process_time()
+        if profiler:
+            profiler.enable()
+        statements = page()
+        if profiler:
+            profiler.disable()
+        cpu.append(time.process_time() - started)
+    if profiler:
+        profiler.dump_stats(dump)
+    return {"pages": pages, "cpu_ms_per_page_mean": round(sum(cpu) / len(cpu) * 1000, 2),
+            "cpu_ms_per_page_median": round(sorted(cpu)[len(cpu) // 2] * 1000, 2),
+            "statements_per_page": statements}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=min(2 * (os.cpu_count() or 1) + 1, 8))
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="instead: N NRPS pages in process; CPU and statements per page")
+    parser.add_argument("--profile-dump", default=None, help="with --profile: cProfile file")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
         raise SystemExit("set DATABASE_URL to a scratch database")
@@ -265,6 +313,9 @@ def main() -> None:
     os.environ["DJANGO_DEBUG"] = "false"
     _django()
     setup = set_up()
+    if args.profile:
+        print(json.dumps(profile_nrps(root, setup, pages=args.profile, dump=args.profile_dump)))
+        return
     server = start_gunicorn(port, args.workers)
     try:
         result = measure(root, setup, clients=args.clients, seconds=args.seconds)

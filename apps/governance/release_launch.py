@@ -82,14 +82,15 @@ def _released(release: Release, entity: str, columns: Sequence[str], **filters: 
     return qs.values(*columns)
 
 
-def _compiled(qs: QuerySet) -> tuple[str, list[Any]]:
+def compiled(qs: QuerySet) -> tuple[str, list[Any]]:
+    """A queryset's SQL and parameters (an empty queryset as a statement with no rows)."""
     if qs.query.is_empty():
         return "SELECT NULL WHERE false", []
     sql, params = qs.query.sql_with_params()
     return sql, list(params)
 
 
-def _substitute(sql: str, params: Sequence[Any],
+def substitute(sql: str, params: Sequence[Any],
                 fragments: Mapping[str, tuple[str, tuple[str, ...]]]) -> CompiledSql:
     """Replace each placeholder whose value is a marker in ``fragments`` by the marker's SQL
     fragment (which may hold placeholders of its own, one per named slot)."""
@@ -115,14 +116,14 @@ def _substitute(sql: str, params: Sequence[Any],
 
 
 def _build_launch_sql(release: Release) -> tuple[str, list[Any]]:
-    person, person_params = _compiled(
+    person, person_params = compiled(
         _released(release, "users", PERSON_COLUMNS, sourced_id=_PERSON))
-    klass, class_params = _compiled(
+    klass, class_params = compiled(
         _released(release, "classes", CLASS_COLUMNS, sourced_id=_CLASS))
-    enrolled, enrolled_params = _compiled(
+    enrolled, enrolled_params = compiled(
         _released(release, "enrollments", ("role",), user_sourced_id=_PERSON,
                   class_sourced_id=_CLASS))
-    roles, roles_params = _compiled(
+    roles, roles_params = compiled(
         _released(release, "roles", ("role",), user_sourced_id=_PERSON))
     sql = (
         f"SELECT (SELECT row_to_json(p) FROM ({person}) p LIMIT 1) AS person, "  # noqa: S608
@@ -133,25 +134,36 @@ def _build_launch_sql(release: Release) -> tuple[str, list[Any]]:
     return sql, [*person_params, *class_params, *enrolled_params, *roles_params]
 
 
-def _fingerprint(release: Release) -> tuple[Any, ...]:
-    """Everything the release's filters and replacements are built from (not ``at``: the
-    statements hold no instant; a release whose levers moved differs here)."""
+def fingerprint(release: Release) -> tuple[Any, ...]:
+    """Everything the release's filters, replacements and projection are built from (not
+    ``at``: the statements hold no instant). A release whose levers moved differs here, so
+    a statement compiled for it is never reused for another."""
     pseudonymiser = release.pseudonymiser
     hidden = any(o.kind == "hide_directory" for o in release.overrides)
     return (
         release.integration.pk, release.live, pseudonymiser.enabled, pseudonymiser._ipad,
         pseudonymiser._opad, release.org_array, release.excluded_user_sourced_ids,
-        release.overrides,
+        release.overrides, release.claims,
+        tuple(sorted((entity, tuple(cols)) for entity, cols in release.projection.items())),
         tuple(sorted(release.column_classes.get("users", {}).items())) if hidden else (),
     )
 
 
-_statements: OrderedDict[tuple[Any, ...], tuple[str, list[Any]]] = OrderedDict()
+_statements: OrderedDict[tuple[Any, ...], CompiledSql] = OrderedDict()
 _lock = threading.Lock()
 
 
-def _cached(key: tuple[Any, ...], build: Callable[[], tuple[str, list[Any]]]
-            ) -> tuple[str, list[Any]]:
+def compiled_for(release: Release, key: tuple[Any, ...],
+                 build: Callable[[], tuple[str, list[Any]]],
+                 fragments: Mapping[str, tuple[str, tuple[str, ...]]]) -> CompiledSql:
+    """The statement ``build`` compiles for ``release``, its markers replaced by
+    ``fragments`` (``substitute``): compiled once per release content, ``key`` (what else
+    the statement depends on) and fragments, then reused while they are unchanged."""
+    cache_key = (*key, tuple(sorted(fragments.items())), *fingerprint(release))
+    return _cached(cache_key, lambda: substitute(*build(), fragments))
+
+
+def _cached(key: tuple[Any, ...], build: Callable[[], CompiledSql]) -> CompiledSql:
     with _lock:
         hit = _statements.get(key)
         if hit is not None:
@@ -172,9 +184,7 @@ def launch_rows_sql(release: Release, *, person_sql: str = "%s", person_slots: I
     enrollment roles, org roles). The person and the class are bound as values by default
     (slots ``person`` and ``class``), or given as SQL fragments of the embedding statement
     (``person_sql="(SELECT ... WHERE user_id = %s)", person_slots=("user",)``)."""
-    key = ("launch", *_fingerprint(release))
-    sql, params = _cached(key, lambda: _build_launch_sql(release))
-    return _substitute(sql, params, {
+    return compiled_for(release, ("launch",), lambda: _build_launch_sql(release), {
         _PERSON: (person_sql, tuple(person_slots)),
         _CLASS: (class_sql, tuple(class_slots)),
     })

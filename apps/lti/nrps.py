@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
+from django.db import connection
 from django.db.models import Exists, OuterRef
 
+from apps.governance import release_launch
 from apps.governance.pseudonyms import IDENTITY, pseudonymiser_for_vendor
 from apps.governance.release import Release
 from apps.lti import claims as claims_
@@ -102,14 +104,18 @@ def class_context(release: Release, class_sourced_id: str) -> dict[str, Any] | N
             "title": row["title"]}
 
 
-def members_query(release: Release, class_sourced_id: str, *, role: str | None = None):  # type: ignore[no-untyped-def]
-    """The members of a class as released to ``release``'s tool, as one queryset."""
+def members_query(release: Release, class_sourced_id: str, *, role: str | None = None,  # type: ignore[no-untyped-def]
+                  roles: tuple[str, ...] | None = None):
+    """The members of a class as released to ``release``'s tool, as one queryset (``role``:
+    an NRPS role filter; ``roles``: the enrollment roles it means, if already resolved)."""
     # The same release without pseudonyms in its values: joins on the school's ids (indexed),
     # pseudonyms computed once per member in the SELECT list.
     raw = dataclasses.replace(release, pseudonymiser=IDENTITY)
     enrolled = raw.enrollments().filter(class_sourced_id=class_sourced_id)
-    if role is not None:
-        enrolled = enrolled.filter(role__in=enrollment_roles_for(role))
+    if roles is None and role is not None:
+        roles = enrollment_roles_for(role)
+    if roles is not None:
+        enrolled = enrolled.filter(role__in=roles)
     personal = _personal(release)
     columns = sorted({c for sources in personal.values() for c in sources})
     member_ids = member_pseudonymiser(release)
@@ -132,15 +138,62 @@ def members_query(release: Release, class_sourced_id: str, *, role: str | None =
     )
 
 
+# A page in one statement: the class as released (no row: not released to this tool) and,
+# beside it, a page of its members (NULLs: no members on this page).
+PAGE_SQL = """
+SELECT c.sourced_id, c.title, c.class_code, m.*
+FROM ({context}) c
+LEFT JOIN LATERAL ({members} LIMIT %s OFFSET %s) m ON true
+"""
+_CLASS = "\x00nrps:class\x00"
+_LIMIT = "\x00nrps:limit\x00"
+_OFFSET = "\x00nrps:offset\x00"
+
+
+def _page_statement(release: Release, roles: tuple[str, ...] | None) -> tuple[str, list[Any]]:
+    context_sql, context_params = release_launch.compiled(
+        release.classes().filter(sourced_id=_CLASS).values("sourced_id", "title", "class_code"))
+    members_sql, members_params = release_launch.compiled(
+        members_query(release, _CLASS, roles=roles))
+    return (PAGE_SQL.format(context=context_sql, members=members_sql),
+            [*context_params, *members_params, _LIMIT, _OFFSET])
+
+
 def memberships(release: Release, class_sourced_id: str, *, role: str | None = None,
                 limit: int = DEFAULT_LIMIT, offset: int = 0) -> MembersPage:
-    """A page of a class's members (``limit`` rows from ``offset``) and its context."""
-    context = class_context(release, class_sourced_id)
-    if context is None or not release.live:
-        return MembersPage(context=None, members=[], user_sourced_ids=[], field_classes=[],
-                           has_more=False)
+    """A page of a class's members (``limit`` rows from ``offset``) and its context, in one
+    statement compiled once per release content and role filter (``release_launch``): a
+    page costs its SQL, not the building of the release's querysets."""
+    empty = MembersPage(context=None, members=[], user_sourced_ids=[], field_classes=[],
+                        has_more=False)
+    if not release.live:
+        return empty
+    roles = enrollment_roles_for(role) if role is not None else None
+    if roles == ():  # a role no one here has: the context, and nobody in it
+        context = class_context(release, class_sourced_id)
+        return empty if context is None else dataclasses.replace(
+            empty, context=context, field_classes=_disclosed(release, set()))
+    member_ids = member_pseudonymiser(release)
+    bound = release_launch.compiled_for(
+        release, ("nrps.page", roles, member_ids._ipad), lambda: _page_statement(release, roles),
+        {_CLASS: ("%s", ("class",)), _LIMIT: ("%s", ("limit",)), _OFFSET: ("%s", ("offset",))})
+    with connection.cursor() as cursor:
+        cursor.execute(bound.sql, bound.bind(limit=limit + 1, offset=offset,
+                                             **{"class": class_sourced_id}))
+        names = [column.name for column in cursor.description][3:]
+        found = cursor.fetchall()
+    if not found:
+        return empty
+    first = found[0]
+    context = {"id": first[0], "label": first[2] or first[1], "title": first[1]}
+    rows = [dict(zip(names, row[3:], strict=True)) for row in found]
+    rows = [row for row in rows if row["member_id"] is not None]
+    return _page(release, context, rows, limit=limit)
+
+
+def _page(release: Release, context: dict[str, Any], rows: list[dict[str, Any]], *,
+          limit: int) -> MembersPage:
     personal = _personal(release)
-    rows = list(members_query(release, class_sourced_id, role=role)[offset:offset + limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
     members, carried = [], set()
