@@ -23,7 +23,9 @@ import dataclasses
 import datetime as dt
 import decimal
 import hashlib
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -330,15 +332,60 @@ def score_input(body: Any) -> ScoreInput:
                       grading_progress=progress["gradingProgress"], comment=comment)
 
 
+# The school's ids of a class's released members: people the release shows (org scope,
+# exclusions) with an enrolment in the class it shows. Composed from ``Release._filtered``,
+# the release's one definition of visibility, and compiled once per org scope and
+# exclusions (all ``_filtered`` reads): a tool posts one score per request.
+MEMBERS_SQL = (
+    "SELECT u.sourced_id FROM ({users}) u WHERE EXISTS (SELECT 1 FROM ({enrolled}) e "  # noqa: S608
+    "WHERE e.user_sourced_id = u.sourced_id AND e.class_sourced_id = %s)"
+)
+_MEMBERS_SQL_MAX = 256
+_members_sql_cache: OrderedDict[tuple, tuple[str, tuple]] = OrderedDict()
+_members_sql_lock = threading.Lock()
+
+
+def _members_sql(release: Release) -> tuple[str, tuple] | None:
+    """The members statement of ``release`` and its parameters before the class id (None:
+    the release shows no member of any class, as ``members_query`` would return none)."""
+    if not (release.live and release.org_sourced_ids and release.columns("users")
+            and release.columns("enrollments")):
+        return None
+    excluded = release.excluded_user_sourced_ids
+    key = (release.org_array, excluded)
+    with _members_sql_lock:
+        hit = _members_sql_cache.get(key)
+        if hit is not None:
+            _members_sql_cache.move_to_end(key)
+            return hit
+    users, users_params = (release._filtered("users", excluded=excluded)
+                           .values("sourced_id").query.sql_with_params())
+    enrolled, enrolled_params = (release._filtered("enrollments", excluded=excluded)
+                                 .values("user_sourced_id", "class_sourced_id")
+                                 .query.sql_with_params())
+    compiled = (MEMBERS_SQL.format(users=users, enrolled=enrolled),
+                (*users_params, *enrolled_params))
+    with _members_sql_lock:
+        _members_sql_cache[key] = compiled
+        while len(_members_sql_cache) > _MEMBERS_SQL_MAX:
+            _members_sql_cache.popitem(last=False)
+    return compiled
+
+
 def member_sourced_id(release: Release, class_sourced_id: str, user_id: str) -> str | None:
     """The school's id of the class member the tool calls ``user_id`` (None: no such
     visible member: unknown, left, out of scope or excluded, all alike).
 
-    One query for the class's released members, pseudonyms computed in bulk here: a class
-    is small, and it does not depend on the hub-wide reverse map being filled (concurrent
-    first lookups of that map can miss)."""
-    members = list(nrps.members_query(release, class_sourced_id)
-                   .values_list("sourced_id", flat=True))
+    One query for the class's released members (the same people ``nrps.members_query``
+    lists), pseudonyms computed in bulk here: a class is small, and it does not depend on
+    the hub-wide reverse map being filled (concurrent first lookups of that map can miss)."""
+    compiled = _members_sql(release)
+    if compiled is None:
+        return None
+    sql, params = compiled
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, class_sourced_id])
+        members = [sid for (sid,) in cursor.fetchall()]
     pseudonyms = nrps.member_pseudonymiser(release).pseudonyms(members)
     return next((sid for sid, pseudonym in pseudonyms.items() if pseudonym == user_id), None)
 

@@ -158,11 +158,12 @@ class _Statements:
     # each incoming row (parameter: the JSON rows) with its hash and every current row of
     # its sourcedId, whatever its owner
     probe: str
-    # parameters: source id, dateLastModified, version number, the JSON rows
+    # parameters: source id, dateLastModified, the JSON rows (the version number is the
+    # write statement's ``n``)
     insert: str
     # parameter: sourcedIds
     current_owners: str
-    # parameters: version number, row ids
+    # parameter: row ids
     close: str
     # what a write batch needs to know about every field: nullability, known columns
     required: tuple[str, ...]
@@ -183,27 +184,37 @@ def _statements(entity: str) -> _Statements:
         insert=(
             f"INSERT INTO {t.table} (source_id, sourced_id, date_last_modified, content_hash, "
             f"valid_from_version, {t.content_list()}) "
-            f"SELECT %s, x.sourced_id, %s, {t.hash_sql('x', staged=False)}, %s, "
+            f"SELECT %s, x.sourced_id, %s, {t.hash_sql('x', staged=False)}, {_NUMBER}, "
             f"{', '.join('x.' + _q(c) for c in t.content)} FROM ({_typed_rows(t)}) x"
         ),
         current_owners=(
             f"SELECT sourced_id, id, source_id FROM {t.table} "
             f"WHERE sourced_id = ANY(%s) AND valid_to_version IS NULL"
         ),
-        close=f"UPDATE {t.table} SET valid_to_version = %s WHERE id = ANY(%s)",
+        close=f"UPDATE {t.table} SET valid_to_version = {_NUMBER} WHERE id = ANY(%s)",
         required=tuple(c for c in t.content if not fields[c].null),
         allowed=frozenset({"sourced_id", *t.content}),
     )
 
+
+# The hub-wide version allocation of ``apply.next_version_number``, in two parts: its lock
+# (held to commit, so versions become visible in number order), and the next number, read
+# by the write statement itself (its snapshot starts after the lock is held).
+VERSION_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, %s)"
+VERSION_LOCK_PARAMS = (apply_sql.SERIALISE_CLASS, apply_sql.HUB_VERSION_LOCK)
+NUMBER_SQL = "n AS (SELECT coalesce(max(number), 0) + 1 AS number FROM roster_rosterversion)"
+_NUMBER = "(SELECT n.number FROM n)"
 
 # The version row and its outbox row, as the roster's ``_version_create`` writes them for
 # imports and rollbacks (same columns, same payload), in one statement.
 VERSION_SQL = (
     "v AS (INSERT INTO roster_rosterversion (number, source_id, import_run_id, kind, "
     "rolled_back_to, added, updated, deleted, by_entity, created_by_id, created_at) "
-    "VALUES (%s, %s, NULL, %s, NULL, %s, %s, %s, %s::jsonb, %s, %s) RETURNING id) "
+    f"VALUES ({_NUMBER}, %s, NULL, %s, NULL, %s, %s, %s, %s::jsonb, %s, %s) "
+    "RETURNING id, number) "
     "INSERT INTO roster_rosteroutbox (version_id, topic, payload, created_at, processed_at) "
-    "SELECT v.id, %s, %s::jsonb, %s, NULL FROM v RETURNING version_id"
+    "SELECT v.id, %s, jsonb_build_object('version', v.number) || %s::jsonb, %s, NULL FROM v "
+    "RETURNING version_id, (payload ->> 'version')::int"
 )
 OUTBOX_TOPIC = RosterOutbox._meta.get_field("topic").default
 
@@ -341,29 +352,28 @@ def _plan_deletes(cursor, entity: str, sids: Sequence[str],  # type: ignore[no-u
             plan.missing.append(sid)
 
 
-def _apply_statement(*, number: int, source: Source, plans: Mapping[str, _Plan],
-                     changes: ChangeSet, written_at: dt.datetime,
-                     actor_id: int | None) -> tuple[str, list]:
-    """Everything a planned batch writes, as ONE statement: per entity the closing of the
-    rows it replaces or deletes and the insertion of the new ones, then the version row
-    and its outbox row. An entity's insertion waits for its closing (it reads the closed
-    count first), so the new current row never meets the old one in the unique index."""
-    ctes: list[str] = []
+def _apply_statement(*, source: Source, plans: Mapping[str, _Plan], changes: ChangeSet,
+                     written_at: dt.datetime, actor_id: int | None) -> tuple[str, list]:
+    """Everything a planned batch writes, as ONE statement: the next version number, per
+    entity the closing of the rows it replaces or deletes and the insertion of the new
+    ones, then the version row and its outbox row; it returns the version's id and number.
+    An entity's insertion waits for its closing (it reads the closed count first), so the
+    new current row never meets the old one in the unique index."""
+    ctes: list[str] = [NUMBER_SQL]
     params: list[Any] = []
     for n, (entity, plan) in enumerate(plans.items()):
         statements = _statements(entity)
         gate = ""
         if plan.close_ids:
             ctes.append(f"c{n} AS ({statements.close} RETURNING 1)")
-            params += [number, plan.close_ids]
+            params += [plan.close_ids]
             gate = f" WHERE (SELECT count(*) FROM c{n}) >= 0"
         if plan.created or plan.updated:
             ctes.append(f"i{n} AS ({statements.insert}{gate})")
-            params += [source.pk, written_at, number, plan.changed_json]
+            params += [source.pk, written_at, plan.changed_json]
     summary = changes.as_dict()
-    payload = {"version": number, "source": source.name, "kind": VERSION_KIND,
-               "changes": summary}
-    params += [number, source.pk, VERSION_KIND, changes.added, changes.updated,
+    payload = {"source": source.name, "kind": VERSION_KIND, "changes": summary}  # + version
+    params += [source.pk, VERSION_KIND, changes.added, changes.updated,
                changes.deleted, json.dumps(summary["by_entity"]), actor_id, written_at,
                OUTBOX_TOPIC, json.dumps(payload), written_at]
     return "WITH " + ", ".join([*ctes, VERSION_SQL]), params
@@ -401,8 +411,8 @@ def gradebook_write(
     against the writer's release).
 
     Round trips, since a tool writes one score per request and every one of them holds
-    the hub-wide version lock: the lock, then the number, one probe per entity, and one
-    statement writing rows, version and outbox together.
+    the hub-wide version lock: the lock, one probe per entity, and one statement taking
+    the number and writing rows, version and outbox together.
     """
     deletes = deletes or {}
     for entity in (*upserts, *deletes):
@@ -419,8 +429,8 @@ def gradebook_write(
             # The hub-wide version lock first, then the probe: no other write, import or
             # rollback can open a row between what the probe sees and what this batch
             # writes, so "another source owns it" holds across sources too. A batch that
-            # changes nothing leaves its number unused (the next one takes it again).
-            number = apply_sql.next_version_number()
+            # changes nothing takes no number.
+            cursor.execute(VERSION_LOCK_SQL, VERSION_LOCK_PARAMS)
             for entity in GRADEBOOK_ENTITIES:
                 rows = upserts.get(entity) or ()
                 sids = deletes.get(entity) or ()
@@ -435,13 +445,12 @@ def gradebook_write(
                 by_entity={e: p.change for e, p in plans.items() if p.change.total}
             )
             if not changes.is_empty:
-                sql, params = _apply_statement(
-                    number=number, source=source, plans=plans, changes=changes,
-                    written_at=written_at, actor_id=actor_id,
-                )
+                sql, params = _apply_statement(source=source, plans=plans, changes=changes,
+                                               written_at=written_at, actor_id=actor_id)
                 cursor.execute(sql, params)
-                version = _version(pk=cursor.fetchone()[0], number=number, source=source,
-                                   changes=changes, created_at=written_at, actor_id=actor_id)
+                pk, number = cursor.fetchone()
+                version = _version(pk=pk, number=number, source=source, changes=changes,
+                                   created_at=written_at, actor_id=actor_id)
                 transaction.on_commit(lambda: apply_sql.statistics_refresh(changes))
     except DataError as exc:
         # A value PostgreSQL cannot read as its column's type ("abc" as a score): the
