@@ -110,7 +110,7 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
         if cursor.rowcount != copied:
             raise _Declined("a row fails a check")
         cursor.execute(f"DROP TABLE {raw}")
-        cursor.execute(f"ANALYZE {tables.staging}")
+        cursor.execute(f"ANALYZE {tables.staging} ({tables.statistics_columns})")
     return copied
 
 
