@@ -21,6 +21,7 @@ from apps.audit.services import access_record, disclosures_record
 from apps.lti import ags, nrps, tokens
 from apps.lti import claims as claims_
 from apps.lti.models import AgsLineItem, LtiContext, ResourceLink
+from apps.lti.selectors import lti_context_of
 
 
 def _json(body: Any, *, status: int = 200, content_type: str = "application/json",
@@ -90,8 +91,7 @@ class _Call:
         """The context, if it belongs to the caller's tool (and to its token's deployment)."""
         token = self.access.token
         assert token is not None
-        context = LtiContext.objects.select_related("deployment").filter(
-            pk=context_id, registration_id=token.registration_id).first()
+        context = lti_context_of(context_id, token.registration_id)
         if context is None or (token.deployment_id is not None
                                and context.deployment_id != token.deployment_id):
             return None

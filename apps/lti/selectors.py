@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apps.governance import release_launch
 from apps.governance.release import Release, release_for
-from apps.lti.models import Deployment, MessageType, ToolRegistration
+from apps.lti.models import Deployment, LtiContext, MessageType, ServiceToken, ToolRegistration
 from apps.lti.roles import CONTENT_EDITOR_ROLES
 from apps.roster.models import Class, Enrollment, User
 from apps.vendors.models import IntegrationKind, IntegrationStatus, VendorStatus
@@ -91,35 +91,29 @@ def _instance(model: type, values: Any) -> Any:
     return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
-def _registration_sql() -> str:
+def _registration_sql(where: str, *, token: bool = False) -> str:
     from apps.vendors.models import Integration, Vendor
 
     columns = [*_columns(ToolRegistration, "r"), *_columns(Integration, "i"),
                *_columns(Vendor, "v")]
+    source = "lti_toolregistration r"
+    if token:
+        columns = [*_columns(ServiceToken, "t"), *_columns(Deployment, "d"), *columns]
+        source = ("lti_servicetoken t JOIN lti_toolregistration r ON r.id = t.registration_id "
+                  "LEFT JOIN lti_deployment d ON d.id = t.deployment_id")
     return (
-        f"SELECT {', '.join(columns)} FROM lti_toolregistration r "  # noqa: S608
+        f"SELECT {', '.join(columns)} FROM {source} "  # noqa: S608 (constant fragments)
         "JOIN vendors_integration i ON i.id = r.integration_id "
-        "JOIN vendors_vendor v ON v.id = i.vendor_id WHERE r.client_id = %s"
+        f"JOIN vendors_vendor v ON v.id = i.vendor_id WHERE {where}"
     )
 
 
-_REGISTRATION_SQL: list[str] = []
+_SQL: dict[str, str] = {}
 
 
-def registration_by_client_id(client_id: str) -> ToolRegistration | None:
-    """The registration with its integration and vendor, in one statement (no ORM query
-    to compile: it runs on both requests of every launch)."""
+def _registration_from(row: Any) -> ToolRegistration:
     from apps.vendors.models import Integration, Vendor
 
-    if not client_id:
-        return None
-    if not _REGISTRATION_SQL:
-        _REGISTRATION_SQL.append(_registration_sql())
-    with connection.cursor() as cursor:
-        cursor.execute(_REGISTRATION_SQL[0], [client_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
     n_reg = len(ToolRegistration._meta.concrete_fields)
     n_int = len(Integration._meta.concrete_fields)
     registration = _instance(ToolRegistration, row[:n_reg])
@@ -127,6 +121,61 @@ def registration_by_client_id(client_id: str) -> ToolRegistration | None:
     integration.vendor = _instance(Vendor, row[n_reg + n_int:])
     registration.integration = integration
     return registration
+
+
+def registration_by_client_id(client_id: str) -> ToolRegistration | None:
+    """The registration with its integration and vendor, in one statement (no ORM query
+    to compile: it runs on both requests of every launch)."""
+    if not client_id:
+        return None
+    if "client_id" not in _SQL:
+        _SQL["client_id"] = _registration_sql("r.client_id = %s")
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL["client_id"], [client_id])
+        row = cursor.fetchone()
+    return None if row is None else _registration_from(row)
+
+
+def service_token_by_hash(token_hash: str, *, now: dt.datetime) -> Any | None:
+    """The unexpired, unrevoked service token with its deployment, registration,
+    integration and vendor, in one statement (it runs on every service call)."""
+    if "token" not in _SQL:
+        _SQL["token"] = _registration_sql(
+            "t.token_hash = %s AND t.expires_at > %s AND t.revoked_at IS NULL", token=True)
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL["token"], [token_hash, now])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n_token = len(ServiceToken._meta.concrete_fields)
+    n_dep = len(Deployment._meta.concrete_fields)
+    token = _instance(ServiceToken, row[:n_token])
+    registration = _registration_from(row[n_token + n_dep:])
+    token.registration = registration
+    if token.deployment_id is not None:
+        token.deployment = _instance(Deployment, row[n_token:n_token + n_dep])
+        token.deployment.registration = registration
+    return token
+
+
+def lti_context_of(context_id: Any, registration_id: int) -> LtiContext | None:
+    """The context with its deployment if it belongs to the registration (one raw read:
+    it runs on every service call)."""
+    if "context" not in _SQL:
+        _SQL["context"] = (
+            f"SELECT {', '.join([*_columns(LtiContext, 'c'), *_columns(Deployment, 'd')])} "  # noqa: S608
+            "FROM lti_lticontext c JOIN lti_deployment d ON d.id = c.deployment_id "
+            "WHERE c.id = %s AND c.registration_id = %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL["context"], [context_id, registration_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n_context = len(LtiContext._meta.concrete_fields)
+    context = _instance(LtiContext, row[:n_context])
+    context.deployment = _instance(Deployment, row[n_context:])
+    return context
 
 
 def live_tools() -> list[ToolRegistration]:

@@ -46,6 +46,7 @@ from apps.lti.models import (
     TokenRequest,
     ToolRegistration,
 )
+from apps.lti.selectors import service_token_by_hash
 from apps.lti.tool_keys import ToolKeyError, public_key_from_pem, tool_public_key
 from apps.vendors.models import IntegrationKind
 
@@ -327,10 +328,7 @@ def service_token_check(*, authorization: str, any_of: tuple[str, ...]) -> Servi
     if not raw:
         return ServiceAccess(ok=False, status=401, error=ERROR_INVALID_TOKEN)
     now = timezone.now()
-    token = (
-        ServiceToken.objects.select_related("registration__integration__vendor", "deployment")
-        .filter(token_hash=_hash(raw), expires_at__gt=now, revoked_at__isnull=True).first()
-    )
+    token = service_token_by_hash(_hash(raw), now=now)
     if token is None:
         return ServiceAccess(ok=False, status=401, error=ERROR_INVALID_TOKEN)
     release = release_for(token.registration.integration, at=now)
