@@ -106,6 +106,22 @@ def test_an_excluded_pupil_is_absent_from_nrps(client, tool, memberships_url,
     assert names == {"Givenp1", "Givent1"}
 
 
+def test_an_exclusion_set_between_two_pages_acts_on_the_second(client, tool, memberships_url,
+                                                               staff_user_factory):
+    # the page statement is compiled once per release content: a new exclusion is new content
+    token = token_for(client, tool, NRPS)
+    before = {m.get("given_name") for m in read(client, memberships_url, token).json()["members"]}
+    officer = staff_user_factory(username="officer.dsl", role="safeguarding")
+    exclusion_create(actor=officer, user_sourced_id="p2", scope=ExclusionScope.VENDOR,
+                     vendor=tool.integration.vendor, reason_code=ExclusionReason.COURT_ORDER,
+                     ends_at=timezone.now() + dt.timedelta(days=30))
+
+    after = {m.get("given_name") for m in read(client, memberships_url, token).json()["members"]}
+
+    assert before == {"Givenp1", "Givenp2", "Givent1"}
+    assert after == {"Givenp1", "Givent1"}
+
+
 def test_the_role_filter_accepts_short_names_and_lowercased_uris(client, tool, memberships_url):
     token = token_for(client, tool, NRPS)
     for role in ("Learner", LEARNER, LEARNER.lower()):
@@ -255,6 +271,30 @@ def test_the_members_page_is_one_query(tool, school):
         rows = list(nrps.members_query(release, "cls1"))
     assert len(rows) == 4
     assert len(queries) == 1
+
+
+def test_a_page_with_its_context_is_one_statement(tool, school):
+    release = release_for(tool.integration)
+    nrps.memberships(release, "cls1")  # compiles the page statement for this release
+    with CaptureQueriesContext(connection) as queries:
+        page = nrps.memberships(release, "cls1", limit=2)
+    assert len(queries) == 1
+    assert page.context == {"id": "cls1", "label": "MA7A", "title": "Maths 7A"}
+    assert len(page.members) == 2 and page.has_more
+
+
+# A service call: the token with its tool, the release's generations, the context, the page,
+# the disclosure (two statements in a savepoint) and the access record.
+NRPS_CALL_BUDGET = 9
+
+
+def test_an_nrps_call_stays_within_its_statement_budget(client, tool, memberships_url):
+    token = token_for(client, tool, NRPS)
+    read(client, memberships_url, token)
+    with CaptureQueriesContext(connection) as queries:
+        response = read(client, memberships_url, token)
+    assert response.status_code == 200
+    assert len(queries) <= NRPS_CALL_BUDGET, "\n".join(q["sql"] for q in queries)
 
 
 def test_a_role_correction_shows_in_the_launch_and_in_nrps(client, tool, staff_user_factory):
