@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -243,6 +244,12 @@ class User(CanonicalRow):
     class Meta:
         verbose_name = "roster user"
         constraints, indexes = _canonical_constraints("roster_user")
+        # Which current users name these agents (guardians): a delta that removes a
+        # guardian checks only the users pointing at it, never every user's list.
+        indexes = [*indexes, GinIndex(
+            fields=["agent_sourced_ids"], name="roster_user_agents",
+            condition=Q(valid_to_version__isnull=True),
+        )]
 
 
 class Role(CanonicalRow):

@@ -227,7 +227,7 @@ def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestErr
                 f"CREATE TEMPORARY TABLE ids_{target.lower()} AS "
                 f"{_post_state_ids_sql(target, source_id=source_id, modes=modes)}"
             )
-            cursor.execute(f"CREATE INDEX ON ids_{target.lower()} (sourced_id)")
+            # No index: every probe of an id set is an anti-join the planner hashes.
             cursor.execute(f"ANALYZE ids_{target.lower()}")
         for ref in REFERENCES:
             if ref.entity not in supplied:
@@ -319,10 +319,13 @@ def _check_orphans(  # type: ignore[no-untyped-def]
         # No ORDER BY ... LIMIT here: it tempts the planner into walking the sourcedId
         # index with a nested loop per row. Filter first (array overlap for lists), sort after.
         if ref.is_list:
+            # Array overlap with the removed ids first (the GIN index on users' agents),
+            # so only the lists that name a removed record are unnested.
             sql = (
-                f"WITH pairs AS MATERIALIZED (SELECT c.sourced_id, r.ref FROM {tables.table} c "
-                f"CROSS JOIN LATERAL unnest({column}) AS r(ref) WHERE {kept}) "
-                f"SELECT p.sourced_id, p.ref FROM pairs p JOIN {rm} m ON m.sourced_id = p.ref"
+                f"SELECT c.sourced_id, r.ref FROM {tables.table} c "
+                f"CROSS JOIN LATERAL unnest({column}) AS r(ref) WHERE {kept} "
+                f"AND {column} && (SELECT coalesce(array_agg(m.sourced_id::text), '{{}}') "
+                f"FROM {rm} m) AND r.ref IN (SELECT m.sourced_id FROM {rm} m)"
             )
         else:
             sql = (
@@ -384,6 +387,14 @@ def check_primary_roles(*, source_id: int, mode: str) -> list[IngestError]:
             f"WHERE q.role_type = 'primary' AND q.status IS DISTINCT FROM 'tobedeleted'))"
         ),
     )
+    # Conflicts are rare: a hash aggregate (no sort) finds whether there is one at all.
+    (conflict,) = _fetch(
+        f"SELECT EXISTS (SELECT 1 FROM ({post}) p WHERE role_type = 'primary' "
+        f"GROUP BY user_sourced_id, org_sourced_id HAVING count(*) > 1 "
+        f"AND count(line) > 0)"
+    )[0]
+    if not conflict:
+        return []
     rows = _fetch(
         f"""
         SELECT line, sourced_id, user_sourced_id, org_sourced_id, first_sid FROM (
