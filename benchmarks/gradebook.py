@@ -14,6 +14,9 @@ tool PUTs one line item per class it writes into; the results go to the pupils e
 those classes, round robin, so some PUTs create and later ones replace. With ``--batch N``
 the same results go as POSTs of up to N results of one line item (one version each).
 
+With ``--profile N`` it instead makes N result PUTs in process (no HTTP, no gunicorn) and
+reports CPU per PUT, in Python and in the database backend, and statements per PUT.
+
 Reports writes per second (all clients) and latency percentiles, the CPU one write costs the
 server and the database (read from /proc, so a busy shared machine does not hide it) and the
 rate that implies on this machine's CPUs, and checks afterwards that every result is current
@@ -222,6 +225,72 @@ def check_written(work: list[tuple[str, dict, list[str]]]) -> dict:
             "versions": RosterVersion.objects.filter(source=source).count()}
 
 
+def backend_cpu_seconds() -> float:
+    """CPU used so far by this process's own database backend."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    return _cpu_seconds(pid, children=False)
+
+
+def profile_puts(client_id: str, secret: str, work: list[tuple[str, dict, list[str]]], *,
+                 puts: int, dump: str | None) -> dict:
+    """``puts`` result PUTs in this process (Django's test client, no HTTP, committed as
+    in production): CPU per PUT in Python and in its database backend, and statements per
+    PUT; the relative measures that hold on a shared machine."""
+    import base64
+    import cProfile
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    answer = client.post("/oauth/token", {"grant_type": "client_credentials"},
+                         HTTP_AUTHORIZATION=f"Basic {basic}")
+    bearer = {"HTTP_AUTHORIZATION": "Bearer " + answer.json()["access_token"]}
+    slots = [(sid, pupil) for sid, _, pupils in work for pupil in pupils]
+    for sid, body, _ in work:
+        client.put(BASE + f"/lineItems/{sid}", json.dumps(body),
+                   content_type="application/json", **bearer)
+    state = {"n": 0}
+
+    def put() -> int:
+        state["n"] += 1
+        sid, pupil = slots[state["n"] % len(slots)]
+        body = {"result": {"lineItem": {"sourcedId": sid}, "student": {"sourcedId": pupil},
+                           "scoreStatus": "fully graded", "score": state["n"] % 23,
+                           "scoreDate": "2026-01-13"}}
+        with CaptureQueriesContext(connection) as queries:
+            response = client.put(BASE + f"/results/bench-r-{sid}-{pupil}", json.dumps(body),
+                                  content_type="application/json", **bearer)
+        if response.status_code not in (200, 201):
+            raise SystemExit(f"PUT: {response.status_code} {response.content[:300]!r}")
+        return len(queries)
+
+    for _ in range(20):
+        put()
+    profiler = cProfile.Profile(time.process_time) if dump else None
+    statements = []
+    backend = backend_cpu_seconds()
+    started = time.process_time()
+    if profiler:
+        profiler.enable()
+    for _ in range(puts):
+        statements.append(put())
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(dump)
+    python = time.process_time() - started
+    database = backend_cpu_seconds() - backend
+    return {"puts": puts, "python_cpu_ms_per_put": round(python * 1000 / puts, 2),
+            "database_cpu_ms_per_put": round(database * 1000 / puts, 2),
+            "statements_per_put": max(statements)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=2000)
@@ -232,6 +301,9 @@ def main() -> None:
                         help="results per request: 1 PUTs each, more POSTs them together")
     parser.add_argument("--workers", type=int, default=min(2 * (os.cpu_count() or 1) + 1, 8))
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench"))
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="instead: N result PUTs in process; CPU and statements per PUT")
+    parser.add_argument("--profile-dump", default=None, help="with --profile: cProfile file")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
         raise SystemExit("set DATABASE_URL to a scratch database")
@@ -245,6 +317,10 @@ def main() -> None:
         load_district(args.students, args.seed, Path(args.workdir))
     client_id, secret = set_up_tool()
     work = targets(LINE_ITEMS)
+    if args.profile:
+        print(json.dumps(profile_puts(client_id, secret, work, puts=args.profile,
+                                      dump=args.profile_dump)))
+        return
     port = free_port()
     server = start_gunicorn(port, args.workers)
     root = f"http://127.0.0.1:{port}"

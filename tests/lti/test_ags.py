@@ -474,3 +474,39 @@ def test_the_sis_reads_a_tools_score_back_through_oneroster(client, tool, claims
     assert result["student"]["sourcedId"] == "p1"
     assert result["lineItem"]["sourcedId"] == AgsLineItem.objects.get().line_item_sourced_id
     assert float(result["score"]) == 16
+
+
+def test_scores_go_to_exactly_the_class_members_nrps_lists(client, tool, claims, token):
+    from apps.governance.pseudonyms import pseudonymiser_for_vendor
+
+    item = create_item(client, claims, token)
+    nrps_token = token_for(client, tool, NRPS)
+    members = get(client, claims[NRPS_CLAIM]["context_memberships_url"], nrps_token).json()
+    listed = {m["user_id"] for m in members["members"]}
+    pseudonym = pseudonymiser_for_vendor(tool.integration.vendor_id).pseudonym
+    assert listed == {pseudonym(sid) for sid in ("p1", "p2", "t1")}
+
+    for user_id in sorted(listed):
+        assert post(client, scores_url(item), token, score(user_id, 5, 10),
+                    ags.SCORE_MEDIA).status_code == 204
+    # a pupil of another district's class, and a school id instead of the pseudonym
+    for outsider in (pseudonym("p9"), "p1"):
+        refused = post(client, scores_url(item), token, score(outsider, 5, 10), ags.SCORE_MEDIA)
+        assert refused.status_code == 400
+        assert refused.json()["error_description"] == ags.ERROR_NOT_MEMBER
+    assert set(Result.objects.filter(valid_to_version__isnull=True)
+               .values_list("student_sourced_id", flat=True)) == {"p1", "p2", "t1"}
+
+
+def test_a_score_post_costs_a_bounded_number_of_queries(client, tool, claims, token,
+                                                        django_assert_max_num_queries):
+    item = create_item(client, claims, token)
+    pupil = member_id(client, claims, tool, "p1")
+    assert post(client, scores_url(item), token, score(pupil, 5, 10),
+                ags.SCORE_MEDIA).status_code == 204
+
+    # token, generations, item, members, the score upsert, the source, the version lock,
+    # the probe, one write of row, version and outbox, the access record, and savepoints
+    later = score(pupil, 6, 10, when=timezone.now() + dt.timedelta(seconds=1))
+    with django_assert_max_num_queries(15):
+        assert post(client, scores_url(item), token, later, ags.SCORE_MEDIA).status_code == 204

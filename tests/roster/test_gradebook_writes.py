@@ -4,10 +4,11 @@ another source's rows; SIS imports and rollbacks leave a tool's grades alone."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from apps.roster import gradebook
 from apps.roster.gradebook import GradebookWriteError, gradebook_write, integration_source
@@ -98,7 +99,14 @@ def test_a_write_batch_is_one_version_with_only_its_rows_and_an_outbox_row(sis_w
         "lineItems": {"added": 1, "updated": 0, "deleted": 0, "stale": 0},
         "results": {"added": 2, "updated": 0, "deleted": 0, "stale": 0},
     }
-    assert RosterOutbox.objects.get(version=version).payload["kind"] == "gradebook"
+    stored = RosterVersion.objects.get(pk=version.pk)
+    assert (stored.number, stored.source, stored.added, stored.by_entity, stored.created_at) == (
+        version.number, tool, 3, version.by_entity, version.created_at)
+    # the outbox row deliveries subscribe to, shaped as an import's
+    assert RosterOutbox.objects.get(version=version).payload == {
+        "version": version.number, "source": tool.name, "kind": "gradebook",
+        "changes": {"added": 3, "updated": 0, "deleted": 0, "by_entity": version.by_entity},
+    }
     assert outcome.created == {"lineItems": ("li-tool",), "results": ("r1", "r2")}
     # only the three written rows carry the new version: not a copy of the world
     opened = sum(
@@ -265,3 +273,53 @@ def test_a_tool_can_roll_back_its_own_writes_without_touching_the_sis(sis_world,
     roster_rollback(source=tool, to_version=first.version.number)
 
     assert current_results() == {"res-sis-s1": Decimal("71"), "r1": Decimal("7")}
+
+
+def test_an_integrations_source_is_remembered_only_once_committed(
+        django_capture_on_commit_callbacks, django_assert_num_queries):
+    integration = IntegrationFactory()
+
+    # created in a transaction that rolls back: neither stored nor remembered
+    with (django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError),
+          transaction.atomic()):
+        integration_source(integration=integration)
+        raise RuntimeError("the write failed")
+    assert not Source.objects.filter(name=f"integration-{integration.pk}").exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        source = integration_source(integration=integration)
+    with django_assert_num_queries(0):
+        assert integration_source(integration=integration) == source
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_get_consecutive_versions_each_holding_only_its_own_rows():
+    writers, rounds = 4, 5
+    sources = [integration_source(integration=IntegrationFactory()) for _ in range(writers)]
+    failures: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for k in range(rounds):  # the same result, replaced each round
+                gradebook_write(source=sources[n],
+                                upserts={"results": [result(f"r{n}", "s1", str(k))]})
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    numbers = list(RosterVersion.objects.order_by("number").values_list("number", flat=True))
+    assert numbers == list(range(numbers[0], numbers[0] + writers * rounds))
+    for version in RosterVersion.objects.all():
+        opened = Result.objects.filter(valid_from_version=version.number)
+        assert [r.source_id for r in opened] == [version.source_id]
+        assert RosterOutbox.objects.get(version=version).payload["version"] == version.number
+    assert current_results() == {f"r{n}": Decimal(rounds - 1) for n in range(writers)}
+    assert Result.objects.count() == writers * rounds
