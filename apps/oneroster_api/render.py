@@ -114,11 +114,13 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
     if f.kind == E.REF:
         ref, params = _ref_sql(col, f.ref_type, href)
         return f"CASE WHEN {col} IS NULL THEN NULL ELSE {ref} END", params
+    # Arrays are aggregated straight from unnest, which yields them in order; an ORDER BY
+    # inside the aggregate would start a sort for every record of the page.
     if f.kind == E.REFS:
         ref, params = _ref_sql("e.v", f.ref_type, href)
         return (
-            f"(SELECT json_agg({ref} ORDER BY e.n) "
-            f"FROM unnest({col}) WITH ORDINALITY AS e(v, n))",
+            f"(SELECT json_agg({ref}) "
+            f"FROM unnest({col}) AS e(v))",
             params,
         )
     if f.kind == E.USER_IDS:
@@ -129,26 +131,31 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
             f"'type', CASE WHEN position(':' in {x}) > 0 THEN split_part({x}, ':', 1) "
             "ELSE '' END, "
             f"'identifier', CASE WHEN position(':' in {x}) > 0 "
-            f"THEN substr({x}, position(':' in {x}) + 1) ELSE {x} END) ORDER BY e.n) "
-            f"FROM unnest({col}) WITH ORDINALITY AS e(v, n))",
+            f"THEN substr({x}, position(':' in {x}) + 1) ELSE {x} END)) "
+            f"FROM unnest({col}) AS e(v))",
             [],
         )
     if f.kind == E.ROLES:
+        # Rendered as text, member by member (a NULL member drops out of concat_ws): no
+        # json_strip_nulls re-parse per role. The order comes from the (user, org, roleType,
+        # role) index through an ordered subquery, not from a sort per user: an aggregate's
+        # own ORDER BY starts a sort for every record of the page.
         role_columns = set(release.columns("roles"))
-        pairs = [
-            f"'{name}', " + (f"to_char(ro.{column}, 'YYYY-MM-DD')" if kind == E.DATE
-                             else f"ro.{column}")
+        members = [
+            f"'\"{name}\":' || "
+            + (f"to_json(to_char(ro.{column}, 'YYYY-MM-DD'))::text" if kind == E.DATE
+               else f"to_json(ro.{column})::text")
             for name, column, kind in E.ROLE_FIELDS if column in role_columns
         ]
         org_ref, params = _ref_sql("ro.org_sourced_id", "org", f"{base_url}/orgs/")
-        pairs.append(f"'org', {org_ref}")
+        members.append(f"'\"org\":' || ({org_ref})::text")
         return (
-            f"coalesce((SELECT json_agg(json_strip_nulls(json_build_object({', '.join(pairs)})) "
+            f"coalesce((SELECT '[' || string_agg('{{' || concat_ws(',', {', '.join(members)})"
+            " || '}', ',') || ']' FROM (SELECT * FROM roster_role ro "
+            "WHERE ro.valid_to_version IS NULL AND ro.user_sourced_id = r._rid "
+            "AND ro.org_sourced_id = ANY(%s::text[]) "
             "ORDER BY ro.org_sourced_id COLLATE \"C\", ro.role_type COLLATE \"C\", "
-            "ro.role COLLATE \"C\") "
-            "FROM roster_role ro WHERE ro.valid_to_version IS NULL "
-            "AND ro.user_sourced_id = r._rid AND ro.org_sourced_id = ANY(%s::text[])), "
-            "'[]'::json)",
+            "ro.role COLLATE \"C\") AS ro), '[]')",
             [*params, release.org_array],
         )
     if f.kind == E.NUMBER:
@@ -158,8 +165,8 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
         return (
             "(SELECT json_agg(json_build_object("
             f"'itemValueLHS', split_part({x}, ':', 1), "
-            f"'itemValueRHS', substr({x}, position(':' in {x}) + 1)) ORDER BY e.n) "
-            f"FROM unnest({col}) WITH ORDINALITY AS e(v, n))",
+            f"'itemValueRHS', substr({x}, position(':' in {x}) + 1))) "
+            f"FROM unnest({col}) AS e(v))",
             [],
         )
     if f.kind == E.CHILDREN:

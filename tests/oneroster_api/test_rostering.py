@@ -130,6 +130,32 @@ def test_user_json_is_exactly_the_binding(api, token):
     assert "password" not in user
 
 
+def test_a_users_roles_and_ids_come_in_a_stable_order_with_dates_when_set(
+    api, governance_user, district
+):
+    world.user("t5", org="sch2", role="teacher", primary_org="sch1",
+               user_ids=["{MIS:5}", "{LDAP:t5}", "bare"])
+    # inserted out of order: the rendering orders by org, then roleType, then role
+    world.rows("roles",
+               {"sourced_id": "r-t5-b", "user_sourced_id": "t5", "role_type": "secondary",
+                "role": "aide", "org_sourced_id": "sch1"},
+               {"sourced_id": "r-t5-a", "user_sourced_id": "t5", "role_type": "primary",
+                "role": "teacher", "org_sourced_id": "sch1", "begin_date": dt.date(2024, 9, 1)},
+               {"sourced_id": "r-t5-x", "user_sourced_id": "t5", "role_type": "primary",
+                "role": "teacher", "org_sourced_id": "sch3"})  # out of scope: not shown
+    user = api.get("/users/t5", api.token(make_vendor(governance_user))).json()["user"]
+
+    assert [(r["org"]["sourcedId"], r["roleType"], r["role"]) for r in user["roles"]] == [
+        ("sch1", "primary", "teacher"), ("sch1", "secondary", "aide"),
+        ("sch2", "primary", "teacher"),
+    ]
+    assert user["roles"][0]["beginDate"] == "2024-09-01"
+    assert "beginDate" not in user["roles"][1] and "endDate" not in user["roles"][0]
+    assert user["userIds"] == [{"type": "MIS", "identifier": "5"},
+                               {"type": "LDAP", "identifier": "t5"},
+                               {"type": "", "identifier": "bare"}]
+
+
 def test_preferred_names_use_the_binding_names(api, governance_user, district):
     world.user("p5", org="sch1", preferred_given_name="Sam", preferred_family_name="Lee")
     vendor = make_vendor(governance_user)
