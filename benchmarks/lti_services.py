@@ -296,6 +296,69 @@ def profile_nrps(root: str, setup: dict, *, pages: int, dump: str | None) -> dic
             "statements_per_page": statements}
 
 
+def profile_scores(root: str, setup: dict, *, posts: int, dump: str | None) -> dict:
+    """AGS score posts in this process (Django's test client, no HTTP, committed as in
+    production): CPU per post in Python and in its database backend, statements per post."""
+    import cProfile
+    from pathlib import Path
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    def backend_cpu() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (pid,) = cursor.fetchone()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    answer = client.post("/lti/token", {
+        "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion(root, setup), "scope": " ".join(SCOPES)})
+    bearer = {"HTTP_AUTHORIZATION": "Bearer " + answer.json()["access_token"]}
+    context = f"/lti/contexts/{setup['context_id']}"
+    created = client.post(context + "/lineitems", json.dumps(
+        {"label": f"Bench {uuid.uuid4()}", "scoreMaximum": 10}),
+        content_type="application/vnd.ims.lis.v2.lineitem+json", **bearer)
+    scores = created.json()["id"].split("://", 1)[1].split("/", 1)[1]
+    state = {"n": 0}
+
+    def post() -> int:
+        state["n"] += 1
+        body = {"userId": setup["pupils"][state["n"] % len(setup["pupils"])],
+                "scoreGiven": state["n"] % 11, "scoreMaximum": 10,
+                "activityProgress": "Completed", "gradingProgress": "FullyGraded",
+                "timestamp": dt.datetime.now(dt.UTC).isoformat()}
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(f"/{scores}/scores", json.dumps(body),
+                                   content_type="application/vnd.ims.lis.v1.score+json",
+                                   **bearer)
+        if response.status_code != 204:
+            raise RuntimeError(f"score: {response.status_code} {response.content[:200]!r}")
+        return len(queries)
+
+    for _ in range(20):
+        post()
+    profiler = cProfile.Profile(time.process_time) if dump else None
+    statements = []
+    backend = backend_cpu()
+    started = time.process_time()
+    if profiler:
+        profiler.enable()
+    for _ in range(posts):
+        statements.append(post())
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(dump)
+    python = time.process_time() - started
+    database = backend_cpu() - backend
+    return {"posts": posts, "python_cpu_ms_per_post": round(python * 1000 / posts, 2),
+            "database_cpu_ms_per_post": round(database * 1000 / posts, 2),
+            "statements_per_post": max(statements)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
@@ -304,6 +367,8 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="instead: N NRPS pages in process; CPU and statements per page")
     parser.add_argument("--profile-dump", default=None, help="with --profile: cProfile file")
+    parser.add_argument("--profile-scores", type=int, default=0, metavar="N",
+                        help="instead: N AGS score posts in process; CPU and statements per post")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
         raise SystemExit("set DATABASE_URL to a scratch database")
@@ -315,6 +380,10 @@ def main() -> None:
     setup = set_up()
     if args.profile:
         print(json.dumps(profile_nrps(root, setup, pages=args.profile, dump=args.profile_dump)))
+        return
+    if args.profile_scores:
+        print(json.dumps(profile_scores(root, setup, posts=args.profile_scores,
+                                        dump=args.profile_dump)))
         return
     server = start_gunicorn(port, args.workers)
     try:
