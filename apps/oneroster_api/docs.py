@@ -28,6 +28,7 @@ _SCHEMA_OF_KIND = {
         "type": "object", "properties": {"type": {"type": "string"},
                                          "identifier": {"type": "string"}}}},
     E.ROLES: {"type": "array", "items": {"$ref": "#/components/schemas/Role"}},
+    E.USER_PROFILES: {"type": "array", "items": {"$ref": "#/components/schemas/UserProfile"}},
 }
 
 _QUERY_PARAMETERS = [
@@ -56,6 +57,12 @@ def openapi_document() -> dict:
             "org": {"$ref": "#/components/schemas/GUIDRef"},
             "beginDate": {"type": "string", "format": "date"},
             "endDate": {"type": "string", "format": "date"}}},
+        "UserProfile": {"type": "object", "properties": {
+            "profileId": {"type": "string"}, "profileType": {"type": "string"},
+            "vendorId": {"type": "string"}, "applicationId": {"type": "string"},
+            "description": {"type": "string"},
+            "credentials": {"type": "array", "items": {"type": "object", "properties": {
+                "type": {"type": "string"}, "username": {"type": "string"}}}}}},
         "imsx_StatusInfo": {"type": "object", "required": ["imsx_codeMajor", "imsx_severity"],
                             "properties": {
                                 "imsx_codeMajor": {"type": "string"},

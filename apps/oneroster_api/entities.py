@@ -27,6 +27,7 @@ REFS = "ref_list"
 STATUS = "status"  # always "active": closed rows are never served
 USER_IDS = "user_ids"  # [{type, identifier}] from "type:identifier" strings
 ROLES = "roles"  # a user's roles at released orgs
+USER_PROFILES = "user_profiles"  # a user's released profiles, credentials without passwords
 CHILDREN = "children"  # an org's or session's children in the release
 NUMBER = "number"  # a decimal column rendered as a JSON number (scores, weights)
 SCALE_VALUES = "scale_values"  # [{itemValueLHS, itemValueRHS}] from "{lhs:rhs}" strings
@@ -144,6 +145,7 @@ USER = Entity(
         Field("preferredLastName", STR, "preferred_family_name"),
         Field("pronouns", STR, "pronouns"),
         Field("roles", ROLES, "sourced_id"),
+        Field("userProfiles", USER_PROFILES, "sourced_id"),
         Field("primaryOrg", REF, "primary_org_sourced_id", "org", "orgs"),
         Field("identifier", STR, "identifier"),
         Field("email", STR, "email"),
@@ -197,6 +199,16 @@ _FIELD_INDEX: dict[str, dict[str, Field]] = {
     e.name: {f.name: f for f in e.fields} for e in ENTITIES.values()
 }
 
+# Members of a profile inside a user's ``userProfiles`` (profile columns in the projection).
+# The binding's credentials carry a password; the hub never holds one, so none is sent.
+PROFILE_FIELDS = (
+    ("profileId", "sourced_id"),
+    ("profileType", "profile_type"),
+    ("vendorId", "vendor_id"),
+    ("applicationId", "application_id"),
+    ("description", "description"),
+)
+
 # Columns of a role rendered inside a user's ``roles`` (role columns in the projection).
 ROLE_FIELDS = (
     ("roleType", "role_type", STR),
@@ -207,10 +219,12 @@ ROLE_FIELDS = (
 
 
 def available_fields(entity: Entity, projection: tuple[str, ...],
-                     role_projection: tuple[str, ...] = ()) -> tuple[Field, ...]:
+                     role_projection: tuple[str, ...] = (),
+                     profile_projection: tuple[str, ...] = ()) -> tuple[Field, ...]:
     """The fields of ``entity`` that exist for a client whose release projects ``projection``
     (the approved columns). Computed fields need their own columns: ``roles`` needs the role
-    entity to be released, ``children`` only ids (always released with the entity)."""
+    entity to be released, ``userProfiles`` the profile entity (credential data), ``children``
+    only ids (always released with the entity)."""
     if not projection:
         return ()
     columns = set(projection)
@@ -220,6 +234,9 @@ def available_fields(entity: Entity, projection: tuple[str, ...],
             out.append(f)
         elif f.kind == ROLES:
             if role_projection:
+                out.append(f)
+        elif f.kind == USER_PROFILES:
+            if profile_projection:
                 out.append(f)
         elif f.column in columns:
             out.append(f)

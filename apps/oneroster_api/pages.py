@@ -43,9 +43,11 @@ def disclose(release, entity: E.Entity, fields, person_ids: list[str]) -> None: 
         return
     classes = release.column_classes.get(entity.name, {})
     disclosed = {classes[f.column] for f in fields if f.column and f.column in classes}
-    if any(f.kind == E.ROLES for f in fields):
-        role_classes = release.column_classes.get("roles", {})
-        disclosed |= {role_classes[c] for c in release.columns("roles") if c in role_classes}
+    for kind, embedded in ((E.ROLES, "roles"), (E.USER_PROFILES, "userProfiles")):
+        if any(f.kind == kind for f in fields):
+            embedded_classes = release.column_classes.get(embedded, {})
+            disclosed |= {embedded_classes[c] for c in release.columns(embedded)
+                          if c in embedded_classes}
     if disclosed:
         disclosures_pending_add(
             vendor_id=release.vendor_id, integration_id=release.integration.pk,

@@ -85,7 +85,8 @@ def _ref_sql(value_sql: str, ref_type: str, href: str) -> tuple[str, list]:
 
 # Kinds whose SQL is already JSON (the others are scalars turned into JSON with to_json).
 _JSON_KINDS = frozenset(
-    {E.STRLIST, E.REF, E.REFS, E.USER_IDS, E.ROLES, E.CHILDREN, E.SCALE_VALUES}
+    {E.STRLIST, E.REF, E.REFS, E.USER_IDS, E.ROLES, E.USER_PROFILES, E.CHILDREN,
+     E.SCALE_VALUES}
 )
 
 
@@ -158,6 +159,8 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
             "ro.role COLLATE \"C\") AS ro), '[]')",
             [*params, release.org_array],
         )
+    if f.kind == E.USER_PROFILES:
+        return _user_profiles_sql(release)
     if f.kind == E.NUMBER:
         return f"{col}::float8", []
     if f.kind == E.SCALE_VALUES:
@@ -185,6 +188,30 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
             params,
         )
     raise ValueError(f.kind)  # pragma: no cover - every kind is handled above
+
+
+def _user_profiles_sql(release) -> tuple[str, list]:  # type: ignore[no-untyped-def]
+    """A user's profiles from the release's own userProfiles queryset (visibility,
+    exclusions and pseudonymised ids and usernames exactly as for the collection), joined
+    to the record by the stored person id."""
+    columns = set(release.columns("userProfiles"))
+    profiles = release.user_profiles().extra(
+        where=['"roster_userprofile"."user_sourced_id" = r._rid']
+    ).order_by()
+    sql, params = profiles.query.sql_with_params()
+    members = [f"'{name}', p.{column}" for name, column in E.PROFILE_FIELDS if column in columns]
+    credential = [f"'{name}', p.{column}" for name, column in
+                  (("type", "credential_type"), ("username", "username")) if column in columns]
+    if credential:
+        members.append(
+            f"'credentials', json_build_array(json_strip_nulls(json_build_object("
+            f"{', '.join(credential)})))"
+        )
+    return (
+        f"(SELECT json_agg(json_strip_nulls(json_build_object({', '.join(members)})) "
+        f"ORDER BY p.sourced_id COLLATE \"C\") FROM ({sql}) AS p)",
+        list(params),
+    )
 
 
 def with_raw_ids(qs: QuerySet, entity: E.Entity) -> QuerySet:

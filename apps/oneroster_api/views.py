@@ -190,7 +190,9 @@ class RosteringApi(View):
         if not projection:
             raise ApiError(FORBIDDEN, MSG_FORBIDDEN_SCOPE.format(scopes=entity.plural))
         available = {
-            f.name: f for f in E.available_fields(entity, projection, release.columns("roles"))
+            f.name: f for f in E.available_fields(
+                entity, projection, release.columns("roles"), release.columns("userProfiles")
+            )
         }
         orgs = release.org_array
 

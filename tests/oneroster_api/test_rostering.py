@@ -17,7 +17,7 @@ from apps.oneroster_api.endpoints import ENDPOINTS
 from apps.oneroster_api.models import PendingDisclosure
 from apps.oneroster_api.services import disclosures_flush
 from tests.governance import release_world as world
-from tests.oneroster_api.conftest import BASE, CORE, DEMO, make_vendor
+from tests.oneroster_api.conftest import ALL_ROSTER_CLASSES, BASE, CORE, DEMO, make_vendor
 
 pytestmark = pytest.mark.django_db
 
@@ -154,6 +154,56 @@ def test_a_users_roles_and_ids_come_in_a_stable_order_with_dates_when_set(
     assert user["userIds"] == [{"type": "MIS", "identifier": "5"},
                                {"type": "LDAP", "identifier": "t5"},
                                {"type": "", "identifier": "bare"}]
+
+
+def _profiles(*owners: str) -> None:
+    world.rows("userProfiles", *(
+        {"sourced_id": f"prof-{who}", "user_sourced_id": who, "profile_type": "lms",
+         "vendor_id": "acme", "credential_type": "password", "username": f"{who}.acme"}
+        for who in owners
+    ))
+
+
+def test_a_user_embeds_their_profiles_when_credential_data_is_approved(
+    api, governance_user, district
+):
+    _profiles("p1", "p9")
+    vendor = make_vendor(governance_user, classes=(*ALL_ROSTER_CLASSES, "credential"))
+
+    user = api.get("/users/p1", api.token(vendor)).json()["user"]
+
+    assert user["userProfiles"] == [{
+        "profileId": "prof-p1", "profileType": "lms", "vendorId": "acme",
+        "credentials": [{"type": "password", "username": "p1.acme"}],
+    }]
+    assert "userProfiles" not in api.get("/users/p2", api.token(vendor)).json()["user"]
+
+
+def test_profiles_do_not_exist_for_a_vendor_without_credential_approval(
+    api, governance_user, district
+):
+    _profiles("p1")
+    token = api.token(make_vendor(governance_user))
+
+    assert "userProfiles" not in api.get("/users/p1", token).json()["user"]
+    response = api.get("/users/p1", token, fields="sourcedId,userProfiles")
+    assert response.status_code == 400 and minor(response) == "invalid_selection_field"
+    assert b"p1.acme" not in api.get("/users", token).content
+
+
+def test_embedded_profiles_are_pseudonymised_like_the_profile_collection(
+    api, governance_user, district
+):
+    _profiles("p1")
+    vendor = make_vendor(governance_user, pseudonymised=True,
+                         classes=(*ALL_ROSTER_CLASSES, "credential"))
+    token = api.token(vendor)
+    listed = {u["givenName"]: u for u in api.get("/users", token).json()["users"]}
+
+    profile = listed["Givenp1"]["userProfiles"][0]
+    assert profile["profileId"] != "prof-p1"
+    assert profile["credentials"][0]["username"] != "p1.acme"
+    assert b"p1.acme" not in api.get("/users", token).content
 
 
 def test_preferred_names_use_the_binding_names(api, governance_user, district):
