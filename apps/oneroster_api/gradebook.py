@@ -619,15 +619,16 @@ def check_references(release, entity: E.Entity, parsed: list[Parsed],  # type: i
                 unknown(p, "course", "course", r["course_sourced_id"])
 
 
+# The visible line items named, once (a CTE the enrolment part reuses: planned once).
+ITEMS_CTE_SQL = "WITH i AS MATERIALIZED ({items}) "
 ITEM_REFERENCES_SQL = (
-    "SELECT 'i', i.sourced_id, i.class_sourced_id, i.academic_session_sourced_id "
-    "FROM ({items}) i"
+    "SELECT 'i', i.sourced_id, i.class_sourced_id, i.academic_session_sourced_id FROM i"
 )
 USER_REFERENCES_SQL = "SELECT 'u', u.sourced_id, NULL, NULL FROM ({users}) u"
 ENROLMENT_REFERENCES_SQL = (
     "SELECT 'e', e.user_sourced_id, e.class_sourced_id, NULL FROM roster_enrollment e "
     "WHERE e.valid_to_version IS NULL AND e.role = 'student' AND e.user_sourced_id = ANY(%s) "
-    "AND e.class_sourced_id IN (SELECT i2.class_sourced_id FROM ({items}) i2)"
+    "AND e.class_sourced_id IN (SELECT i.class_sourced_id FROM i)"
 )
 _ITEM_COLUMNS = ("sourced_id", "class_sourced_id", "academic_session_sourced_id")
 
@@ -638,24 +639,25 @@ def _result_references(release, item_ids: set[str], student_ids: set[str]):  # t
     items: dict[str, tuple[str, str]] = {}
     students: set[str] = set()
     enrolled: set[tuple[str, str]] = set()
-    parts: list[tuple[str, list]] = []
     compiled_items = _visible_sql(release, "lineItems", _ITEM_COLUMNS) if item_ids else None
     compiled_users = _visible_sql(release, "users", ("sourced_id",)) if student_ids else None
+    head, params = "", []
+    parts: list[str] = []
     if compiled_items is not None:
-        items_sql, items_params = compiled_items[0], [*compiled_items[1], sorted(item_ids)]
-        parts.append((ITEM_REFERENCES_SQL.format(items=items_sql), items_params))
+        head = ITEMS_CTE_SQL.format(items=compiled_items[0])
+        params += [*compiled_items[1], sorted(item_ids)]
+        parts.append(ITEM_REFERENCES_SQL)
     if compiled_users is not None:
-        users_sql, users_params = compiled_users
-        parts.append((USER_REFERENCES_SQL.format(users=users_sql),
-                      [*users_params, sorted(student_ids)]))
+        parts.append(USER_REFERENCES_SQL.format(users=compiled_users[0]))
+        params += [*compiled_users[1], sorted(student_ids)]
     if compiled_items is not None and compiled_users is not None:
-        parts.append((ENROLMENT_REFERENCES_SQL.format(items=items_sql),
-                      [sorted(student_ids), *items_params]))
+        parts.append(ENROLMENT_REFERENCES_SQL)
+        params.append(sorted(student_ids))
     if not parts:
         return items, students, enrolled
-    sql = " UNION ALL ".join(f"({part})" for part, _ in parts)
+    sql = head + " UNION ALL ".join(f"({part})" for part in parts)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [p for _, params in parts for p in params])
+        cursor.execute(sql, params)
         for kind, sid, klass, session in cursor.fetchall():
             if kind == "i":
                 items[sid] = (klass, session)

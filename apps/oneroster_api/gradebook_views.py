@@ -278,13 +278,6 @@ class GradebookApi(View):
             problems.add(refused.column or refused.entity or "body", refused.message)
             raise _Unprocessable(refused.entity or "body", problems) from refused
 
-    def _rendered(self, release, entity: E.Entity, stored_id: str) -> str:  # type: ignore[no-untyped-def]
-        """The stored object as the client reads it (the full projection)."""
-        fields = list(E.available_fields(entity, release.columns(entity.name)))
-        qs = release.queryset(entity.name).extra(
-            where=[f'"{entity.table}"."sourced_id" = %s'], params=[stored_id])
-        return pages.render_one(release, entity, qs, fields, href_base=href_base()) or "{}"
-
     def _results_of_line_item(self, release, line_item_id: str) -> list[str]:  # type: ignore[no-untyped-def]
         """The results a line item's deletion takes with it: the writer's own (in the same
         version). Results another source owns would be orphaned, so they refuse it (403)."""
@@ -315,12 +308,14 @@ class GradebookApi(View):
             raise _Unprocessable(entity.singular, problems)
         outcome = self._write(release, upserts={entity.name: [parsed.row]})
         created = outcome.was_created(entity.name, sourced_id)
-        if outcome.written_at is None:  # unchanged: the stored row keeps its date
-            rendered = self._rendered(release, entity, sourced_id)
-        else:
-            fields = E.available_fields(entity, release.columns(entity.name))
-            rendered = G.render_written(entity, parsed, fields, written_at=outcome.written_at,
-                                        href_base=href_base())
+        # unchanged (a tool resending a score): the stored row, identical in content,
+        # keeps its date; either way the reply is rendered without reading the row back
+        written_at = outcome.written_at
+        if written_at is None:
+            written_at = outcome.unchanged_since.get(entity.name, {}).get(sourced_id)
+        fields = E.available_fields(entity, release.columns(entity.name))
+        rendered = G.render_written(entity, parsed, fields, written_at=written_at,
+                                    href_base=href_base())
         body_text = '{"' + entity.singular + '":' + rendered + "}"
         return HttpResponse(body_text, status=201 if created else 200,
                             content_type="application/json"), 1

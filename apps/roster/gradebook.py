@@ -90,6 +90,9 @@ class GradebookWriteOutcome:
     created: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     updated: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unchanged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # dateLastModified of the unchanged rows (their stored row stays as it was)
+    unchanged_since: Mapping[str, Mapping[str, dt.datetime | None]] = field(
+        default_factory=dict)
     deleted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # deletes naming no current row (nothing to do; a REST DELETE answers 404)
     missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -175,11 +178,15 @@ def _statements(entity: str) -> _Statements:
     t = TABLES[entity]
     fields = {f.column: f for f in t.model._meta.concrete_fields}
     return _Statements(
+        # The planner takes a JSON array for 100 rows and would hash-join it with a scan
+        # of the whole table (every current result, per score). A LATERAL subquery it
+        # cannot flatten (OFFSET 0) makes it one index probe per incoming row.
         probe=(
             f"SELECT x.sourced_id, {t.hash_sql('x', staged=False)}, c.id, c.source_id, "
-            f"c.content_hash FROM ({_typed_rows(t)}) x "
-            f"LEFT JOIN {t.table} c ON c.sourced_id = x.sourced_id "
-            f"AND c.valid_to_version IS NULL"
+            f"c.content_hash, c.date_last_modified FROM ({_typed_rows(t)}) x "
+            f"LEFT JOIN LATERAL (SELECT id, source_id, content_hash, date_last_modified "
+            f"FROM {t.table} "
+            f"WHERE sourced_id = x.sourced_id AND valid_to_version IS NULL OFFSET 0) c ON true"
         ),
         insert=(
             f"INSERT INTO {t.table} (source_id, sourced_id, date_last_modified, content_hash, "
@@ -290,6 +297,7 @@ class _Plan:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    unchanged_since: dict[str, dt.datetime | None] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     close_ids: list[int] = field(default_factory=list)
@@ -305,15 +313,15 @@ def _plan_upserts(cursor, entity: str, rows: Sequence[dict],  # type: ignore[no-
                   source_id: int, plan: _Plan) -> None:
     cursor.execute(_statements(entity).probe,
                    [json.dumps(list(rows), default=_json_default)])
-    own: dict[str, tuple[int, bytes]] = {}
+    own: dict[str, tuple[int, bytes, dt.datetime | None]] = {}
     hashes: dict[str, bytes] = {}
-    for sid, new_hash, old_id, owner, old_hash in cursor.fetchall():
+    for sid, new_hash, old_id, owner, old_hash, modified in cursor.fetchall():
         hashes[sid] = bytes(new_hash)
         if old_id is None:
             continue
         if owner != source_id:
             raise _refuse_foreign(entity, sid)
-        own[sid] = (old_id, bytes(old_hash))
+        own[sid] = (old_id, bytes(old_hash), modified)
     changed = []
     for row in rows:
         sid = row["sourced_id"]
@@ -322,6 +330,7 @@ def _plan_upserts(cursor, entity: str, rows: Sequence[dict],  # type: ignore[no-
             plan.created.append(sid)
         elif current[1] == hashes[sid]:
             plan.unchanged.append(sid)
+            plan.unchanged_since[sid] = current[2]
             continue
         else:
             plan.updated.append(sid)
@@ -463,6 +472,8 @@ def gradebook_write(
         created={e: tuple(p.created) for e, p in plans.items() if p.created},
         updated={e: tuple(p.updated) for e, p in plans.items() if p.updated},
         unchanged={e: tuple(p.unchanged) for e, p in plans.items() if p.unchanged},
+        unchanged_since={e: dict(p.unchanged_since) for e, p in plans.items()
+                         if p.unchanged_since},
         deleted={e: tuple(p.deleted) for e, p in plans.items() if p.deleted},
         missing={e: tuple(p.missing) for e, p in plans.items() if p.missing},
     )

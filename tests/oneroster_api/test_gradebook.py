@@ -301,6 +301,13 @@ def test_the_reply_to_a_put_is_what_a_get_then_returns(gb, token):
         reply = gb.put(path, token, body)
         assert reply.status_code == 201, reply.content
         assert reply.json() == gb.get(path, token).json(), path
+    # sent again unchanged (a tool re-syncing): no new version, the stored row as it was
+    versions = RosterVersion.objects.count()
+    for path, body in writes:
+        again = gb.put(path, token, body)
+        assert again.status_code == 200, again.content
+        assert again.json() == gb.get(path, token).json(), path
+    assert RosterVersion.objects.count() == versions
 
 
 def test_a_result_put_costs_a_fixed_number_of_queries(gb, token, django_assert_num_queries,
