@@ -4,6 +4,7 @@ another source's rows; SIS imports and rollbacks leave a tool's grades alone."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from decimal import Decimal
 
@@ -323,3 +324,20 @@ def test_concurrent_writers_get_consecutive_versions_each_holding_only_its_own_r
         assert RosterOutbox.objects.get(version=version).payload["version"] == version.number
     assert current_results() == {f"r{n}": Decimal(rounds - 1) for n in range(writers)}
     assert Result.objects.count() == writers * rounds
+
+
+def test_the_probe_reads_the_current_rows_it_needs_by_index_not_the_whole_table(tool):
+    # given a results table the size of a real gradebook's, with statistics
+    gradebook_write(source=tool, upserts={"results": [
+        result(f"r{n}", f"s{n % 300}", str(n % 20), item=f"li{n % 40}") for n in range(3000)
+    ]})
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE roster_result")
+        # when one score is probed
+        cursor.execute("EXPLAIN " + gradebook._statements("results").probe,
+                       [json.dumps([result("r7", "s7", "9")])])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    # then through the current-row index, once per incoming row
+    assert "Seq Scan on roster_result" not in plan, plan
+    assert "roster_result_sid" in plan, plan
