@@ -248,7 +248,7 @@ class User(CanonicalRow):
         # guardian checks only the users pointing at it, never every user's list.
         indexes = [*indexes, GinIndex(
             fields=["agent_sourced_ids"], name="roster_user_agents",
-            condition=Q(valid_to_version__isnull=True),
+            condition=Q(valid_to_version__isnull=True, agent_sourced_ids__isnull=False),
         )]
 
 

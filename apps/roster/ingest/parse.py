@@ -23,7 +23,7 @@ import csv
 import hashlib
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -577,7 +577,7 @@ class Feed:
         header = ",".join(self._headers[entity].fields).encode("utf-8")
         limit = min(self.limits.max_line_bytes, self.limits.max_field_chars)
         return PlainScan(self, info, header=header, max_line=limit,
-                         max_rows=self.limits.max_rows)
+                         max_rows=self.limits.max_rows, guid_lines=_guid_lines(plan))
 
     def _rows(self, entity: str) -> Iterator[tuple[int, tuple]]:
         plan = self._plan(entity)
@@ -636,6 +636,36 @@ _FIELD = rb'(?:[^",\r\n]*|"(?:[^"\r\n]|"")*")'
 _PLAIN_LINE = re.compile(rb"%s(?:,%s)*\r?\n" % (_FIELD, _FIELD)).fullmatch
 
 
+_GUID_BYTES = rb"[-0-9A-Za-z._/@]{%d,255}"
+
+
+def _guid_lines(plan: _Plan) -> Callable[..., object] | None:
+    """fullmatch of a block of lines whose GUID and GUID list columns are valid, or None.
+
+    Any other column may be anything (bare or quoted); a GUID column must be unquoted and
+    match the GUID charset and length (at least one character when required), a GUID list
+    one bare GUID or a quoted list of them: each a test the parser and the SQL checks
+    apply too (fields.to_guid_list), only narrower.
+    """
+    patterns = {}
+    one = _GUID_BYTES % 1
+    listed = rb" *%s *(?:, *%s *)*" % (one, one)
+    for f in plan.fields:
+        if f.out_index < 0:
+            continue
+        if f.column.type == S.GUID:
+            patterns[f.csv_index] = one if f.required else _GUID_BYTES % 0
+        elif f.column.type == S.GUID_LIST:
+            # one bare GUID, or a quoted list (with spaces around the items if need be)
+            empty = b"" if f.required else rb"|"
+            patterns[f.csv_index] = rb'(?:%s%s|"(?:%s)%s")' % (
+                one, empty, listed, b"?" if not f.required else b"")
+    if not patterns:
+        return None
+    columns = [patterns.get(i, _FIELD) for i in range(plan.width)]
+    return re.compile(rb"(?:%s\r?\n)*" % b",".join(columns)).fullmatch
+
+
 class PlainScan:
     """The data lines of one file as raw blocks, checked for the COPY fast path.
 
@@ -653,13 +683,17 @@ class PlainScan:
     """
 
     def __init__(self, feed: Feed, info: zipfile.ZipInfo, *, header: bytes, max_line: int,
-                 max_rows: int) -> None:
+                 max_rows: int, guid_lines: Callable[..., object] | None = None) -> None:
         self._feed = feed
         self._info = info
         self._header = header
         self._max_line = max_line
         self._max_rows = max_rows
+        self._guid_lines = guid_lines
         self.lines = 0
+        # True while every line seen had its GUID columns unquoted and valid (checked here,
+        # in bytes, where it costs a fraction of a regular expression per value in SQL).
+        self.guids_checked = guid_lines is not None
 
     def __iter__(self) -> Iterator[bytes]:
         feed, info = self._feed, self._info
@@ -726,6 +760,8 @@ class PlainScan:
             if _PLAIN_LINE(block, start, end) is None:
                 raise NotPlain("quoting the parser would read differently")
             quote = find(b'"', end)
+        if self.guids_checked and self._guid_lines(block) is None:  # type: ignore[misc]
+            self.guids_checked = False  # SQL checks them instead
         self.lines += block.count(b"\n")
         if self.lines > self._max_rows:
             raise NotPlain("too many rows")
