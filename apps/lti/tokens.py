@@ -34,6 +34,7 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 
 from apps.governance import scopes as catalogue
@@ -46,7 +47,7 @@ from apps.lti.models import (
     TokenRequest,
     ToolRegistration,
 )
-from apps.lti.selectors import service_token_by_hash
+from apps.lti.selectors import registration_by_client_id, service_token_by_hash
 from apps.lti.tool_keys import ToolKeyError, public_key_from_pem, tool_public_key
 from apps.vendors.models import IntegrationKind
 
@@ -159,11 +160,8 @@ def _verify_assertion(assertion: str) -> tuple[ToolRegistration, dict[str, Any]]
     client_id, subject = unverified.get("iss"), unverified.get("sub")
     if not isinstance(client_id, str) or not client_id or client_id != subject:
         raise _Refusal(INVALID_CLIENT, REASON_ISS_SUB)
-    registration = (
-        ToolRegistration.objects.select_related("integration__vendor")
-        .filter(client_id=client_id, integration__kind=IntegrationKind.LTI_TOOL).first()
-    )
-    if registration is None:
+    registration = registration_by_client_id(client_id)
+    if registration is None or registration.integration.kind != IntegrationKind.LTI_TOOL:
         raise _Refusal(INVALID_CLIENT, REASON_UNKNOWN_CLIENT)
     kid = header.get("kid")
     try:
@@ -228,6 +226,23 @@ def approved_service_scopes(release: Release) -> tuple[bool, list[str]]:
     return nrps, ags
 
 
+# A grant is the token and its record, written together in one statement.
+GRANT_SQL = """
+WITH token AS (
+    INSERT INTO lti_servicetoken (token_hash, registration_id, deployment_id, scopes,
+                                  issued_at, expires_at)
+    VALUES (%(hash)s, %(registration)s, %(deployment)s, %(scopes)s::varchar[], %(now)s,
+            %(expires)s)
+    RETURNING id
+)
+INSERT INTO lti_tokenrequest (at, client_id, registration_id, outcome, error, reason,
+                              scopes_requested, scopes_granted, token_id)
+SELECT %(now)s, %(client_id)s, %(registration)s, %(outcome)s, '', '',
+       %(scopes)s::varchar[], %(scopes)s::varchar[], token.id
+FROM token
+"""
+
+
 def service_token_issue(*, params: dict[str, str]) -> TokenOutcomeResult:
     """Answer a token request (the whole of ``/lti/token``); records the outcome either way."""
     now = timezone.now()
@@ -268,15 +283,14 @@ def service_token_issue(*, params: dict[str, str]) -> TokenOutcomeResult:
             registration=registration,
         )
     raw = secrets.token_urlsafe(32)
-    token = ServiceToken.objects.create(
-        token_hash=_hash(raw), registration=registration, deployment=deployment,
-        scopes=requested, issued_at=now, expires_at=now + dt.timedelta(seconds=TOKEN_SECONDS),
-    )
-    TokenRequest.objects.create(
-        at=now, client_id=registration.client_id, registration=registration,
-        outcome=TokenOutcome.GRANTED, scopes_requested=requested, scopes_granted=requested,
-        token=token,
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(GRANT_SQL, {
+            "hash": _hash(raw), "registration": registration.pk,
+            "deployment": deployment.pk if deployment is not None else None,
+            "scopes": requested, "now": now,
+            "expires": now + dt.timedelta(seconds=TOKEN_SECONDS),
+            "client_id": registration.client_id, "outcome": TokenOutcome.GRANTED,
+        })
     return TokenOutcomeResult(
         status=200,
         body={"access_token": raw, "token_type": "Bearer", "expires_in": TOKEN_SECONDS,

@@ -14,6 +14,7 @@ certificate still verified against the host name. Redirects are not followed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -52,8 +53,11 @@ class ToolKeyError(ValueError):
     """A tool key could not be read or found; ``str(exc)`` says why (no secrets in it)."""
 
 
+@functools.lru_cache(maxsize=256)
 def public_key_from_pem(pem: str) -> tuple[RSAPublicKey, str]:
-    """The RSA public key of a pasted PEM and its kid (RFC 7638 thumbprint)."""
+    """The RSA public key of a pasted PEM and its kid (RFC 7638 thumbprint). Cached per
+    process by the PEM itself (a key is immutable; parsing it costs more than the check it
+    serves), so a changed PEM is simply another entry."""
     try:
         key = serialization.load_pem_public_key(pem.strip().encode("ascii"))
     except (ValueError, UnicodeEncodeError, TypeError):
@@ -161,6 +165,12 @@ def _cache_key(url: str) -> str:
     return "lti:jwks:" + hashlib.sha256(url.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=256)
+def _rsa_from_jwk(jwk_json: str) -> Any:
+    """A JWK parsed, cached per process by its canonical JSON (the key material itself)."""
+    return RSAAlgorithm.from_jwk(jwk_json)
+
+
 def _find(key_set: dict[str, Any], kid: str) -> RSAPublicKey | None:
     for jwk in key_set.get("keys", []):
         if not isinstance(jwk, dict) or jwk.get("kid") != kid or jwk.get("kty") != "RSA":
@@ -168,7 +178,7 @@ def _find(key_set: dict[str, Any], kid: str) -> RSAPublicKey | None:
         if jwk.get("use", "sig") != "sig" or jwk.get("alg", "RS256") != "RS256":
             continue
         try:
-            key = RSAAlgorithm.from_jwk(jwk)
+            key = _rsa_from_jwk(json.dumps(jwk, sort_keys=True))
         except (ValueError, KeyError, TypeError):
             continue
         if isinstance(key, RSAPublicKey) and key.key_size >= MIN_KEY_BITS:
