@@ -113,10 +113,19 @@ def recorded_as(caller: Caller | None, refusal: Exception | None) -> tuple[int |
 
 
 def _redis():  # type: ignore[no-untyped-def]
-    """The raw Redis client behind the cache, or None with a local-memory cache."""
+    """The raw Redis client behind the cache, or None with a local-memory cache.
+
+    Kept on the cache backend that made it: building a client costs more than the two
+    commands every request sends through it, and its pool is the backend's own."""
     backend = getattr(cache, "_cache", None)
     get_client = getattr(backend, "get_client", None)
-    return get_client(None, write=True) if get_client else None
+    if get_client is None:
+        return None
+    client = backend.__dict__.get("_interchange_rate_limit_client")
+    if client is None:
+        client = backend.__dict__["_interchange_rate_limit_client"] = get_client(None,
+                                                                                 write=True)
+    return client
 
 
 def rate_limit_check(caller: Caller, *, now: float | None = None) -> None:
