@@ -83,9 +83,12 @@ def _released(release: Release, entity: str, columns: Sequence[str], **filters: 
 
 
 def compiled(qs: QuerySet) -> tuple[str, list[Any]]:
-    """A queryset's SQL and parameters (an empty queryset as a statement with no rows)."""
+    """A queryset's SQL and parameters; an empty queryset (nothing released) as a statement
+    with the same column names and no rows, so a statement embedding it keeps its shape."""
     if qs.query.is_empty():
-        return "SELECT NULL WHERE false", []
+        names = list(getattr(qs, "_fields", None) or ()) or ["value"]
+        columns = ", ".join(f'NULL AS "{name}"' for name in names)
+        return f"SELECT {columns} WHERE false", []  # noqa: S608 (field names)
     sql, params = qs.query.sql_with_params()
     return sql, list(params)
 

@@ -18,9 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import Exists, OuterRef
 
 from apps.governance import release_launch
 from apps.governance.pseudonyms import IDENTITY, pseudonymiser_for_vendor
@@ -104,38 +102,46 @@ def class_context(release: Release, class_sourced_id: str) -> dict[str, Any] | N
             "title": row["title"]}
 
 
-def members_query(release: Release, class_sourced_id: str, *, role: str | None = None,  # type: ignore[no-untyped-def]
-                  roles: tuple[str, ...] | None = None):
-    """The members of a class as released to ``release``'s tool, as one queryset (``role``:
-    an NRPS role filter; ``roles``: the enrollment roles it means, if already resolved)."""
+# The members of a class: the released users joined to their released enrollments in the
+# class, aggregated per person (each enrollment set read once, not once per member); with a
+# role filter, only people holding one of its roles there (all their roles still listed).
+MEMBERS_SQL = """
+SELECT u.*, e.member_roles
+FROM ({users}) u
+JOIN (
+    SELECT e0.user_sourced_id, array_agg(e0.role) AS member_roles
+    FROM ({enrolled}) e0 (user_sourced_id, role)
+    GROUP BY e0.user_sourced_id
+    {having}
+) e ON e.user_sourced_id = u.sourced_id
+ORDER BY u.sourced_id
+"""
+
+
+def members_statement(release: Release, class_sourced_id: str, *,
+                      roles: tuple[str, ...] | None = None) -> tuple[str, list[Any]]:
+    """The members of a class as released to ``release``'s tool, as one statement (``roles``:
+    the enrollment roles an NRPS role filter means). Composed from the release's own
+    querysets, so exclusions, org scope, role corrections and projection apply as in REST."""
     # The same release without pseudonyms in its values: joins on the school's ids (indexed),
     # pseudonyms computed once per member in the SELECT list.
     raw = dataclasses.replace(release, pseudonymiser=IDENTITY)
-    enrolled = raw.enrollments().filter(class_sourced_id=class_sourced_id)
-    if roles is None and role is not None:
-        roles = enrollment_roles_for(role)
-    if roles is not None:
-        enrolled = enrolled.filter(role__in=roles)
     personal = _personal(release)
     columns = sorted({c for sources in personal.values() for c in sources})
-    member_ids = member_pseudonymiser(release)
-    annotations: dict[str, Any] = {
-        "member_id": member_ids.sql("sourced_id"),
-        "member_roles": ArraySubquery(
-            raw.enrollments().filter(class_sourced_id=class_sourced_id,
-                                     user_sourced_id=OuterRef("sourced_id"))
-            .order_by().values("role")
-        ),
-    }
+    annotations: dict[str, Any] = {"member_id": member_pseudonymiser(release).sql("sourced_id")}
     if "sourced_id" in release.columns("users"):
         annotations["lis_person_sourcedid"] = release.pseudonymiser.sql("sourced_id")
-    return (
-        raw.users()
-        .filter(Exists(enrolled.filter(user_sourced_id=OuterRef("sourced_id"))))
-        .annotate(**annotations)
-        .values("sourced_id", *columns, *annotations)
-        .order_by("sourced_id")
-    )
+    users_sql, users_params = release_launch.compiled(
+        raw.users().annotate(**annotations).values("sourced_id", *columns, *annotations)
+        .order_by())
+    enrolled_sql, enrolled_params = release_launch.compiled(
+        raw.enrollments().filter(class_sourced_id=class_sourced_id)
+        .values("user_sourced_id", "role").order_by())
+    having, having_params = "", []
+    if roles is not None:
+        having, having_params = "HAVING bool_or(e0.role = ANY(%s::text[]))", [list(roles)]
+    sql = MEMBERS_SQL.format(users=users_sql, enrolled=enrolled_sql, having=having)
+    return sql, [*users_params, *enrolled_params, *having_params]
 
 
 # A page in one statement: the class as released (no row: not released to this tool) and,
@@ -153,8 +159,7 @@ _OFFSET = "\x00nrps:offset\x00"
 def _page_statement(release: Release, roles: tuple[str, ...] | None) -> tuple[str, list[Any]]:
     context_sql, context_params = release_launch.compiled(
         release.classes().filter(sourced_id=_CLASS).values("sourced_id", "title", "class_code"))
-    members_sql, members_params = release_launch.compiled(
-        members_query(release, _CLASS, roles=roles))
+    members_sql, members_params = members_statement(release, _CLASS, roles=roles)
     return (PAGE_SQL.format(context=context_sql, members=members_sql),
             [*context_params, *members_params, _LIMIT, _OFFSET])
 
