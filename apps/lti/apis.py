@@ -57,12 +57,13 @@ class _Call:
     """One service call: its caller (checked token), timing, and its access record."""
 
     def __init__(self, request: HttpRequest, *, any_of: tuple[str, ...], channel: str,
-                 endpoint: str) -> None:
+                 endpoint: str, context_id: Any = None) -> None:
         self.started = time.monotonic()
         self.channel = channel
         self.endpoint = endpoint
         self.access = tokens.service_token_check(
-            authorization=request.headers.get("Authorization", ""), any_of=any_of)
+            authorization=request.headers.get("Authorization", ""), any_of=any_of,
+            context_id=context_id)
 
     def record(self, status: int, records: int = 0) -> None:
         token = self.access.token
@@ -91,7 +92,10 @@ class _Call:
         """The context, if it belongs to the caller's tool (and to its token's deployment)."""
         token = self.access.token
         assert token is not None
-        context = lti_context_of(context_id, token.registration_id)
+        if context_id is not None and context_id == self.access.context_id:
+            context = self.access.context  # read with the token
+        else:
+            context = lti_context_of(context_id, token.registration_id)
         if context is None or (token.deployment_id is not None
                                and context.deployment_id != token.deployment_id):
             return None
@@ -135,7 +139,7 @@ def _link_header(request: HttpRequest, **changes: Any) -> str:
 @require_GET
 def memberships(request: HttpRequest, context_id: Any) -> HttpResponse:
     call = _Call(request, any_of=(tokens.NRPS_SCOPE,), channel=Channel.LTI_NRPS,
-                 endpoint="/lti/contexts/{id}/memberships")
+                 endpoint="/lti/contexts/{id}/memberships", context_id=context_id)
     if not call.access.ok:
         return call.refused()
     context = call.context(context_id)
@@ -193,7 +197,8 @@ _READ_ITEMS = (tokens.AGS_LINEITEM, tokens.AGS_LINEITEM_READONLY)
 def _ags_call(request: HttpRequest, any_of: tuple[str, ...], endpoint: str,
               context_id: Any) -> tuple[_Call, LtiContext | None, dict | None, HttpResponse | None]:
     """The checked caller, its context and the class as released, or the refusal."""
-    call = _Call(request, any_of=any_of, channel=Channel.LTI_AGS, endpoint=endpoint)
+    call = _Call(request, any_of=any_of, channel=Channel.LTI_AGS, endpoint=endpoint,
+                 context_id=context_id)
     if not call.access.ok:
         return call, None, None, call.refused()
     context = call.context(context_id)

@@ -98,9 +98,14 @@ def _registration_sql(where: str, *, token: bool = False) -> str:
                *_columns(Vendor, "v")]
     source = "lti_toolregistration r"
     if token:
-        columns = [*_columns(ServiceToken, "t"), *_columns(Deployment, "d"), *columns]
+        # with the context the call names, only if it is the token's tool's
+        columns = [*_columns(ServiceToken, "t"), *_columns(Deployment, "d"),
+                   *_columns(LtiContext, "c"), *_columns(Deployment, "cd"), *columns]
         source = ("lti_servicetoken t JOIN lti_toolregistration r ON r.id = t.registration_id "
-                  "LEFT JOIN lti_deployment d ON d.id = t.deployment_id")
+                  "LEFT JOIN lti_deployment d ON d.id = t.deployment_id "
+                  "LEFT JOIN lti_lticontext c ON c.id = %s "
+                  "AND c.registration_id = t.registration_id "
+                  "LEFT JOIN lti_deployment cd ON cd.id = c.deployment_id")
     return (
         f"SELECT {', '.join(columns)} FROM {source} "  # noqa: S608 (constant fragments)
         "JOIN vendors_integration i ON i.id = r.integration_id "
@@ -136,26 +141,35 @@ def registration_by_client_id(client_id: str) -> ToolRegistration | None:
     return None if row is None else _registration_from(row)
 
 
-def service_token_by_hash(token_hash: str, *, now: dt.datetime) -> Any | None:
+def service_token_by_hash(token_hash: str, *, now: dt.datetime, context_id: Any = None
+                          ) -> tuple[Any, LtiContext | None] | None:
     """The unexpired, unrevoked service token with its deployment, registration,
-    integration and vendor, in one statement (it runs on every service call)."""
+    integration and vendor, and the context ``context_id`` if it belongs to the token's tool
+    (with its deployment), in one statement: it runs on every service call."""
     if "token" not in _SQL:
         _SQL["token"] = _registration_sql(
             "t.token_hash = %s AND t.expires_at > %s AND t.revoked_at IS NULL", token=True)
     with connection.cursor() as cursor:
-        cursor.execute(_SQL["token"], [token_hash, now])
+        cursor.execute(_SQL["token"], [context_id, token_hash, now])
         row = cursor.fetchone()
     if row is None:
         return None
-    n_token = len(ServiceToken._meta.concrete_fields)
-    n_dep = len(Deployment._meta.concrete_fields)
-    token = _instance(ServiceToken, row[:n_token])
-    registration = _registration_from(row[n_token + n_dep:])
+    sizes = [len(model._meta.concrete_fields)
+             for model in (ServiceToken, Deployment, LtiContext, Deployment)]
+    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    token_row, deployment_row, context_row, context_deployment_row = (
+        row[bounds[i]:bounds[i + 1]] for i in range(len(sizes)))
+    token = _instance(ServiceToken, token_row)
+    registration = _registration_from(row[bounds[-1]:])
     token.registration = registration
     if token.deployment_id is not None:
-        token.deployment = _instance(Deployment, row[n_token:n_token + n_dep])
+        token.deployment = _instance(Deployment, deployment_row)
         token.deployment.registration = registration
-    return token
+    context = None
+    if context_row[0] is not None:
+        context = _instance(LtiContext, context_row)
+        context.deployment = _instance(Deployment, context_deployment_row)
+    return token, context
 
 
 def lti_context_of(context_id: Any, registration_id: int) -> LtiContext | None:

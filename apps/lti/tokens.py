@@ -42,6 +42,7 @@ from apps.governance.release import Release, release_for
 from apps.lti import claims as claims_
 from apps.lti.models import (
     Deployment,
+    LtiContext,
     ServiceToken,
     TokenOutcome,
     TokenRequest,
@@ -323,6 +324,9 @@ class ServiceAccess:
     token: ServiceToken | None = None
     release: Release | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    # the context the call named, read with the token (None: not the tool's, or not asked)
+    context_id: Any = None
+    context: LtiContext | None = None
 
     @property
     def registration(self) -> ToolRegistration:
@@ -335,16 +339,20 @@ def bearer_of(authorization: str) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-def service_token_check(*, authorization: str, any_of: tuple[str, ...]) -> ServiceAccess:
+def service_token_check(*, authorization: str, any_of: tuple[str, ...],
+                        context_id: Any = None) -> ServiceAccess:
     """The caller of a service, if its bearer token is current and carries (and is still
-    approved for) one of ``any_of``. Reads the token and the release on every call."""
+    approved for) one of ``any_of``. Reads the token and the release on every call; with
+    ``context_id``, reads the context too (``ServiceAccess.context``: None unless it belongs
+    to the token's tool)."""
     raw = bearer_of(authorization)
     if not raw:
         return ServiceAccess(ok=False, status=401, error=ERROR_INVALID_TOKEN)
     now = timezone.now()
-    token = service_token_by_hash(_hash(raw), now=now)
-    if token is None:
+    found = service_token_by_hash(_hash(raw), now=now, context_id=context_id)
+    if found is None:
         return ServiceAccess(ok=False, status=401, error=ERROR_INVALID_TOKEN)
+    token, context = found
     release = release_for(token.registration.integration, at=now)
     if not release.live:
         return ServiceAccess(ok=False, status=401, error=ERROR_INVALID_TOKEN, token=token)
@@ -352,7 +360,8 @@ def service_token_check(*, authorization: str, any_of: tuple[str, ...]) -> Servi
     if not usable & set(any_of):
         return ServiceAccess(ok=False, status=403, error=ERROR_INSUFFICIENT_SCOPE, token=token,
                              release=release)
-    return ServiceAccess(ok=True, token=token, release=release, scopes=usable)
+    return ServiceAccess(ok=True, token=token, release=release, scopes=usable,
+                         context_id=context_id, context=context)
 
 
 def service_tokens_prune(*, now: dt.datetime | None = None) -> int:

@@ -285,9 +285,9 @@ def test_a_page_with_its_context_is_one_statement(tool, school):
     assert len(page.members) == 2 and page.has_more
 
 
-# A service call: the token with its tool, the release's generations, the context, the page,
-# the disclosure (two statements in a savepoint) and the access record.
-NRPS_CALL_BUDGET = 9
+# A service call: the token with its tool and the context, the release's generations, the
+# page, the disclosure (two statements in a savepoint) and the access record.
+NRPS_CALL_BUDGET = 8
 
 
 def test_an_nrps_call_stays_within_its_statement_budget(client, tool, memberships_url):
