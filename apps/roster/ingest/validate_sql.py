@@ -107,11 +107,12 @@ def check_duplicates(entities: list[str]) -> list[IngestError]:
     found = []
     for entity in entities:
         tables = TABLES[entity]
-        # Most files have no repeat: a hash aggregate (no sort, no collation) says so; the
-        # windowed query that names each repeat's first line runs only when there is one.
+        # Most files have no repeat: a hash aggregate over 64-bit hashes of the sourcedIds
+        # (no sort, small enough to stay in memory) says so; a hash collision only costs
+        # the exact windowed query below, which names each repeat's first line.
         (repeated,) = _fetch(
             f"SELECT EXISTS (SELECT 1 FROM {tables.staging} "
-            f"GROUP BY sourced_id HAVING count(*) > 1)"
+            f"GROUP BY hashtextextended(sourced_id, 0) HAVING count(*) > 1)"
         )[0]
         if not repeated:
             continue
@@ -139,7 +140,10 @@ def check_duplicates(entities: list[str]) -> list[IngestError]:
 
 
 def _post_state_ids_sql(target: str, *, source_id: int, modes: dict[str, str]) -> str:
-    """sourcedIds of ``target`` in the state this import would produce (see module doc)."""
+    """sourcedIds of ``target`` in the state this import would produce (see module doc).
+
+    Possibly with repeats (UNION ALL: only ever probed for existence, so no dedupe pass).
+    """
     tables = TABLES[target]
     mode = modes.get(target, "absent")
     sql = (
@@ -148,7 +152,7 @@ def _post_state_ids_sql(target: str, *, source_id: int, modes: dict[str, str]) -
     )
     if mode in ("bulk", "delta"):
         sql += (
-            f" UNION SELECT sourced_id FROM {tables.staging} "
+            f" UNION ALL SELECT sourced_id FROM {tables.staging} "
             f"WHERE status IS DISTINCT FROM 'tobedeleted'"
         )
     return sql
@@ -193,9 +197,12 @@ def _absent_sql(
             f"(c.source_id <> {int(source_id)} OR {value} NOT IN (SELECT d.sourced_id "
             f"FROM {tables.staging} d WHERE d.status = 'tobedeleted'))"
         )
+    # OFFSET 0 keeps this a probe per checked value through the current-sourcedId index:
+    # as an anti-join, the planner would rather hash the whole roster than probe it a few
+    # thousand times (its page costs assume a cold disk), costing a delta the roster's size.
     sql = (
         f"NOT EXISTS (SELECT 1 FROM {tables.table} c WHERE c.sourced_id = {value} "
-        f"AND c.valid_to_version IS NULL AND {kept})"
+        f"AND c.valid_to_version IS NULL AND {kept} OFFSET 0)"
     )
     if mode in ("bulk", "delta"):
         sql += (
