@@ -189,6 +189,7 @@ def _rate(result: dict) -> dict:
 def bench_size(students: int, *, seed: int, workdir: Path, force: bool) -> dict:
     started = time.perf_counter()
     paths = feeds(workdir, students, seed)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     generated = round(time.perf_counter() - started, 1)
     reset(force)
     raw = _rate(_child("raw_copy", paths["bulk"]))
@@ -199,8 +200,12 @@ def bench_size(students: int, *, seed: int, workdir: Path, force: bool) -> dict:
         result["target_ratio"] = TARGETS[name]
         result["meets_target"] = result["ratio_to_raw_copy"] <= TARGETS[name]
         results[name] = result
+    # The machine's load (1, 5, 15 minutes) around the runs: absolute times on a shared
+    # machine mean little without it.
     return {"students": students, "seed": seed, "feed_bytes": paths["bulk"].stat().st_size,
-            "generate_seconds": generated, "scenarios": results}
+            "generate_seconds": generated, "scenarios": results,
+            "load_average": {"before": load_before,
+                             "after": [round(x, 2) for x in os.getloadavg()]}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,24 @@ def test_deleting_over_five_percent_and_25_records_is_held(import_feed):
     assert (RULE_DELETE, "roles", "student") in _rules(run)
 
 
+def test_a_trip_of_an_entity_counted_whole_shows_its_exact_baseline(import_feed):
+    # users are gated as one count, counted only as far as a trip is possible
+    import_feed(small_district(students=600))
+
+    run = import_feed(small_district(students=565))
+
+    users = [t for t in run.gate_report if t["entity"] == "users" and t["org"] == ""]
+    assert [(t["rule"], t["baseline"], t["proposed"], t["deleted"]) for t in users] == [
+        (RULE_DELETE, 601, 566, 35)]
+
+
+def test_a_small_change_to_an_entity_counted_whole_passes(import_feed):
+    import_feed(small_district(students=600))
+    run = import_feed(small_district(students=590))  # 10 users go: under 25 records
+    assert run.state == ImportState.APPLIED
+    assert current_count("users") == 591
+
+
 def test_learners_doubling_always_holds(import_feed):
     import_feed(small_district(students=10))
     run = import_feed(small_district(students=20))  # only +10, but double

@@ -88,6 +88,37 @@ def _counts(sql: str) -> dict[tuple[str, str], int]:
         return {(org or "", kind or ""): n for org, kind, n in cursor.fetchall()}
 
 
+def _baseline(entity: str, *, source_id: int, thresholds: Thresholds, added: dict,
+              removed: dict, deleted: dict) -> dict[tuple[str, str], int]:
+    """The source's current counts per (org, kind) of ``entity``, as far as the gates need.
+
+    An entity counted as one whole (no org, no kind: users, demographics...) is counted
+    only up to the size beyond which its change could not trip: at or above it, the
+    thresholds cannot be crossed and the exact figure does not matter (a trip is reported
+    only from an exact count). Other entities are counted in full, per org and kind.
+    """
+    t = TABLES[entity]
+    org, kind = GATE_KEYS[entity]
+    current = (
+        f"FROM {t.table} r WHERE r.source_id = {int(source_id)} "
+        f"AND r.valid_to_version IS NULL"
+    )
+    key = ("", "")
+    whole = (org, kind) == ("''", "''") and entity not in LEARNER_ENTITIES
+    if whole and thresholds.max_change_percent > 0 and thresholds.max_delete_percent > 0:
+        delta = abs(added.get(key, 0) - removed.get(key, 0))
+        gone = deleted.get(key, 0)
+        enough = 1 + max(
+            int(delta * 100 / thresholds.max_change_percent),
+            int(gone * 100 / thresholds.max_delete_percent),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM (SELECT 1 {current} LIMIT {enough}) q")
+            (count,) = cursor.fetchone()
+        return {key: count} if count else {}
+    return _counts(f"SELECT {org}, {kind}, count(*) {current} GROUP BY 1, 2")
+
+
 def gates_evaluate(
     *, source_id: int, changes: ChangeSet, thresholds: Thresholds
 ) -> list[Trip]:
@@ -100,10 +131,6 @@ def gates_evaluate(
         t = TABLES[entity]
         org, kind = GATE_KEYS[entity]
         chg = change_table(entity)
-        baseline = _counts(
-            f"SELECT {org}, {kind}, count(*) FROM {t.table} r "
-            f"WHERE r.source_id = {int(source_id)} AND r.valid_to_version IS NULL GROUP BY 1, 2"
-        )
         removed = _counts(
             f"SELECT {org}, {kind}, count(*) FROM {t.table} r JOIN {chg} d ON d.old_id = r.id "
             f"WHERE d.op IN ('u', 'd') GROUP BY 1, 2"
@@ -116,6 +143,8 @@ def gates_evaluate(
             f"SELECT {org}, {kind}, count(*) FROM {t.staging} r JOIN {chg} d ON d.n = r.n "
             f"WHERE d.op IN ('a', 'u') GROUP BY 1, 2"
         )
+        baseline = _baseline(entity, source_id=source_id, thresholds=thresholds,
+                             added=added, removed=removed, deleted=deleted)
         keys = set(baseline) | set(added) | set(removed)
         # the whole source, per kind
         for mapping in (baseline, removed, deleted, added):
