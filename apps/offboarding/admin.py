@@ -15,7 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -26,6 +26,7 @@ from apps.keys.files import open_decrypted
 from apps.offboarding import incidents, packs, selectors, services
 from apps.offboarding.models import (
     ControlPack,
+    ControlPackState,
     DisclosureHistory,
     Incident,
     IncidentStatus,
@@ -285,8 +286,8 @@ class OffboardingAdmin(admin.ModelAdmin):
 
 @admin.register(ControlPack)
 class ControlPackAdmin(admin.ModelAdmin):
-    list_display = ("vendor", "period_from", "period_to", "created_by", "created_at", "files",
-                    "short_kid", "download_link")
+    list_display = ("vendor", "period_from", "period_to", "created_by", "created_at",
+                    "state_shown", "files", "short_kid", "download_link")
     list_filter = ("vendor",)
     list_select_related = ("vendor", "created_by")
     change_list_template = "admin/offboarding/controlpack/change_list.html"
@@ -307,10 +308,20 @@ class ControlPackAdmin(admin.ModelAdmin):
     def short_kid(self, obj: ControlPack) -> str:
         return obj.kid[:16]
 
+    @admin.display(description="State")
+    def state_shown(self, obj: ControlPack) -> str:
+        if obj.state == ControlPackState.FAILED:
+            return format_html('<span class="pack-failed">Failed: {}</span>', obj.error)
+        if obj.state == ControlPackState.QUEUED:
+            return format_html('<span class="pack-building">Building…</span>')
+        return obj.get_state_display()
+
     @admin.display(description="")
     def download_link(self, obj: ControlPack) -> str:
+        if obj.state != ControlPackState.READY:
+            return ""
         url = reverse(f"{self.admin_site.name}:offboarding_controlpack_download", args=[obj.pk])
-        return format_html('<a href="{}">Download</a>', url)
+        return format_html('<a href="{}" class="pack-download">Download</a>', url)
 
     def get_urls(self):  # type: ignore[no-untyped-def]
         view = self.admin_site.admin_view
@@ -323,23 +334,29 @@ class ControlPackAdmin(admin.ModelAdmin):
         ]
 
     def changelist_view(self, request, extra_context=None):  # type: ignore[no-untyped-def]
+        building = ControlPack.objects.filter(state=ControlPackState.QUEUED).exists()
         return super().changelist_view(request, {**(extra_context or {}),
-                                                 "can_export": self._can_export(request)})
+                                                 "can_export": self._can_export(request),
+                                                 "packs_building": building})
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
         if not self._can_export(request):
             raise PermissionDenied
         form = ExportForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
+            vendor = form.cleaned_data["vendor"]
             try:
-                pack, content = packs.control_pack_export(
-                    vendor=form.cleaned_data["vendor"], actor=request.user,
+                packs.control_pack_request(
+                    vendor=vendor, actor=request.user,
                     period_from=form.cleaned_data["period_from"],
                     period_to=form.cleaned_data["period_to"])
             except packs.ControlPackError as exc:
                 form.add_error(None, str(exc))
             else:
-                return _zip_response(content, pack.filename)
+                messages.success(request, f"The control pack for {vendor.name} is being built. "
+                                 "It appears here with a Download link when it is ready "
+                                 "(a large vendor's takes a minute).")
+                return redirect(f"{self.admin_site.name}:offboarding_controlpack_changelist")
         return TemplateResponse(request, "admin/offboarding/form_page.html", {
             **self.admin_site.each_context(request), "opts": self.opts,
             "title": "Export a control pack", "form": form, "submit": "Export signed pack",
@@ -351,7 +368,8 @@ class ControlPackAdmin(admin.ModelAdmin):
     def download_view(self, request: HttpRequest, pk) -> HttpResponse:  # type: ignore[no-untyped-def]
         if not self._can_export(request):
             raise PermissionDenied
-        pack = get_object_or_404(ControlPack.objects.select_related("vendor"), pk=pk)
+        pack = get_object_or_404(ControlPack.objects.select_related("vendor"), pk=pk,
+                                 state=ControlPackState.READY)
         audit.record(actor=request.user, action="offboarding.control_pack_downloaded",
                      target=pack, details={"vendor": pack.vendor.name})
         return _zip_response(packs.control_pack_read(pack), pack.filename)

@@ -151,8 +151,18 @@ class OffboardingStep(models.Model):
         return self.get_step_display()
 
 
+class ControlPackState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
 class ControlPack(models.Model):
-    """A signed evidence pack exported for one vendor; the zip is stored encrypted."""
+    """A signed evidence pack exported for one vendor; the zip is stored encrypted.
+
+    Built by a worker (a large vendor's pack reads a year of access records and disclosures
+    and prints a PDF: tens of seconds, too long for a request), so a pack is recorded as
+    queued when asked for and becomes ready, with its file, or failed, with the reason."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     vendor = models.ForeignKey("vendors.Vendor", on_delete=models.PROTECT, related_name="+")
@@ -168,6 +178,10 @@ class ControlPack(models.Model):
     kid = models.CharField(max_length=64, editable=False)
     size_bytes = models.BigIntegerField(default=0, editable=False)
     files = models.PositiveIntegerField(default=0, editable=False)
+    state = models.CharField(max_length=10, choices=ControlPackState.choices,
+                             default=ControlPackState.QUEUED, editable=False)
+    error = models.TextField(blank=True, editable=False)
+    built_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +41,13 @@ from apps.keys.files import open_encrypted
 from apps.keys.models import SigningKey
 from apps.keys.services import JWT_ALGORITHM, load_private_key, signing_key_active
 from apps.offboarding.incidents import incident_summary
-from apps.offboarding.models import ControlPack, Incident, Offboarding
+from apps.offboarding.models import ControlPack, ControlPackState, Incident, Offboarding
 from apps.offboarding.services import CERTIFICATE_TYPE, audit_chain_head
 from apps.offboarding.verify import MANIFEST, SIGNATURE
 from apps.roster.models import ImportRun, MappingRuleSet, QualityGate
 from apps.vendors.models import Integration, Vendor
+
+log = logging.getLogger(__name__)
 
 PACK_FORMAT = "interchange.control-pack/1"
 PACK_PURPOSE = "offboarding.control_pack"
@@ -483,28 +486,77 @@ def packs_dir() -> Path:
     return Path(settings.MEDIA_ROOT) / "control-packs"
 
 
-@transaction.atomic
-def control_pack_export(*, vendor: Vendor, actor: Any, period_from: dt.date | None = None,
-                        period_to: dt.date | None = None) -> tuple[ControlPack, bytes]:
-    """Build, sign and keep (encrypted at rest) a control pack; audited. Returns the record
-    and the zip bytes to hand over."""
-    built = control_pack_build(
-        vendor=vendor, actor=actor, period_from=period_from, period_to=period_to)
-    content, kid = built.content, built.kid
-    pack = ControlPack(vendor=vendor, period_from=period_from, period_to=period_to,
-                       created_by=actor, kid=kid, size_bytes=len(content),
-                       files=len(built.manifest["files"]), manifest_sha256=built.manifest_sha256)
+def control_pack_request(*, vendor: Vendor, actor: Any, period_from: dt.date | None = None,
+                         period_to: dt.date | None = None) -> ControlPack:
+    """Record a pack as queued and hand it to a worker (audited). A bad period is refused
+    here, to the person asking, not later by the worker."""
+    from apps.offboarding.tasks import control_pack_build_task
+
+    _period(period_from, period_to)
+    with transaction.atomic():
+        pack = ControlPack.objects.create(vendor=vendor, period_from=period_from,
+                                          period_to=period_to, created_by=actor)
+        audit.record(
+            actor=actor, action="offboarding.control_pack_requested", target=pack,
+            details={"vendor": vendor.name, "vendor_id": vendor.pk,
+                     "period_from": _iso(period_from), "period_to": _iso(period_to)},
+        )
+        transaction.on_commit(lambda: control_pack_build_task.delay(str(pack.pk)))
+    return pack
+
+
+def control_pack_complete(pack_id: Any) -> bytes | None:
+    """Build, sign and store (encrypted) a queued pack, then mark it ready (audited); on any
+    error mark it failed with the reason. Returns the zip bytes, or None when the pack was
+    not queued (a task delivered twice builds once) or failed."""
+    try:
+        with transaction.atomic():
+            pack = (ControlPack.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("vendor", "created_by")
+                    .filter(pk=pack_id, state=ControlPackState.QUEUED).first())
+            if pack is None:
+                return None
+            return _complete(pack)
+    except Exception as exc:  # noqa: BLE001 (recorded on the pack for the person who asked)
+        log.exception("control pack %s failed", pack_id)
+        reason = str(exc) if isinstance(exc, ControlPackError) else \
+            f"The pack could not be built ({type(exc).__name__}); the worker log has the detail."
+        ControlPack.objects.filter(pk=pack_id, state=ControlPackState.QUEUED).update(
+            state=ControlPackState.FAILED, error=reason, built_at=timezone.now())
+        return None
+
+
+def _complete(pack: ControlPack) -> bytes:
+    built = control_pack_build(vendor=pack.vendor, actor=pack.created_by,
+                               period_from=pack.period_from, period_to=pack.period_to)
+    content = built.content
     path = packs_dir() / f"{pack.pk}.zip.enc"
     with open_encrypted(path, purpose=PACK_PURPOSE) as writer:
         writer.write(content)
-    pack.path = str(path)
+    pack.path, pack.kid, pack.size_bytes = str(path), built.kid, len(content)
+    pack.files, pack.manifest_sha256 = len(built.manifest["files"]), built.manifest_sha256
+    pack.state, pack.built_at = ControlPackState.READY, timezone.now()
     pack.save()
     audit.record(
-        actor=actor, action="offboarding.control_pack_exported", target=pack,
-        details={"vendor": vendor.name, "vendor_id": vendor.pk, "kid": kid,
-                 "period_from": _iso(period_from), "period_to": _iso(period_to),
+        actor=pack.created_by, action="offboarding.control_pack_exported", target=pack,
+        details={"vendor": pack.vendor.name, "vendor_id": pack.vendor_id, "kid": built.kid,
+                 "period_from": _iso(pack.period_from), "period_to": _iso(pack.period_to),
                  "zip_sha256": hashlib.sha256(content).hexdigest(), "files": pack.files},
     )
+    return content
+
+
+def control_pack_export(*, vendor: Vendor, actor: Any, period_from: dt.date | None = None,
+                        period_to: dt.date | None = None) -> tuple[ControlPack, bytes]:
+    """Build a pack now, in this process (the command line; the admin queues one instead).
+    Returns the record and the zip bytes to hand over."""
+    _period(period_from, period_to)
+    pack = ControlPack.objects.create(vendor=vendor, period_from=period_from,
+                                      period_to=period_to, created_by=actor)
+    content = control_pack_complete(pack.pk)
+    pack.refresh_from_db()
+    if content is None:
+        raise ControlPackError(pack.error)
     return pack, content
 
 

@@ -31,3 +31,11 @@ def incidents_clock_check_task() -> list[int]:
     from apps.offboarding.incidents import incidents_clock_check
 
     return incidents_clock_check()
+
+
+@shared_task(name="offboarding.control_pack_build")
+def control_pack_build_task(pack_id: str) -> bool:
+    """Build a queued control pack (asked for in the admin)."""
+    from apps.offboarding.packs import control_pack_complete
+
+    return control_pack_complete(pack_id) is not None

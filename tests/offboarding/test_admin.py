@@ -11,7 +11,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from apps.offboarding import services
-from apps.offboarding.models import ControlPack, Offboarding, OffboardingStatus, StepName
+from apps.offboarding.models import (
+    ControlPack,
+    ControlPackState,
+    Offboarding,
+    OffboardingStatus,
+    StepName,
+)
+from apps.offboarding.tasks import control_pack_build_task
 from apps.offboarding.verify import certificate_verify, control_pack_verify
 from apps.oneroster_api.services import disclosures_flush
 
@@ -72,23 +79,74 @@ def test_an_auditor_sees_offboardings_but_cannot_run_them(acme, governance_user,
     assert not offboarding.steps.exists()
 
 
-def test_an_auditor_exports_a_pack_that_verifies(acme, auditor):
+def export(client, vendor, capture, **period) -> ControlPack:  # type: ignore[no-untyped-def]
+    """Ask for a pack in the admin, then run what the worker runs for it."""
+    with capture(execute=False) as enqueued:
+        response = client.post(PACKS + "export/", {"vendor": vendor.pk, **period})
+    assert response.status_code == 302 and response["Location"] == PACKS
+    pack = ControlPack.objects.latest("created_at")
+    assert pack.state == ControlPackState.QUEUED and len(enqueued) == 1
+    assert client.get(f"{PACKS}{pack.pk}/download/").status_code == 404  # nothing to fetch yet
+    assert b"Building" in client.get(PACKS).content
+    control_pack_build_task(str(pack.pk))
+    pack.refresh_from_db()
+    return pack
+
+
+def test_an_auditor_exports_a_pack_that_verifies(
+    acme, auditor, django_capture_on_commit_callbacks
+):
     client = logged_in(auditor)
     assert b"Export a control pack" in client.get(PACKS).content
-    response = client.post(PACKS + "export/", {"vendor": acme.vendor.pk})
 
-    assert response.status_code == 200
-    assert response["Content-Type"] == "application/zip"
-    report = control_pack_verify(io.BytesIO(response.content))
+    pack = export(client, acme.vendor, django_capture_on_commit_callbacks)
+
+    assert pack.state == ControlPackState.READY and pack.created_by == auditor
+    download = client.get(f"{PACKS}{pack.pk}/download/")
+    assert download["Content-Type"] == "application/zip"
+    report = control_pack_verify(io.BytesIO(download.content))
     assert report.valid, report.errors
-    pack = ControlPack.objects.get()
-    assert pack.created_by == auditor
-    assert client.get(f"{PACKS}{pack.pk}/download/").content == response.content
 
 
-def test_the_verify_page_names_the_tampered_file(acme, auditor):
+def test_a_pack_is_built_once_however_often_its_task_is_delivered(
+    acme, auditor, django_capture_on_commit_callbacks
+):
+    pack = export(logged_in(auditor), acme.vendor, django_capture_on_commit_callbacks)
+
+    built = (pack.built_at, pack.manifest_sha256)
+
+    assert control_pack_build_task(str(pack.pk)) is False
+    pack.refresh_from_db()
+    assert (pack.built_at, pack.manifest_sha256) == built
+
+
+def test_a_period_that_ends_before_it_starts_is_refused_when_asked(acme, auditor):
+    page = logged_in(auditor).post(PACKS + "export/", {
+        "vendor": acme.vendor.pk, "period_from": "2026-05-01", "period_to": "2026-04-01"})
+
+    assert page.status_code == 200 and b"starts after it ends" in page.content
+    assert not ControlPack.objects.exists()
+
+
+def test_a_pack_that_cannot_be_built_says_why_and_offers_no_download(
+    acme, auditor, django_capture_on_commit_callbacks, settings, tmp_path
+):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    settings.MEDIA_ROOT = str(blocked)  # the pack cannot be stored
+
+    pack = export(logged_in(auditor), acme.vendor, django_capture_on_commit_callbacks)
+
+    assert pack.state == ControlPackState.FAILED and pack.error
+    page = logged_in(auditor).get(PACKS).content.decode()
+    assert "Failed:" in page and "pack-download" not in page
+    assert logged_in(auditor).get(f"{PACKS}{pack.pk}/download/").status_code == 404
+
+
+def test_the_verify_page_names_the_tampered_file(acme, auditor, django_capture_on_commit_callbacks):
     client = logged_in(auditor)
-    content = client.post(PACKS + "export/", {"vendor": acme.vendor.pk}).content
+    pack = export(client, acme.vendor, django_capture_on_commit_callbacks)
+    content = client.get(f"{PACKS}{pack.pk}/download/").content
     tampered = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(content)) as old, zipfile.ZipFile(tampered, "w") as new:
         for name in old.namelist():
