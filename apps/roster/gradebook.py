@@ -9,8 +9,8 @@ A tool writes one score at a time, so a write is a small batch, and it must stay
   ``_version_create`` writes, but written together with the rows in one statement;
 * set-based: the incoming rows travel as one JSON array, typed in SQL with the canonical
   column types, hashed with the same row hash as ingest (``EntityTables.hash_sql``),
-  probed against the current rows in one statement per entity, and closed and inserted in
-  one statement each;
+  probed against the current rows in one statement per entity, then closed, inserted and
+  versioned in one statement for the whole batch;
 * idempotent: a row whose content hash equals its current row is left alone, and a batch
   that changes nothing writes no version.
 
