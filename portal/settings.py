@@ -227,6 +227,11 @@ if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
+    # Sessions live in Redis, shared by every process: a logout or an expiry acts everywhere
+    # at once, and a signed-in request (the launch page, /lti/auth) reads and saves its
+    # session without two database statements each. Without Redis the cache is per process,
+    # so sessions stay in the database.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

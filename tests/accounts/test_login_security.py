@@ -43,3 +43,29 @@ def test_the_environment_is_shown_on_every_admin_page(client, settings):
 
     assert b"ix-env-banner-sandbox" in response.content
     assert b"Sandbox: synthetic demo data only." in response.content
+
+
+def test_with_redis_a_session_is_shared_by_every_process_and_never_touches_the_database(
+    redis_url, client, staff_user_factory
+):
+    from django.conf import settings
+    from django.contrib.sessions.models import Session
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    staff_user_factory(username="gov.sessions", role="governance")
+    client.post("/admin/login/", {"username": "gov.sessions", "password": DEFAULT_PASSWORD})
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/admin/").status_code == 200
+
+    assert not any("django_session" in q["sql"] for q in queries.captured_queries)
+    assert not Session.objects.exists()
+    # Another process (a fresh client with the same cookie) sees the session, and after a
+    # logout anywhere, nobody does.
+    cookie = settings.SESSION_COOKIE_NAME
+    other = Client()
+    other.cookies[cookie] = client.cookies[cookie].value
+    assert other.get("/admin/").status_code == 200
+    client.post("/admin/logout/")
+    assert other.get("/admin/").status_code == 302
