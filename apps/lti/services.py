@@ -300,7 +300,8 @@ class AuthOutcome:
     client_id: str = ""
 
 
-CONSUME_HINT_SQL = """
+# Spend a hint: of two concurrent requests with it, one wins.
+_SPEND_HINT = """
 WITH spent AS (
     UPDATE lti_launchhint SET used_at = %s
     WHERE hint_hash = %s AND used_at IS NULL AND expires_at > %s AND user_id = %s
@@ -310,9 +311,10 @@ WITH spent AS (
 )
 SELECT spent.id, spent.class_sourced_id, spent.message_type, spent.deployment_id,
        spent.target_link_uri, l.id, l.title, l.text, l.url, l.custom, l.class_sourced_id,
-       l.origin, l.deployment_id
-FROM spent LEFT JOIN lti_resourcelink l ON l.id = spent.resource_link_id
-"""
+       l.origin, l.deployment_id"""
+_WITH_LINK = "\nFROM spent LEFT JOIN lti_resourcelink l ON l.id = spent.resource_link_id\n"
+
+CONSUME_HINT_SQL = _SPEND_HINT + _WITH_LINK
 
 
 def _hint_and_link(row: Any, *, user: Any, registration: ToolRegistration,
@@ -347,24 +349,17 @@ def _consume_hint(token: str, *, user: Any, registration: ToolRegistration) -> L
 # The whole person side of ``/lti/auth`` in one statement: spend the hint (as
 # CONSUME_HINT_SQL), read its resource link, the launch as the release shows it for the
 # hint's class (``selectors.launch_statement``), and the active LTI signing key.
-CONSUME_AND_LAUNCH_SQL = """
-WITH spent AS (
-    UPDATE lti_launchhint SET used_at = %s
-    WHERE hint_hash = %s AND used_at IS NULL AND expires_at > %s AND user_id = %s
-      AND registration_id = %s
-    RETURNING id, class_sourced_id, message_type, deployment_id, resource_link_id,
-              target_link_uri
-)
-SELECT spent.id, spent.class_sourced_id, spent.message_type, spent.deployment_id,
-       spent.target_link_uri, l.id, l.title, l.text, l.url, l.custom, l.class_sourced_id,
-       l.origin, l.deployment_id, k.kid, k.master_key_id, k.wrapped_private_key, launch.*
-FROM spent LEFT JOIN lti_resourcelink l ON l.id = spent.resource_link_id
-LEFT JOIN LATERAL (
+CONSUME_AND_LAUNCH_SQL = (
+    _SPEND_HINT  # noqa: S608 - constant fragments, nothing from a request
+    + ", k.kid, k.master_key_id, k.wrapped_private_key, launch.*"
+    + _WITH_LINK
+    + """LEFT JOIN LATERAL (
     SELECT kid, master_key_id, wrapped_private_key FROM keys_signingkey
     WHERE purpose = %s AND state = %s
 ) k ON true
 CROSS JOIN LATERAL ({launch}) launch
 """
+)
 
 
 @dataclass(frozen=True)
