@@ -225,27 +225,18 @@ def check_written(work: list[tuple[str, dict, list[str]]]) -> dict:
             "versions": RosterVersion.objects.filter(source=source).count()}
 
 
-def backend_cpu_seconds() -> float:
-    """CPU used so far by this process's own database backend."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    return _cpu_seconds(pid, children=False)
-
-
 def profile_puts(client_id: str, secret: str, work: list[tuple[str, dict, list[str]]], *,
                  puts: int, dump: str | None) -> dict:
     """``puts`` result PUTs in this process (Django's test client, no HTTP, committed as
     in production): CPU per PUT in Python and in its database backend, and statements per
     PUT; the relative measures that hold on a shared machine."""
     import base64
-    import cProfile
 
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
+
+    from benchmarks.profiling import per_operation
 
     client = Client(HTTP_HOST="127.0.0.1")
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
@@ -272,24 +263,9 @@ def profile_puts(client_id: str, secret: str, work: list[tuple[str, dict, list[s
             raise SystemExit(f"PUT: {response.status_code} {response.content[:300]!r}")
         return len(queries)
 
-    for _ in range(20):
-        put()
-    profiler = cProfile.Profile(time.process_time) if dump else None
-    statements = []
-    backend = backend_cpu_seconds()
-    started = time.process_time()
-    if profiler:
-        profiler.enable()
-    for _ in range(puts):
-        statements.append(put())
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(dump)
-    python = time.process_time() - started
-    database = backend_cpu_seconds() - backend
-    return {"puts": puts, "python_cpu_ms_per_put": round(python * 1000 / puts, 2),
-            "database_cpu_ms_per_put": round(database * 1000 / puts, 2),
-            "statements_per_put": max(statements)}
+    python, database, statements = per_operation(put, puts, dump=dump)
+    return {"puts": puts, "python_cpu_ms_per_put": python,
+            "database_cpu_ms_per_put": database, "statements_per_put": statements}
 
 
 def main() -> None:

@@ -234,18 +234,6 @@ def measure(root: str, client_id: str, usernames: list[str], *, clients: int,
     }
 
 
-def backend_cpu_seconds() -> float:
-    """CPU time PostgreSQL's backend for this process's connection has used (it runs on the
-    same machine), so a profile counts the database's share of an operation too."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def profile(client_id: str, usernames: list[str], *, launches: int, dump: str | None) -> dict:
     """Launches in this process (Django's test client, no HTTP): server-side CPU and
     statements per launch, the relative measures that stay meaningful on a shared machine.
@@ -259,6 +247,7 @@ def profile(client_id: str, usernames: list[str], *, launches: int, dump: str | 
     from django.test.utils import CaptureQueriesContext
 
     from apps.keys.selectors import lti_jwks
+    from benchmarks.profiling import backend_cpu_seconds
 
     keys = {k["kid"]: jwt.PyJWK(k).key for k in lti_jwks()["keys"]}
     host = {"HTTP_HOST": "127.0.0.1"}

@@ -260,6 +260,8 @@ def profile_nrps(root: str, setup: dict, *, pages: int, dump: str | None) -> dic
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from benchmarks.profiling import backend_cpu_seconds
+
     client = Client(HTTP_HOST="127.0.0.1")
     answer = client.post("/lti/token", {
         "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
@@ -279,7 +281,6 @@ def profile_nrps(root: str, setup: dict, *, pages: int, dump: str | None) -> dic
 
     for _ in range(5):
         page()
-    from benchmarks.lti import backend_cpu_seconds
 
     profiler = cProfile.Profile(time.process_time) if dump else None
     cpu = []
@@ -317,19 +318,11 @@ def profile_nrps(root: str, setup: dict, *, pages: int, dump: str | None) -> dic
 def profile_scores(root: str, setup: dict, *, posts: int, dump: str | None) -> dict:
     """AGS score posts in this process (Django's test client, no HTTP, committed as in
     production): CPU per post in Python and in its database backend, statements per post."""
-    import cProfile
-    from pathlib import Path
-
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    def backend_cpu() -> float:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            (pid,) = cursor.fetchone()
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    from benchmarks.profiling import per_operation
 
     client = Client(HTTP_HOST="127.0.0.1")
     answer = client.post("/lti/token", {
@@ -357,24 +350,9 @@ def profile_scores(root: str, setup: dict, *, posts: int, dump: str | None) -> d
             raise RuntimeError(f"score: {response.status_code} {response.content[:200]!r}")
         return len(queries)
 
-    for _ in range(20):
-        post()
-    profiler = cProfile.Profile(time.process_time) if dump else None
-    statements = []
-    backend = backend_cpu()
-    started = time.process_time()
-    if profiler:
-        profiler.enable()
-    for _ in range(posts):
-        statements.append(post())
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(dump)
-    python = time.process_time() - started
-    database = backend_cpu() - backend
-    return {"posts": posts, "python_cpu_ms_per_post": round(python * 1000 / posts, 2),
-            "database_cpu_ms_per_post": round(database * 1000 / posts, 2),
-            "statements_per_post": max(statements)}
+    python, database, statements = per_operation(post, posts, dump=dump)
+    return {"posts": posts, "python_cpu_ms_per_post": python,
+            "database_cpu_ms_per_post": database, "statements_per_post": statements}
 
 
 def main() -> None:
