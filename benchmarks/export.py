@@ -47,32 +47,12 @@ def log(message: str) -> None:
 
 
 def set_up_integration():  # type: ignore[no-untyped-def]
-    import datetime as dt
+    from apps.vendors.models import IntegrationKind
+    from benchmarks.rest import approve_for_district
 
-    from django.contrib.auth import get_user_model
-    from django.utils import timezone
-
-    from apps.governance.models import ScopeRequest, ScopeRequestStatus
-    from apps.roster.models import Org
-    from apps.vendors.models import Integration, IntegrationKind, Vendor
-
-    staff, _ = get_user_model().objects.get_or_create(
-        username="bench.governance", defaults={"is_staff": True})
-    vendor, _ = Vendor.objects.get_or_create(name="Benchmark CSV vendor")
-    integration, _ = Integration.objects.update_or_create(
-        name=INTEGRATION, defaults={"vendor": vendor, "kind": IntegrationKind.ONEROSTER_CSV,
-                                    "status": "active", "pseudonymised": False})
-    roots = list(Org.objects.filter(valid_to_version__isnull=True,
-                                    parent_sourced_id__isnull=True)
-                 .values_list("sourced_id", flat=True))
-    now = timezone.now() - dt.timedelta(minutes=1)
-    ScopeRequest.objects.filter(integration=integration).delete()
-    ScopeRequest.objects.create(
-        integration=integration, status=ScopeRequestStatus.APPROVED, requested_by=staff,
-        services=["csv.delivery"], scopes=[], field_classes=["identifier", "directory"],
-        org_sourced_ids=roots, justification="benchmark", duration_days=30, decided_at=now,
-        approved_at=now, expires_at=now + dt.timedelta(days=30))
-    return integration
+    return approve_for_district(
+        integration_name=INTEGRATION, vendor_name="Benchmark CSV vendor",
+        kind=IntegrationKind.ONEROSTER_CSV, services=("csv.delivery",))
 
 
 class _Sink:

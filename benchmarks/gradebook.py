@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.load import run_threads
 from benchmarks.rest import (
     ROOT,
     SOURCE,
@@ -189,13 +190,7 @@ def write_results(root: str, token: str, work: list[tuple[str, dict, list[str]]]
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - started
+    seconds = run_threads(run, [(i,) for i in range(clients)])
     if failures:
         raise SystemExit(f"a client failed: {failures[0]}")
     latencies.sort()

@@ -8,6 +8,18 @@ import time
 from collections.abc import Callable
 
 
+def run_threads(target: Callable[..., None], argument_lists: list[tuple]) -> float:
+    """Run ``target`` once per argument tuple, each in its own thread, all at once; return
+    the wall-clock seconds until the last one finished."""
+    threads = [threading.Thread(target=target, args=args) for args in argument_lists]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def run_clients(make: Callable[[int], Callable[[], None]], *, clients: int,
                 seconds: float) -> dict:
     """Run ``clients`` threads, each calling its operation until time is up."""
@@ -31,13 +43,7 @@ def run_clients(make: Callable[[int], Callable[[], None]], *, clients: int,
             with lock:
                 latencies.append(time.perf_counter() - started)
 
-    threads = [threading.Thread(target=run, args=(op,)) for op in operations]
-    began = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - began
+    elapsed = run_threads(run, [(op,) for op in operations])
     ordered = sorted(latencies)
     return {
         "requests": len(latencies), "errors": len(errors), "first_errors": errors[:3],

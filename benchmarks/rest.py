@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
+from benchmarks.load import run_threads  # noqa: E402
+
 SOURCE = "bench-sis"
 INTEGRATION = "benchmark-rest"
 BASE = "/ims/oneroster/rostering/v1p2"
@@ -128,32 +130,34 @@ ROSTER_SCOPES = ["https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.read
                  "https://purl.imsglobal.org/spec/or/v1p2/scope/roster.readonly"]
 
 
-def set_up_vendor(pseudonymised: bool, *, integration_name: str = INTEGRATION,
-                  vendor_name: str = "Benchmark vendor",
-                  services: tuple[str, ...] = ("oneroster.rostering",),
-                  scopes: list[str] = ROSTER_SCOPES,
-                  field_classes: tuple[str, ...] = ("identifier", "directory"),
-                  approvals_required: int = 1) -> tuple[str, str]:
-    """A live, approved OneRoster REST integration for the whole district, with fresh
-    credentials and no rate limit (the benchmarks measure throughput, not the limiter)."""
+def bench_staff():  # type: ignore[no-untyped-def]
+    """The member of staff the benchmarks approve and issue credentials as."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get_or_create(
+        username="bench.governance", defaults={"is_staff": True})[0]
+
+
+def approve_for_district(*, integration_name: str, vendor_name: str, kind: str,
+                         pseudonymised: bool = False, services: tuple[str, ...] = (),
+                         scopes: list[str] | tuple[str, ...] = (),
+                         field_classes: tuple[str, ...] = ("identifier", "directory"),
+                         approvals_required: int = 1):  # type: ignore[no-untyped-def]
+    """A live integration of ``kind`` approved for the whole district (every root org),
+    replacing any earlier approval: the set-up every benchmark vendor shares."""
     import datetime as dt
 
-    from django.contrib.auth import get_user_model
     from django.utils import timezone
 
     from apps.governance.models import ScopeRequest, ScopeRequestStatus
-    from apps.oneroster_api.models import OneRosterClient
-    from apps.oneroster_api.services import oauth_client_issue, oauth_client_secret_rotate
     from apps.roster.models import Org
-    from apps.vendors.models import Integration, IntegrationKind, Vendor
+    from apps.vendors.models import Integration, Vendor
 
-    staff, _ = get_user_model().objects.get_or_create(
-        username="bench.governance", defaults={"is_staff": True}
-    )
+    staff = bench_staff()
     vendor, _ = Vendor.objects.get_or_create(name=vendor_name)
     integration, _ = Integration.objects.update_or_create(
         name=integration_name,
-        defaults={"vendor": vendor, "kind": IntegrationKind.ONEROSTER_REST, "status": "active",
+        defaults={"vendor": vendor, "kind": kind, "status": "active",
                   "pseudonymised": pseudonymised},
     )
     roots = list(Org.objects.filter(valid_to_version__isnull=True,
@@ -168,6 +172,26 @@ def set_up_vendor(pseudonymised: bool, *, integration_name: str = INTEGRATION,
         approved_at=now, expires_at=now + dt.timedelta(days=30),
         approvals_required=approvals_required,
     )
+    return integration
+
+
+def set_up_vendor(pseudonymised: bool, *, integration_name: str = INTEGRATION,
+                  vendor_name: str = "Benchmark vendor",
+                  services: tuple[str, ...] = ("oneroster.rostering",),
+                  scopes: list[str] = ROSTER_SCOPES,
+                  field_classes: tuple[str, ...] = ("identifier", "directory"),
+                  approvals_required: int = 1) -> tuple[str, str]:
+    """A live, approved OneRoster REST integration for the whole district, with fresh
+    credentials and no rate limit (the benchmarks measure throughput, not the limiter)."""
+    from apps.oneroster_api.models import OneRosterClient
+    from apps.oneroster_api.services import oauth_client_issue, oauth_client_secret_rotate
+    from apps.vendors.models import IntegrationKind
+
+    integration = approve_for_district(
+        integration_name=integration_name, vendor_name=vendor_name,
+        kind=IntegrationKind.ONEROSTER_REST, pseudonymised=pseudonymised, services=services,
+        scopes=scopes, field_classes=field_classes, approvals_required=approvals_required)
+    staff = bench_staff()
     if OneRosterClient.objects.filter(integration=integration).exists():
         issued = oauth_client_secret_rotate(integration=integration, actor=staff, overlap_hours=0)
     else:
@@ -258,13 +282,7 @@ def concurrent(root: str, token: str, clients: int) -> dict:
     def run() -> None:
         results.append(page_all(Client(root, token)))
 
-    threads = [threading.Thread(target=run) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - started
+    seconds = run_threads(run, [()] * clients)
     records = sum(results)
     return {"clients": clients, "records": records, "seconds": round(seconds, 3),
             "records_per_second": round(records / seconds)}
@@ -288,11 +306,7 @@ def random_offsets(root: str, token: str, *, clients: int, requests: int, total:
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(run, [(i,) for i in range(clients)])
     latencies.sort()
     return {
         "clients": clients, "requests": len(latencies),
