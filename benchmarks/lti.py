@@ -30,6 +30,7 @@ import re
 import secrets
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from benchmarks.rest import free_port, log, start_gunicorn
 
@@ -48,7 +49,7 @@ _INPUT = re.compile(r'<input type="hidden" name="([^"]*)" value="([^"]*)">')
 _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]*)"')
 
 
-from benchmarks.load import run_clients  # noqa: E402
+from benchmarks.load import HttpClient, run_clients  # noqa: E402
 
 
 def _django() -> None:
@@ -167,15 +168,15 @@ class Pupil:
     """One pupil's browser plus the tool's side of each launch."""
 
     def __init__(self, root: str, username: str, client_id: str, jwks: dict) -> None:
-        import requests
-
         self.root, self.client_id = root, client_id
-        self.http = requests.Session()
-        page = self.http.get(root + "/launch/login/", timeout=30)
+        self.http = HttpClient(root, cookies=True)
+        page = self.http.get("/launch/login/")
         token = _CSRF.search(page.text).group(1)  # type: ignore[union-attr]
-        response = self.http.post(root + "/launch/login/", timeout=30, data={
+        response = self.http.post("/launch/login/", form={
             "csrfmiddlewaretoken": token, "username": username, "password": PASSWORD,
             "next": "/launch/"})
+        if response.status == 302:  # logged in: the launch page, as the browser follows
+            response = self.http.get(urlsplit(response.headers["Location"]).path)
         self.csrf = _CSRF.search(response.text).group(1)  # type: ignore[union-attr]
         self.class_id = re.search(r'data-class="([^"]+)"', response.text).group(1)  # type: ignore[union-attr]
         import jwt
@@ -193,11 +194,11 @@ class Pupil:
     def launch(self) -> None:
         import jwt
 
-        _, login = self._form(self.http.post(self.root + "/launch/start", timeout=30, data={
+        _, login = self._form(self.http.post("/launch/start", form={
             "csrfmiddlewaretoken": self.csrf, "client_id": self.client_id,
             "class": self.class_id}).text)
         nonce, state = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-        action, posted = self._form(self.http.get(self.root + "/lti/auth", timeout=30, params={
+        action, posted = self._form(self.http.get("/lti/auth", params={
             "scope": "openid", "response_type": "id_token", "response_mode": "form_post",
             "prompt": "none", "client_id": self.client_id, "redirect_uri": REDIRECT_URI,
             "login_hint": login["login_hint"], "lti_message_hint": login["lti_message_hint"],
@@ -214,9 +215,7 @@ class Pupil:
 
 def measure(root: str, client_id: str, usernames: list[str], *, clients: int,
             seconds: float) -> dict:
-    import requests
-
-    jwks = requests.get(root + "/lti/jwks", timeout=30).json()
+    jwks = HttpClient(root).get("/lti/jwks").json()
     pupils = [Pupil(root, usernames[i % len(usernames)], client_id, jwks)
               for i in range(clients)]
     import time

@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from benchmarks.rest import free_port, log, start_gunicorn
 
@@ -49,7 +50,7 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 KEY_FILE = ROOT / "var" / "bench-lti-services-key.pem"
 
 
-from benchmarks.load import run_clients  # noqa: E402
+from benchmarks.load import HttpClient, run_clients  # noqa: E402
 
 
 def _django() -> None:
@@ -185,53 +186,53 @@ def assertion(root: str, setup: dict) -> str:
         _signing_key(setup), algorithm="RS256", headers={"kid": setup["kid"]})
 
 
-def get_token(http, root: str, setup: dict) -> str:  # type: ignore[no-untyped-def]
-    response = http.post(root + "/lti/token", timeout=30, data={
+def get_token(http: HttpClient, root: str, setup: dict) -> str:
+    response = http.post("/lti/token", form={
         "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
         "client_assertion": assertion(root, setup), "scope": " ".join(SCOPES)})
-    if response.status_code != 200:
-        raise RuntimeError(f"token: {response.status_code} {response.text[:200]}")
+    if response.status != 200:
+        raise RuntimeError(f"token: {response.status} {response.text[:200]}")
     return response.json()["access_token"]
 
 
 def measure(root: str, setup: dict, *, clients: int, seconds: float) -> dict:
-    import requests
+    context = f"/lti/contexts/{setup['context_id']}"
 
-    context = f"{root}/lti/contexts/{setup['context_id']}"
+    def authorised(extra: dict[str, str] | None = None) -> HttpClient:
+        http = HttpClient(root)
+        http.headers = {"Authorization": "Bearer " + get_token(http, root, setup),
+                        **(extra or {})}
+        return http
 
     def token_client(_: int) -> Callable[[], None]:
-        http = requests.Session()
+        http = HttpClient(root)
         return lambda: get_token(http, root, setup) and None
 
     log(f"token: {clients} clients for {seconds}s")
     token = run_clients(token_client, clients=clients, seconds=seconds)
 
     def nrps_client(_: int) -> Callable[[], None]:
-        http = requests.Session()
-        http.headers["Authorization"] = "Bearer " + get_token(http, root, setup)
+        http = authorised()
 
         def read() -> None:
-            response = http.get(context + "/memberships", timeout=30)
-            if response.status_code != 200 or len(response.json()["members"]) != MEMBERS:
-                raise RuntimeError(f"nrps: {response.status_code} {response.text[:200]}")
+            response = http.get(context + "/memberships")
+            if response.status != 200 or len(response.json()["members"]) != MEMBERS:
+                raise RuntimeError(f"nrps: {response.status} {response.text[:200]}")
         return read
 
     log(f"nrps: {clients} clients for {seconds}s")
     nrps = run_clients(nrps_client, clients=clients, seconds=seconds)
 
-    http = requests.Session()
-    http.headers["Authorization"] = "Bearer " + get_token(http, root, setup)
-    created = http.post(context + "/lineitems", timeout=30,
-                        data=json.dumps({"label": f"Bench {uuid.uuid4()}", "scoreMaximum": 10}),
-                        headers={"Content-Type": "application/vnd.ims.lis.v2.lineitem+json"})
-    if created.status_code != 201:
-        raise RuntimeError(f"line item: {created.status_code} {created.text[:200]}")
-    scores_url = created.json()["id"] + "/scores"
+    created = authorised().post(
+        context + "/lineitems",
+        body=json.dumps({"label": f"Bench {uuid.uuid4()}", "scoreMaximum": 10}),
+        headers={"Content-Type": "application/vnd.ims.lis.v2.lineitem+json"})
+    if created.status != 201:
+        raise RuntimeError(f"line item: {created.status} {created.text[:200]}")
+    scores_path = urlsplit(created.json()["id"]).path + "/scores"
 
     def score_client(i: int) -> Callable[[], None]:
-        http = requests.Session()
-        http.headers["Authorization"] = "Bearer " + get_token(http, root, setup)
-        http.headers["Content-Type"] = "application/vnd.ims.lis.v1.score+json"
+        http = authorised({"Content-Type": "application/vnd.ims.lis.v1.score+json"})
         mine = setup["pupils"][i::clients]  # no two clients score the same pupil
         state = {"n": 0}
 
@@ -241,13 +242,16 @@ def measure(root: str, setup: dict, *, clients: int, seconds: float) -> dict:
                     "scoreMaximum": 10, "activityProgress": "Completed",
                     "gradingProgress": "FullyGraded",
                     "timestamp": dt.datetime.now(dt.UTC).isoformat()}
-            response = http.post(scores_url, data=json.dumps(body), timeout=30)
-            if response.status_code != 204:
-                raise RuntimeError(f"score: {response.status_code} {response.text[:200]}")
+            response = http.post(scores_path, body=json.dumps(body))
+            if response.status != 204:
+                raise RuntimeError(f"score: {response.status} {response.text[:200]}")
         return post
 
     log(f"scores: {clients} clients for {seconds}s")
+    client_cpu = time.process_time()
     scores = run_clients(score_client, clients=clients, seconds=seconds)
+    scores["client_cpu_ms_per_request"] = round(
+        (time.process_time() - client_cpu) / max(scores["requests"], 1) * 1000, 2)
     return {"token": token, "nrps": nrps, "scores": scores}
 
 
