@@ -150,22 +150,31 @@ INSTALLED_APPS = [
     "apps.demo",
 ]
 
+# The session, authentication, MFA and message middleware are Django's own, stepping aside
+# for vendors' machine-to-machine endpoints (portal.browser_middleware). CSRF stays whole
+# (Django's deployment check asks for it by name; vendors' views are exempt anyway).
 MIDDLEWARE = [
     "portal.observability.RequestIdMiddleware",
     "portal.observability.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "portal.browser_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.browser_middleware.AuthenticationMiddleware",
+    "portal.browser_middleware.OTPMiddleware",
+    "portal.browser_middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
+# Vendors' machine-to-machine endpoints: bearer tokens, signed client assertions and pull
+# links, never cookies. Token introspection is for signed-in staff, so it is not here.
+API_PATH_PREFIXES = (
+    "/ims/oneroster/", "/oauth/token", "/oauth/revoke", "/lti/token", "/lti/contexts/",
+    "/lti/jwks", "/keys/evidence/jwks", "/delivery/download/", "/healthz", "/readyz",
+)
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
@@ -200,6 +209,8 @@ DATABASES = {
         DATABASE_URL, conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True
     )
 }
+# Django's PostgreSQL backend with a cheaper start-of-request health check (portal.db.base).
+DATABASES["default"]["ENGINE"] = "portal.db"
 # PostgreSQL's JIT compiles any statement whose estimated cost passes a threshold. The hub's
 # big statements (ingest diffs, bundle rendering, page statistics) are estimated high but run
 # in well under a second or two, and compiling them cost more than running them (a bundle

@@ -38,7 +38,12 @@ from apps.governance.release import Release
 from apps.lti import claims as claims_
 from apps.lti import nrps
 from apps.lti.models import AgsLineItem, LtiContext, ResourceLink
-from apps.roster.gradebook import GradebookWriteError, gradebook_write, integration_source
+from apps.roster.gradebook import (
+    GUARD_REFUSED,
+    GradebookWriteError,
+    gradebook_write,
+    integration_source,
+)
 
 LINEITEM_MEDIA = "application/vnd.ims.lis.v2.lineitem+json"
 CONTAINER_MEDIA = "application/vnd.ims.lis.v2.lineitemcontainer+json"
@@ -241,6 +246,8 @@ def _write(release: Release, **changes: Any) -> None:
     try:
         gradebook_write(source=integration_source(integration=release.integration), **changes)
     except GradebookWriteError as exc:
+        if exc.code == GUARD_REFUSED:  # the score guard: a newer score is recorded
+            raise AgsError(ERROR_STALE, status=409, error="conflict") from None
         raise AgsError(ERROR_GRADEBOOK.format(detail=exc.message), status=409,
                        error="conflict") from None
 
@@ -432,23 +439,19 @@ def score_submit(*, item: AgsLineItem, release: Release, score: ScoreInput) -> N
     if score.score_given is not None and score.score_maximum:
         scaled = score.score_given * item.score_maximum / score.score_maximum
         scaled = scaled.quantize(decimal.Decimal("0.000001"))
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(SCORE_UPSERT_SQL, [
-                item.pk, person, result_id, score.timestamp, score.score_given,
-                score.score_maximum, score.activity_progress, score.grading_progress,
-                score.comment,
-            ])
-            accepted = cursor.fetchone() is not None
-        if not accepted:
-            raise AgsError(ERROR_STALE, status=409, error="conflict")
-        _write(release, upserts={"results": [{
-            "sourced_id": result_id, "line_item_sourced_id": item.line_item_sourced_id,
-            "student_sourced_id": person, "score_status": _score_status(score),
-            "score": scaled, "score_date": timezone.localdate(score.timestamp),
-            "comment": score.comment or None, "class_sourced_id": class_id,
-            "in_progress": score.activity_progress in ("Started", "InProgress"),
-        }]})
+    # The score is recorded (only if newer) in the gradebook write's own transaction, as
+    # its guard: a stale score writes nothing, and a refused write records no score.
+    _write(release, upserts={"results": [{
+        "sourced_id": result_id, "line_item_sourced_id": item.line_item_sourced_id,
+        "student_sourced_id": person, "score_status": _score_status(score),
+        "score": scaled, "score_date": timezone.localdate(score.timestamp),
+        "comment": score.comment or None, "class_sourced_id": class_id,
+        "in_progress": score.activity_progress in ("Started", "InProgress"),
+    }]}, guard=(SCORE_UPSERT_SQL, [
+        item.pk, person, result_id, score.timestamp, score.score_given,
+        score.score_maximum, score.activity_progress, score.grading_progress,
+        score.comment,
+    ]))
 
 
 # --- results ------------------------------------------------------------------------------------

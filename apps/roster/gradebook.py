@@ -30,6 +30,7 @@ Writes are not audited per score: the spoke records an access record per request
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import functools
@@ -38,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
@@ -58,6 +60,7 @@ UNKNOWN_COLUMN = "UNKNOWN_COLUMN"
 MISSING_COLUMN = "MISSING_COLUMN"
 DUPLICATE_SOURCED_ID = "DUPLICATE_SOURCED_ID"
 BAD_VALUE = "BAD_VALUE"
+GUARD_REFUSED = "GUARD_REFUSED"
 
 ERROR_NOT_OWNER = "{entity} {sid} belongs to another source; only its owner may change it."
 ERROR_UNKNOWN_ENTITY = "{entity} cannot be written here (expected one of {expected})."
@@ -65,6 +68,7 @@ ERROR_UNKNOWN_COLUMN = "{entity} {sid}: unknown column {column}."
 ERROR_MISSING_COLUMN = "{entity} {sid}: {column} is required."
 ERROR_DUPLICATE = "{entity} {sid} appears more than once in one write."
 ERROR_BAD_VALUE = "A value does not fit its column ({detail})."
+ERROR_GUARD_REFUSED = "The write's precondition did not hold; nothing was written."
 
 
 class GradebookWriteError(Exception):
@@ -289,6 +293,26 @@ def _refuse_foreign(entity: str, sid: str) -> GradebookWriteError:
     )
 
 
+Statement = tuple[str, Sequence[Any]]
+
+
+def _execute_after(cursor, prelude: list[Statement], sql: str,  # type: ignore[no-untyped-def]
+                   params: Sequence[Any]) -> None:
+    """Run the ``prelude`` statements, then ``sql``, in ONE round trip, leaving ``sql``'s
+    result current; ``prelude`` is emptied. The cursor binds parameters on the client and
+    sends the text with the simple query protocol, which runs several statements in
+    order, each with its own snapshot: a statement after the version lock sees every
+    write committed before the lock was granted."""
+    if not prelude:
+        cursor.execute(sql, params)
+        return
+    cursor.execute("; ".join([*(text for text, _ in prelude), sql]),
+                   [value for _, values in prelude for value in values] + list(params))
+    for _ in prelude:
+        cursor.nextset()
+    prelude.clear()
+
+
 @dataclass
 class _Plan:
     """One entity's part of a batch, once probed."""
@@ -310,8 +334,8 @@ class _Plan:
 
 
 def _plan_upserts(cursor, entity: str, rows: Sequence[dict],  # type: ignore[no-untyped-def]
-                  source_id: int, plan: _Plan) -> None:
-    cursor.execute(_statements(entity).probe,
+                  source_id: int, plan: _Plan, prelude: list[Statement]) -> None:
+    _execute_after(cursor, prelude, _statements(entity).probe,
                    [json.dumps(list(rows), default=_json_default)])
     own: dict[str, tuple[int, bytes, dt.datetime | None]] = {}
     hashes: dict[str, bytes] = {}
@@ -340,9 +364,9 @@ def _plan_upserts(cursor, entity: str, rows: Sequence[dict],  # type: ignore[no-
 
 
 def _plan_deletes(cursor, entity: str, sids: Sequence[str],  # type: ignore[no-untyped-def]
-                  source_id: int, plan: _Plan) -> None:
+                  source_id: int, plan: _Plan, prelude: list[Statement]) -> None:
     wanted = list(dict.fromkeys(sids))
-    cursor.execute(_statements(entity).current_owners, [wanted])
+    _execute_after(cursor, prelude, _statements(entity).current_owners, [wanted])
     found: dict[str, int] = {}
     for sid, row_id, owner in cursor.fetchall():
         if owner != source_id:
@@ -402,12 +426,31 @@ def _version(*, pk: int, number: int, source: Source, changes: ChangeSet,
     return version
 
 
+@contextlib.contextmanager
+def _rolled_back_on_error(cursor, own: bool):  # type: ignore[no-untyped-def]
+    """A write that began its own transaction and failed (a refused row, a bad value, a
+    lost connection) rolls it back before anything else uses the connection: Django
+    believes the connection is in autocommit mode, and must be able to."""
+    try:
+        yield
+    except BaseException:
+        if own and connection.connection is not None and (
+                connection.connection.info.transaction_status
+                != psycopg.pq.TransactionStatus.IDLE):
+            try:
+                cursor.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - the connection is gone: Django replaces it
+                connection.close()
+        raise
+
+
 def gradebook_write(
     *,
     source: Source,
     upserts: Mapping[str, Sequence[dict]],
     deletes: Mapping[str, Sequence[str]] | None = None,
     actor: Any = None,
+    guard: Statement | None = None,
 ) -> GradebookWriteOutcome:
     """Create, update and delete ``source``'s gradebook rows as one new version.
 
@@ -419,9 +462,18 @@ def gradebook_write(
     checked here: the caller knows what its writer may see (the REST spoke checks them
     against the writer's release).
 
+    ``guard`` is a statement of the caller's own, run in the same transaction under the
+    version lock before anything is probed (an LTI score's "only if newer than the one
+    recorded" upsert): when it returns no row, nothing is written and
+    ``GradebookWriteError`` (code ``GUARD_REFUSED``) is raised; its own changes are
+    rolled back with the rest.
+
     Round trips, since a tool writes one score per request and every one of them holds
-    the hub-wide version lock: the lock, one probe per entity, and one statement taking
-    the number and writing rows, version and outbox together.
+    the hub-wide version lock: the lock and the first probe together, one more per
+    further entity, and one statement taking the number and writing rows, version and
+    outbox together. Called outside any transaction (a vendor's request), the write's
+    own transaction starts in the first round trip and commits in the last: two round
+    trips for a score, the lock held across one.
     """
     deletes = deletes or {}
     for entity in (*upserts, *deletes):
@@ -433,13 +485,22 @@ def gradebook_write(
     written_at = timezone.now()
     actor_id = actor.pk if getattr(actor, "pk", None) else None
     version = None
+    # Inside a caller's transaction, a savepoint; otherwise BEGIN and COMMIT travel with
+    # the first and the last statement.
+    own = not connection.in_atomic_block
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with (contextlib.nullcontext() if own else transaction.atomic()), \
+                connection.cursor() as cursor, _rolled_back_on_error(cursor, own):
             # The hub-wide version lock first, then the probe: no other write, import or
             # rollback can open a row between what the probe sees and what this batch
             # writes, so "another source owns it" holds across sources too. A batch that
             # changes nothing takes no number.
-            cursor.execute(VERSION_LOCK_SQL, VERSION_LOCK_PARAMS)
+            prelude: list[Statement] = [*([("BEGIN", ())] if own else []),
+                                        (VERSION_LOCK_SQL, VERSION_LOCK_PARAMS)]
+            if guard is not None:
+                _execute_after(cursor, prelude, *guard)
+                if cursor.fetchone() is None:
+                    raise GradebookWriteError(GUARD_REFUSED, ERROR_GUARD_REFUSED)
             for entity in GRADEBOOK_ENTITIES:
                 rows = upserts.get(entity) or ()
                 sids = deletes.get(entity) or ()
@@ -447,20 +508,23 @@ def gradebook_write(
                     continue
                 plan = plans[entity] = _Plan()
                 if rows:
-                    _plan_upserts(cursor, entity, rows, source.pk, plan)
+                    _plan_upserts(cursor, entity, rows, source.pk, plan, prelude)
                 if sids:
-                    _plan_deletes(cursor, entity, sids, source.pk, plan)
+                    _plan_deletes(cursor, entity, sids, source.pk, plan, prelude)
             changes = ChangeSet(
                 by_entity={e: p.change for e, p in plans.items() if p.change.total}
             )
             if not changes.is_empty:
                 sql, params = _apply_statement(source=source, plans=plans, changes=changes,
                                                written_at=written_at, actor_id=actor_id)
-                cursor.execute(sql, params)
+                cursor.execute(sql + ("; COMMIT" if own else ""), params)
                 pk, number = cursor.fetchone()
                 version = _version(pk=pk, number=number, source=source, changes=changes,
                                    created_at=written_at, actor_id=actor_id)
+                # (outside a transaction, Django runs it at once: after the COMMIT above)
                 transaction.on_commit(lambda: apply_sql.statistics_refresh(changes))
+            elif own:
+                cursor.execute("COMMIT")
     except DataError as exc:
         # A value PostgreSQL cannot read as its column's type ("abc" as a score): the
         # whole batch was rolled back. Callers validate first; this keeps the promise.

@@ -341,3 +341,92 @@ def test_the_probe_reads_the_current_rows_it_needs_by_index_not_the_whole_table(
     # then through the current-row index, once per incoming row
     assert "Seq Scan on roster_result" not in plan, plan
     assert "roster_result_sid" in plan, plan
+
+
+def transaction_status() -> str:
+    return connection.connection.info.transaction_status.name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_of_its_own_begins_and_commits_with_its_statements_in_two_round_trips(
+    tool, django_assert_num_queries
+):
+    gradebook_write(source=tool, upserts={"results": [result("r1", "s1", "5")]})
+
+    with django_assert_num_queries(2):  # BEGIN, lock and probe; write and COMMIT
+        outcome = gradebook_write(source=tool, upserts={"results": [result("r1", "s1", "6")]})
+    with django_assert_num_queries(2):  # nothing changed: BEGIN, lock and probe; COMMIT
+        gradebook_write(source=tool, upserts={"results": [result("r1", "s1", "6")]})
+
+    assert outcome.updated == {"results": ("r1",)}
+    assert transaction_status() == "IDLE"
+    other = connections.create_connection("default")
+    try:  # committed: another connection sees it
+        with other.cursor() as cursor:
+            cursor.execute("SELECT score FROM roster_result WHERE sourced_id = 'r1' "
+                           "AND valid_to_version IS NULL")
+            assert cursor.fetchone() == (Decimal("6"),)
+    finally:
+        other.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_or_unreadable_write_of_its_own_rolls_back_and_releases_the_lock(tool):
+    owner = integration_source(integration=IntegrationFactory())
+    gradebook_write(source=owner, upserts={"results": [result("theirs", "s1", "5")]})
+    versions = RosterVersion.objects.count()
+
+    with pytest.raises(GradebookWriteError) as refused:
+        gradebook_write(source=tool, upserts={"results": [result("theirs", "s1", "9")]})
+    assert refused.value.code == gradebook.NOT_OWNER
+    assert transaction_status() == "IDLE"
+    with pytest.raises(GradebookWriteError) as unreadable:
+        gradebook_write(source=tool, upserts={"results": [result("mine", "s1", "abc")]})
+    assert unreadable.value.code == gradebook.BAD_VALUE
+    assert transaction_status() == "IDLE"
+
+    assert RosterVersion.objects.count() == versions
+    assert current_results() == {"theirs": Decimal("5")}
+    other = connections.create_connection("default")
+    try:  # the version lock is free again
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", gradebook.VERSION_LOCK_PARAMS)
+            assert cursor.fetchone() == (True,)
+    finally:
+        other.close()
+    gradebook_write(source=tool, upserts={"results": [result("mine", "s1", "9")]})
+    assert current_results(tool) == {"mine": Decimal("9")}
+
+
+def a_guard_runs_in_the_write_transaction_and_falls_with_it(tool: Source) -> None:
+    owner = integration_source(integration=IntegrationFactory())
+    gradebook_write(source=owner, upserts={"results": [result("theirs", "s1", "5")]})
+    touch = ("UPDATE roster_source SET description = 'touched' WHERE id = %s RETURNING id",
+             [tool.pk])
+    nothing = ("SELECT 1 WHERE false", [])
+
+    with pytest.raises(GradebookWriteError) as refused:
+        gradebook_write(source=tool, upserts={"results": [result("mine", "s1", "1")]},
+                        guard=nothing)
+    assert refused.value.code == gradebook.GUARD_REFUSED
+    with pytest.raises(GradebookWriteError) as foreign:  # the guard held, the write did not
+        gradebook_write(source=tool, upserts={"results": [result("theirs", "s1", "1")]},
+                        guard=touch)
+    assert foreign.value.code == gradebook.NOT_OWNER
+
+    assert Source.objects.get(pk=tool.pk).description != "touched"
+    assert current_results() == {"theirs": Decimal("5")}
+    gradebook_write(source=tool, upserts={"results": [result("mine", "s1", "1")]}, guard=touch)
+    assert Source.objects.get(pk=tool.pk).description == "touched"
+    assert current_results(tool) == {"mine": Decimal("1")}
+
+
+def test_a_guard_falls_with_a_write_inside_the_callers_transaction(tool):
+    assert connection.in_atomic_block
+    a_guard_runs_in_the_write_transaction_and_falls_with_it(tool)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_guard_falls_with_a_write_of_its_own(tool):
+    assert not connection.in_atomic_block
+    a_guard_runs_in_the_write_transaction_and_falls_with_it(tool)
