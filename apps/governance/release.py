@@ -594,7 +594,11 @@ def _expand_orgs(chosen: Iterable[str]) -> frozenset[str]:
         return frozenset(row[0] for row in cursor.fetchall())
 
 
-def release_for(integration: Any, *, at: dt.datetime | None = None) -> Release:
+_READ_NOW: Any = object()
+
+
+def release_for(integration: Any, *, at: dt.datetime | None = None,
+                generations: release_cache.Generations | None = _READ_NOW) -> Release:
     """Everything ``integration`` may receive at ``at`` (now by default).
 
     Answers from the process's release cache when no lever has moved since it was built
@@ -602,9 +606,13 @@ def release_for(integration: Any, *, at: dt.datetime | None = None) -> Release:
     and vendor's status, the grant, the org scope, exclusions, overrides and the vendor
     key. Either way a suspension, an exclusion or a withdrawn approval acts on the next
     call. The querysets cost one query each.
+
+    ``generations``: the release generations as this request already read them (its token
+    lookup carries ``release_cache.GENERATIONS_COLUMN_SQL``), instead of reading them
+    again; only ever values read during the same request.
     """
     at = at or timezone.now()
-    current = release_cache.generations()
+    current = release_cache.generations() if generations is _READ_NOW else generations
     if current is not None:
         hit = release_cache.cached(integration.pk, current, at)
         if hit is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from apps.governance import release_launch
+from apps.governance import release_cache, release_launch
 from apps.governance.release import Release, release_for
 from apps.lti.models import Deployment, LtiContext, MessageType, ServiceToken, ToolRegistration
 from apps.lti.roles import CONTENT_EDITOR_ROLES
@@ -99,7 +99,9 @@ def _registration_sql(where: str, *, token: bool = False) -> str:
     source = "lti_toolregistration r"
     if token:
         # with the context the call names, only if it is the token's tool's
-        columns = [*_columns(ServiceToken, "t"), *_columns(Deployment, "d"),
+        # the release generations first: the release check needs them next (release_cache)
+        columns = [release_cache.GENERATIONS_COLUMN_SQL,
+                   *_columns(ServiceToken, "t"), *_columns(Deployment, "d"),
                    *_columns(LtiContext, "c"), *_columns(Deployment, "cd"), *columns]
         source = ("lti_servicetoken t JOIN lti_toolregistration r ON r.id = t.registration_id "
                   "LEFT JOIN lti_deployment d ON d.id = t.deployment_id "
@@ -141,11 +143,13 @@ def registration_by_client_id(client_id: str) -> ToolRegistration | None:
     return None if row is None else _registration_from(row)
 
 
-def service_token_by_hash(token_hash: str, *, now: dt.datetime, context_id: Any = None
-                          ) -> tuple[Any, LtiContext | None] | None:
+def service_token_by_hash(
+    token_hash: str, *, now: dt.datetime, context_id: Any = None
+) -> tuple[Any, LtiContext | None, release_cache.Generations | None] | None:
     """The unexpired, unrevoked service token with its deployment, registration,
-    integration and vendor, and the context ``context_id`` if it belongs to the token's tool
-    (with its deployment), in one statement: it runs on every service call."""
+    integration and vendor, the context ``context_id`` if it belongs to the token's tool
+    (with its deployment), and the release generations, in one statement: it runs on every
+    service call."""
     if "token" not in _SQL:
         _SQL["token"] = _registration_sql(
             "t.token_hash = %s AND t.expires_at > %s AND t.revoked_at IS NULL", token=True)
@@ -154,6 +158,7 @@ def service_token_by_hash(token_hash: str, *, now: dt.datetime, context_id: Any 
         row = cursor.fetchone()
     if row is None:
         return None
+    generations, row = release_cache.generations_of(row[0]), row[1:]
     sizes = [len(model._meta.concrete_fields)
              for model in (ServiceToken, Deployment, LtiContext, Deployment)]
     bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
@@ -169,7 +174,7 @@ def service_token_by_hash(token_hash: str, *, now: dt.datetime, context_id: Any 
     if context_row[0] is not None:
         context = _instance(LtiContext, context_row)
         context.deployment = _instance(Deployment, context_deployment_row)
-    return token, context
+    return token, context, generations
 
 
 def lti_context_of(context_id: Any, registration_id: int) -> LtiContext | None:

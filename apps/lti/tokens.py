@@ -352,8 +352,8 @@ def service_token_check(*, authorization: str, any_of: tuple[str, ...],
     found = service_token_by_hash(_hash(raw), now=now, context_id=context_id)
     if found is None:
         return ServiceAccess(ok=False, status=401, error=ERROR_INVALID_TOKEN)
-    token, context = found
-    release = release_for(token.registration.integration, at=now)
+    token, context, generations = found
+    release = release_for(token.registration.integration, at=now, generations=generations)
     if not release.live:
         return ServiceAccess(ok=False, status=401, error=ERROR_INVALID_TOKEN, token=token)
     usable = frozenset(s for s in token.scopes if _approved(release, s))

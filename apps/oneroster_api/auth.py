@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
+from apps.governance import release_cache
 from apps.oneroster_api.errors import (
     MSG_SERVER_BUSY,
     MSG_UNAUTHORISED,
@@ -25,13 +26,16 @@ from apps.oneroster_api.errors import (
     ApiError,
 )
 
-TOKEN_SQL = """
-SELECT c.id, c.integration_id, c.rate_limit_per_minute, a.client_id, t.scope
+# The release generations come with the token: the release check needs them next, and
+# every request would otherwise spend a round trip on them (release_cache).
+TOKEN_SQL = f"""
+SELECT c.id, c.integration_id, c.rate_limit_per_minute, a.client_id, t.scope,
+       {release_cache.GENERATIONS_COLUMN_SQL}
 FROM oauth2_provider_accesstoken t
 JOIN oauth2_provider_application a ON a.id = t.application_id
 JOIN oneroster_api_onerosterclient c ON c.application_id = a.id
 WHERE t.token_checksum = %s AND t.expires > now() AND c.revoked_at IS NULL
-"""  # noqa: S105 - a query, not a password
+"""  # noqa: S105, S608 - a query of constant fragments, not a password
 
 # Who a refused token belonged to (expired, or its client revoked): for the access record
 # only, never to serve anything.
@@ -63,6 +67,8 @@ class Caller:
     rate_limit: int
     client_id: str
     scopes: frozenset[str]
+    # the release generations, read with the token (release_for(generations=...))
+    generations: release_cache.Generations | None = None
 
 
 def bearer_token(request) -> str | None:  # type: ignore[no-untyped-def]
@@ -92,13 +98,14 @@ def authenticate(request) -> Caller:  # type: ignore[no-untyped-def]
             raise Refused(UNAUTHORISED, MSG_UNAUTHORISED, headers=headers,
                           integration_id=owner[0], client_id=owner[1])
         raise ApiError(UNAUTHORISED, MSG_UNAUTHORISED, headers=headers)
-    client_pk, integration_id, limit, client_id, scope = row
+    client_pk, integration_id, limit, client_id, scope, generations = row
     return Caller(
         client_pk=client_pk, integration_id=integration_id,
         rate_limit=limit or getattr(
             settings, "INTERCHANGE_ONEROSTER_RATE_LIMIT_PER_MINUTE", DEFAULT_RATE_LIMIT
         ),
         client_id=client_id, scopes=frozenset((scope or "").split()),
+        generations=release_cache.generations_of(generations),
     )
 
 

@@ -164,7 +164,8 @@ class GradebookApi(View):
     # --- shared checks ------------------------------------------------------------------------
 
     def _release(self, caller: Caller, scopes: frozenset[str]):  # type: ignore[no-untyped-def]
-        release = release_for(_IntegrationRef(caller.integration_id))
+        release = release_for(_IntegrationRef(caller.integration_id),
+                              generations=caller.generations)
         if not release.live:
             raise ApiError(UNAUTHORISED, MSG_UNAUTHORISED,
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

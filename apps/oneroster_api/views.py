@@ -176,7 +176,8 @@ class RosteringApi(View):
     def serve(self, request, caller: Caller, kwargs) -> tuple[HttpResponse, int]:  # type: ignore[no-untyped-def]
         ep = self.endpoint
         assert ep is not None
-        release = release_for(_IntegrationRef(caller.integration_id))
+        release = release_for(_IntegrationRef(caller.integration_id),
+                              generations=caller.generations)
         if not release.live:
             raise ApiError(UNAUTHORISED, MSG_UNAUTHORISED,
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

@@ -312,17 +312,17 @@ def test_the_reply_to_a_put_is_what_a_get_then_returns(gb, token):
 
 def test_a_result_put_costs_a_fixed_number_of_queries(gb, token, django_assert_num_queries,
                                                       django_capture_on_commit_callbacks):
-    """One score per request is what tools send, so each statement counts: the token, the
-    release's generations, every reference in one statement, the version lock and the
+    """One score per request is what tools send, so each statement counts: the token with
+    the release's generations, every reference in one statement, the version lock and the
     probe in one round trip, one statement writing row, version and outbox, and the access
     record (plus the test transaction's savepoint and its release; outside a transaction,
     as in production, BEGIN and COMMIT travel with the lock and the write instead)."""
     gb.put("/lineItems/li-tool", token, line_item())
     with django_capture_on_commit_callbacks(execute=True):  # as after a real commit
         gb.put("/results/r0", token, result("r0", "p2"))
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         assert gb.put("/results/r1", token, result("r1", "p1")).status_code == 201
-    with django_assert_num_queries(8):  # a replacement closes the old row in the same statement
+    with django_assert_num_queries(7):  # a replacement closes the old row in the same statement
         assert gb.put("/results/r1", token, result("r1", "p1", 8)).status_code == 200
     assert [r.score for r in Result.objects.filter(sourced_id="r1").order_by("id")] == [7, 8]
 
