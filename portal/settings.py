@@ -211,6 +211,9 @@ DATABASES = {
 }
 # Django's PostgreSQL backend with a cheaper start-of-request health check (portal.db.base).
 DATABASES["default"]["ENGINE"] = "portal.db"
+# The hottest statements of vendors' requests are prepared once per connection
+# (portal.db.prepared). Off behind a transaction-pooling proxy that does not keep sessions.
+DATABASE_PREPARED_STATEMENTS = envbool("DATABASE_PREPARED_STATEMENTS", True)
 # PostgreSQL's JIT compiles any statement whose estimated cost passes a threshold. The hub's
 # big statements (ingest diffs, bundle rendering, page statistics) are estimated high but run
 # in well under a second or two, and compiling them cost more than running them (a bundle

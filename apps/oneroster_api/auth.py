@@ -25,6 +25,7 @@ from apps.oneroster_api.errors import (
     UNAUTHORISED,
     ApiError,
 )
+from portal.db import prepared
 
 # The release generations come with the token: the release check needs them next, and
 # every request would otherwise spend a round trip on them (release_cache).
@@ -36,6 +37,8 @@ JOIN oauth2_provider_application a ON a.id = t.application_id
 JOIN oneroster_api_onerosterclient c ON c.application_id = a.id
 WHERE t.token_checksum = %s AND t.expires > now() AND c.revoked_at IS NULL
 """  # noqa: S105, S608 - a query of constant fragments, not a password
+
+TOKEN_STATEMENT = prepared.Prepared(TOKEN_SQL)
 
 # Who a refused token belonged to (expired, or its client revoked): for the access record
 # only, never to serve anything.
@@ -87,7 +90,7 @@ def authenticate(request) -> Caller:  # type: ignore[no-untyped-def]
         raise ApiError(UNAUTHORISED, MSG_UNAUTHORISED, headers={"WWW-Authenticate": "Bearer"})
     checksum = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
     with connection.cursor() as cursor:
-        cursor.execute(TOKEN_SQL, [checksum])
+        prepared.execute(cursor, TOKEN_STATEMENT, [checksum])
         row = cursor.fetchone()
     if row is None:
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}

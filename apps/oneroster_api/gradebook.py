@@ -32,6 +32,7 @@ from apps.governance.scopes import OR
 from apps.oneroster_api import entities as E
 from apps.oneroster_api.endpoints import Condition, Endpoint, Parent
 from apps.roster.schema import EXT_PREFIX, SCORE_STATUSES
+from portal.db import prepared
 
 SERVICE = "oneroster.gradebook"
 BASE_PATH = "/ims/oneroster/gradebook/v1p2"
@@ -657,7 +658,7 @@ def _result_references(release, item_ids: set[str], student_ids: set[str]):  # t
         return items, students, enrolled
     sql = head + " UNION ALL ".join(f"({part})" for part in parts)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        prepared.execute(cursor, prepared.statement(sql), params)
         for kind, sid, klass, session in cursor.fetchall():
             if kind == "i":
                 items[sid] = (klass, session)

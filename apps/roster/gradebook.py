@@ -47,6 +47,7 @@ from apps.roster.ingest import apply as apply_sql
 from apps.roster.ingest.apply import ChangeSet, EntityChange
 from apps.roster.ingest.staging import TABLES, EntityTables
 from apps.roster.models import RosterOutbox, RosterVersion, Source, SourceKind
+from portal.db import prepared
 
 # The entities a gradebook writer may write, in apply order.
 GRADEBOOK_ENTITIES: tuple[str, ...] = ("categories", "lineItems", "results", "scoreScales")
@@ -164,12 +165,12 @@ class _Statements:
 
     # each incoming row (parameter: the JSON rows) with its hash and every current row of
     # its sourcedId, whatever its owner
-    probe: str
+    probe: prepared.Prepared
     # parameters: source id, dateLastModified, the JSON rows (the version number is the
     # write statement's ``n``)
     insert: str
     # parameter: sourcedIds
-    current_owners: str
+    current_owners: prepared.Prepared
     # parameter: row ids
     close: str
     # what a write batch needs to know about every field: nullability, known columns
@@ -185,7 +186,7 @@ def _statements(entity: str) -> _Statements:
         # The planner takes a JSON array for 100 rows and would hash-join it with a scan
         # of the whole table (every current result, per score). A LATERAL subquery it
         # cannot flatten (OFFSET 0) makes it one index probe per incoming row.
-        probe=(
+        probe=prepared.Prepared(
             f"SELECT x.sourced_id, {t.hash_sql('x', staged=False)}, c.id, c.source_id, "
             f"c.content_hash, c.date_last_modified FROM ({_typed_rows(t)}) x "
             f"LEFT JOIN LATERAL (SELECT id, source_id, content_hash, date_last_modified "
@@ -198,7 +199,7 @@ def _statements(entity: str) -> _Statements:
             f"SELECT %s, x.sourced_id, %s, {t.hash_sql('x', staged=False)}, {_NUMBER}, "
             f"{', '.join('x.' + _q(c) for c in t.content)} FROM ({_typed_rows(t)}) x"
         ),
-        current_owners=(
+        current_owners=prepared.Prepared(
             f"SELECT sourced_id, id, source_id FROM {t.table} "
             f"WHERE sourced_id = ANY(%s) AND valid_to_version IS NULL"
         ),
@@ -296,23 +297,6 @@ def _refuse_foreign(entity: str, sid: str) -> GradebookWriteError:
 Statement = tuple[str, Sequence[Any]]
 
 
-def _execute_after(cursor, prelude: list[Statement], sql: str,  # type: ignore[no-untyped-def]
-                   params: Sequence[Any]) -> None:
-    """Run the ``prelude`` statements, then ``sql``, in ONE round trip, leaving ``sql``'s
-    result current; ``prelude`` is emptied. The cursor binds parameters on the client and
-    sends the text with the simple query protocol, which runs several statements in
-    order, each with its own snapshot: a statement after the version lock sees every
-    write committed before the lock was granted."""
-    if not prelude:
-        cursor.execute(sql, params)
-        return
-    cursor.execute("; ".join([*(text for text, _ in prelude), sql]),
-                   [value for _, values in prelude for value in values] + list(params))
-    for _ in prelude:
-        cursor.nextset()
-    prelude.clear()
-
-
 @dataclass
 class _Plan:
     """One entity's part of a batch, once probed."""
@@ -335,8 +319,8 @@ class _Plan:
 
 def _plan_upserts(cursor, entity: str, rows: Sequence[dict],  # type: ignore[no-untyped-def]
                   source_id: int, plan: _Plan, prelude: list[Statement]) -> None:
-    _execute_after(cursor, prelude, _statements(entity).probe,
-                   [json.dumps(list(rows), default=_json_default)])
+    prepared.execute(cursor, _statements(entity).probe,
+                     [json.dumps(list(rows), default=_json_default)], prelude)
     own: dict[str, tuple[int, bytes, dt.datetime | None]] = {}
     hashes: dict[str, bytes] = {}
     for sid, new_hash, old_id, owner, old_hash, modified in cursor.fetchall():
@@ -366,7 +350,7 @@ def _plan_upserts(cursor, entity: str, rows: Sequence[dict],  # type: ignore[no-
 def _plan_deletes(cursor, entity: str, sids: Sequence[str],  # type: ignore[no-untyped-def]
                   source_id: int, plan: _Plan, prelude: list[Statement]) -> None:
     wanted = list(dict.fromkeys(sids))
-    _execute_after(cursor, prelude, _statements(entity).current_owners, [wanted])
+    prepared.execute(cursor, _statements(entity).current_owners, [wanted], prelude)
     found: dict[str, int] = {}
     for sid, row_id, owner in cursor.fetchall():
         if owner != source_id:
@@ -498,7 +482,7 @@ def gradebook_write(
             prelude: list[Statement] = [*([("BEGIN", ())] if own else []),
                                         (VERSION_LOCK_SQL, VERSION_LOCK_PARAMS)]
             if guard is not None:
-                _execute_after(cursor, prelude, *guard)
+                prepared.execute(cursor, guard[0], guard[1], prelude)
                 if cursor.fetchone() is None:
                     raise GradebookWriteError(GUARD_REFUSED, ERROR_GUARD_REFUSED)
             for entity in GRADEBOOK_ENTITIES:
@@ -517,7 +501,8 @@ def gradebook_write(
             if not changes.is_empty:
                 sql, params = _apply_statement(source=source, plans=plans, changes=changes,
                                                written_at=written_at, actor_id=actor_id)
-                cursor.execute(sql + ("; COMMIT" if own else ""), params)
+                prepared.execute(cursor, prepared.statement(sql), params,
+                                 postlude=("COMMIT",) if own else ())
                 pk, number = cursor.fetchone()
                 version = _version(pk=pk, number=number, source=source, changes=changes,
                                    created_at=written_at, actor_id=actor_id)

@@ -334,7 +334,7 @@ def test_the_probe_reads_the_current_rows_it_needs_by_index_not_the_whole_table(
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE roster_result")
         # when one score is probed
-        cursor.execute("EXPLAIN " + gradebook._statements("results").probe,
+        cursor.execute("EXPLAIN " + gradebook._statements("results").probe.sql,
                        [json.dumps([result("r7", "s7", "9")])])
         plan = "\n".join(row[0] for row in cursor.fetchall())
 

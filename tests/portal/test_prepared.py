@@ -1,0 +1,63 @@
+"""portal.db.prepared: a statement is prepared once per connection, in the same round trip
+as its first execution, and gives the same answers as the plain statement."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from portal.db import prepared
+
+pytestmark = pytest.mark.django_db
+
+
+def prepared_here(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = %s", [name])
+        return cursor.fetchone()[0] == 1
+
+
+def test_a_statement_is_prepared_once_then_executed_by_name(django_assert_num_queries):
+    statement = prepared.Prepared("SELECT %s::int + 1, '100%%'")
+
+    with django_assert_num_queries(1), connection.cursor() as cursor:  # PREPARE with EXECUTE
+        prepared.execute(cursor, statement, [41])
+        first = cursor.fetchall()
+    with django_assert_num_queries(1), connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [1])
+        second = cursor.fetchall()
+
+    assert first == [(42, "100%")] and second == [(2, "100%")]
+    assert statement.statements() == [statement.execute_sql]
+    assert prepared_here(statement.name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_connection_prepares_again():
+    statement = prepared.Prepared("SELECT %s::text")
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, statement, ["a"])
+    connection.close()
+
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, statement, ["b"])
+        assert cursor.fetchall() == [("b",)]
+
+
+def test_prelude_and_postlude_travel_with_it_leaving_its_rows_current():
+    statement = prepared.Prepared("SELECT setting FROM pg_settings WHERE name = %s")
+    prelude = [("SET LOCAL application_name = %s", ["prelude-ran"])]
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, statement, ["application_name"], prelude,
+                         postlude=("SELECT 'postlude'",))
+        assert cursor.fetchall() == [("prelude-ran",)]
+    assert prelude == []
+
+
+def test_switched_off_it_runs_the_plain_statement(settings):
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    statement = prepared.Prepared("SELECT %s::int * 2")
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [21])
+        assert cursor.fetchall() == [(42,)]
+    assert not prepared_here(statement.name)
