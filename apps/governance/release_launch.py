@@ -34,6 +34,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from apps.governance.release import Release, _select_as
+from portal.db import prepared
 
 PERSON_COLUMNS = ("sourced_id", "enabled_user", "given_name", "family_name",
                   "preferred_given_name", "preferred_family_name", "email")
@@ -213,6 +214,6 @@ def launch_rows(release: Release, *, person_sourced_id: str,
         return None
     compiled = launch_rows_sql(release)
     with connection.cursor() as cursor:
-        cursor.execute(compiled.sql, compiled.bind(person=person_sourced_id,
-                                                   **{"class": class_sourced_id}))
+        prepared.execute(cursor, prepared.statement(compiled.sql), compiled.bind(
+            person=person_sourced_id, **{"class": class_sourced_id}))
         return launch_rows_from(cursor.fetchone())

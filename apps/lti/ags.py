@@ -44,6 +44,7 @@ from apps.roster.gradebook import (
     gradebook_write,
     integration_source,
 )
+from portal.db import prepared
 
 LINEITEM_MEDIA = "application/vnd.ims.lis.v2.lineitem+json"
 CONTAINER_MEDIA = "application/vnd.ims.lis.v2.lineitemcontainer+json"
@@ -391,7 +392,7 @@ def member_sourced_id(release: Release, class_sourced_id: str, user_id: str) -> 
         return None
     sql, params = compiled
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, class_sourced_id])
+        prepared.execute(cursor, prepared.statement(sql), [*params, class_sourced_id])
         members = [sid for (sid,) in cursor.fetchall()]
     pseudonyms = nrps.member_pseudonymiser(release).pseudonyms(members)
     return next((sid for sid, pseudonym in pseudonyms.items() if pseudonym == user_id), None)

@@ -25,6 +25,7 @@ from apps.governance.pseudonyms import IDENTITY, pseudonymiser_for_vendor
 from apps.governance.release import Release
 from apps.lti import claims as claims_
 from apps.lti.roles import ENROLLMENT_ROLES, MEMBERSHIP, lis_roles
+from portal.db import prepared
 
 MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 DEFAULT_LIMIT = 100
@@ -183,8 +184,8 @@ def memberships(release: Release, class_sourced_id: str, *, role: str | None = N
         release, ("nrps.page", roles, member_ids._ipad), lambda: _page_statement(release, roles),
         {_CLASS: ("%s", ("class",)), _LIMIT: ("%s", ("limit",)), _OFFSET: ("%s", ("offset",))})
     with connection.cursor() as cursor:
-        cursor.execute(bound.sql, bound.bind(limit=limit + 1, offset=offset,
-                                             **{"class": class_sourced_id}))
+        prepared.execute(cursor, prepared.statement(bound.sql), bound.bind(
+            limit=limit + 1, offset=offset, **{"class": class_sourced_id}))
         names = [column.name for column in cursor.description][3:]
         found = cursor.fetchall()
     if not found:

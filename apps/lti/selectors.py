@@ -25,6 +25,7 @@ from apps.lti.models import Deployment, LtiContext, MessageType, ServiceToken, T
 from apps.lti.roles import CONTENT_EDITOR_ROLES
 from apps.roster.models import Class, Enrollment, User
 from apps.vendors.models import IntegrationKind, IntegrationStatus, VendorStatus
+from portal.db import prepared
 
 SERVICE_LAUNCH = "lti.launch"
 SERVICE_DEEP_LINKING = "lti.deep_linking"
@@ -138,7 +139,7 @@ def registration_by_client_id(client_id: str) -> ToolRegistration | None:
     if "client_id" not in _SQL:
         _SQL["client_id"] = _registration_sql("r.client_id = %s")
     with connection.cursor() as cursor:
-        cursor.execute(_SQL["client_id"], [client_id])
+        prepared.execute(cursor, prepared.statement(_SQL["client_id"]), [client_id])
         row = cursor.fetchone()
     return None if row is None else _registration_from(row)
 
@@ -154,7 +155,8 @@ def service_token_by_hash(
         _SQL["token"] = _registration_sql(
             "t.token_hash = %s AND t.expires_at > %s AND t.revoked_at IS NULL", token=True)
     with connection.cursor() as cursor:
-        cursor.execute(_SQL["token"], [context_id, token_hash, now])
+        prepared.execute(cursor, prepared.statement(_SQL["token"]),
+                         [context_id, token_hash, now])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -339,7 +341,7 @@ def launch_context(
     sql, params = launch_statement(release, user=user, registration=registration,
                                    class_sourced_id=class_sourced_id)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        prepared.execute(cursor, prepared.statement(sql), params)
         row = cursor.fetchone()
     return launch_context_from(row, registration=registration, release=release,
                                message_type=message_type)

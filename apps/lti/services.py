@@ -62,6 +62,7 @@ from apps.lti.selectors import (
 )
 from apps.lti.tool_keys import ToolKeyError, check_jwks_url, public_key_from_pem, tool_public_key
 from apps.vendors.models import Integration, IntegrationKind
+from portal.db import prepared
 
 HINT_SECONDS = 300
 DEEP_LINKING_SECONDS = 3600
@@ -339,7 +340,8 @@ def _consume_hint(token: str, *, user: Any, registration: ToolRegistration) -> L
     statement returns the hint and its resource link."""
     now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(CONSUME_HINT_SQL, [now, _hash(token), now, user.pk, registration.pk])
+        prepared.execute(cursor, prepared.statement(CONSUME_HINT_SQL),
+                         [now, _hash(token), now, user.pk, registration.pk])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -378,7 +380,8 @@ def _consume_and_launch(token: str, *, user: Any, registration: ToolRegistration
     params = [now, _hash(token), now, user.pk, registration.pk, SigningKey.Purpose.LTI,
               SigningKey.State.ACTIVE, *launch_params]
     with connection.cursor() as cursor:
-        cursor.execute(CONSUME_AND_LAUNCH_SQL.format(launch=launch_sql), params)
+        statement = prepared.statement(CONSUME_AND_LAUNCH_SQL.format(launch=launch_sql))
+        prepared.execute(cursor, statement, params)
         row = cursor.fetchone()
     if row is None:
         return None
