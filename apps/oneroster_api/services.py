@@ -12,13 +12,14 @@ import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, get_application_model
 
 from apps.audit import audit
 from apps.oneroster_api.models import ClientSecret, OneRosterClient
 from apps.vendors.models import Integration, IntegrationKind
+from portal.db import prepared
 
 ERROR_NOT_REST = "Integration {name} is not a OneRoster REST integration."
 ERROR_NOT_APPROVED = (
@@ -184,6 +185,13 @@ def oauth_client_revoke(*, integration: Integration, actor, reason: str) -> int:
 FLUSH_BATCH = 500
 
 
+PENDING_DISCLOSURE = prepared.Prepared(
+    "INSERT INTO oneroster_api_pendingdisclosure "
+    "(vendor_id, integration_id, field_classes, day, user_sourced_ids, created_at) "
+    "VALUES (%s, %s, string_to_array(%s, E'\\n'), %s, string_to_array(%s, E'\\n'), %s)"
+)
+
+
 def disclosures_pending_add(*, vendor_id: int, integration_id: int, field_classes,  # type: ignore[no-untyped-def]
                             user_sourced_ids: list[str]) -> None:
     """Queue what one request disclosed (one INSERT); folded into the ledger by
@@ -192,11 +200,24 @@ def disclosures_pending_add(*, vendor_id: int, integration_id: int, field_classe
 
     if not user_sourced_ids:
         return
-    PendingDisclosure.objects.create(
-        vendor_id=vendor_id, integration_id=integration_id,
-        field_classes=sorted(field_classes), day=timezone.localdate(),
-        user_sourced_ids=sorted(set(user_sourced_ids)),
-    )
+    people = sorted(set(user_sourced_ids))
+    classes = sorted(field_classes)
+    joined = "\n".join(people)
+    if joined.count("\n") == len(people) - 1:
+        # A page of a thousand people: their ids travel as one text, split in SQL. Through
+        # the ORM, each id went through the array field's preparation and the driver's
+        # list adaptation: ~40% of a page's Python time. (sourcedIds never hold a newline;
+        # one that did would take the ORM path below.)
+        with connection.cursor() as cursor:
+            prepared.execute(cursor, PENDING_DISCLOSURE, [
+                vendor_id, integration_id, "\n".join(classes), timezone.localdate(), joined,
+                timezone.now(),
+            ])
+    else:
+        PendingDisclosure.objects.create(
+            vendor_id=vendor_id, integration_id=integration_id, field_classes=classes,
+            day=timezone.localdate(), user_sourced_ids=people,
+        )
     if settings.CELERY_TASK_ALWAYS_EAGER:
         disclosures_flush()
 
