@@ -10,7 +10,9 @@ is no worse, with no planning at all.
 Django binds parameters on the client and sends text, so preparation is written out:
 ``PREPARE name AS ...`` once per connection (in the same round trip as the first
 ``EXECUTE``), then ``EXECUTE name(...)``. A prepared statement belongs to the session and
-survives rollbacks; a new connection prepares again. Opt-in per statement, for statements
+survives rollbacks; a new connection prepares again, and a connection whose session lost
+its statements (a ``DISCARD ALL``, a schema change under a prepared statement) fails that
+request and is replaced when it ends. Opt-in per statement, for statements
 whose parameters' types PostgreSQL can infer, and off altogether with
 ``DATABASE_PREPARED_STATEMENTS=false`` (for a transaction-pooling proxy such as PgBouncer,
 which does not keep sessions).
@@ -21,12 +23,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 
 _PLACEHOLDER = re.compile(r"%s|%%")
 
@@ -75,6 +79,20 @@ def statement(sql: str) -> Prepared:
     return Prepared(sql)
 
 
+# What PostgreSQL answers when the session no longer holds what was prepared on it (something
+# ran DEALLOCATE or DISCARD) or a schema change altered a prepared statement's result columns.
+_SESSION_LOST = (psycopg.errors.InvalidSqlStatementName, psycopg.errors.FeatureNotSupported,
+                 psycopg.errors.DuplicatePreparedStatement)
+
+
+def _forget_session() -> None:
+    """Never trust this connection's prepared statements again: forget them, and have Django
+    replace the connection when the request ends (as it replaces one past its age), so the
+    next request prepares afresh instead of failing the same way."""
+    _prepared.pop(connection.connection, None)
+    connection.close_at = time.monotonic()
+
+
 def enabled() -> bool:
     return getattr(settings, "DATABASE_PREPARED_STATEMENTS", True)
 
@@ -92,7 +110,12 @@ def execute(cursor: Any, statement: Prepared | str, params: Sequence[Any] = (),
     texts = statement.statements() if isinstance(statement, Prepared) else [statement]
     before = [text for text, _ in prelude] + texts[:-1]
     values = [value for _, vals in prelude for value in vals] + list(params)
-    cursor.execute("; ".join([*before, texts[-1], *postlude]), values)
+    try:
+        cursor.execute("; ".join([*before, texts[-1], *postlude]), values)
+    except DatabaseError as exc:
+        if isinstance(statement, Prepared) and isinstance(exc.__cause__, _SESSION_LOST):
+            _forget_session()
+        raise
     for _ in before:
         cursor.nextset()
     prelude.clear()

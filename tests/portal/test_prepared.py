@@ -4,7 +4,8 @@ as its first execution, and gives the same answers as the plain statement."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.core.signals import request_finished
+from django.db import DatabaseError, connection
 
 from portal.db import prepared
 
@@ -61,3 +62,20 @@ def test_switched_off_it_runs_the_plain_statement(settings):
         prepared.execute(cursor, statement, [21])
         assert cursor.fetchall() == [(42,)]
     assert not prepared_here(statement.name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_that_lost_its_statements_is_replaced_after_the_request():
+    statement = prepared.Prepared("SELECT %s::int")
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [1])
+        cursor.execute("DEALLOCATE ALL")  # what a pooling proxy or DISCARD ALL would do
+
+    with pytest.raises(DatabaseError), connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [2])
+    request_finished.send(sender=None)  # the end of that request: the connection is replaced
+
+    assert connection.connection is None
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [3])
+        assert cursor.fetchall() == [(3,)]
