@@ -158,3 +158,22 @@ def test_removing_records_still_referenced_by_kept_rows_is_rejected(tmp_path):
     found = list(run.errors.values_list("code", "file", "column"))
     assert (V.REFERENCE_ORPHANED, "enrollments.csv", "userSourcedId") in found, found
     assert RosterVersion.objects.count() == versions
+
+
+def test_a_delta_deleting_a_guardian_a_kept_pupil_names_as_agent_is_rejected(tmp_path):
+    roster_import_run(path=write_zip(tmp_path / "a.zip", base_files()), source="sis")
+    versions = RosterVersion.objects.count()
+    users = corpus.read_rows(base_files(mode="delta")["users.csv"])
+    guardian = next(row for row in users if row[0] == "user-g1")
+    guardian[1] = "tobedeleted"
+    files = {"users.csv": corpus.write_rows([users[0], guardian]),
+             "manifest.csv": corpus.manifest("1.2", {"users": "delta"})}
+
+    run = roster_import_run(path=write_zip(tmp_path / "b.zip", files), source="sis")
+
+    assert run.state == ImportState.REJECTED
+    found = list(run.errors.values_list("code", "file", "column", "message"))
+    assert any(code == V.REFERENCE_ORPHANED and file == "users.csv"
+               and column == "agentSourcedIds" and "user-s1" in message
+               for code, file, column, message in found), found
+    assert RosterVersion.objects.count() == versions
