@@ -545,12 +545,22 @@ def _service_claims(ctx: LaunchContext, *, link: ResourceLink | None) -> dict[st
 
 
 def _record_access(registration: ToolRegistration, *, status: int, started: float,
-                   records: int = 0, channel: str = Channel.LTI_LAUNCH) -> None:
+                   records: int = 0, channel: str = Channel.LTI_LAUNCH,
+                   endpoint: str = "/lti/auth") -> None:
     access_record(
-        integration_id=registration.integration_id, channel=channel, endpoint="/lti/auth",
+        integration_id=registration.integration_id, channel=channel, endpoint=endpoint,
         status_code=status, records=records,
         duration_ms=int((time.monotonic() - started) * 1000), client_id=registration.client_id,
     )
+
+
+def launch_start_refused(*, registration: ToolRegistration | None, started: float) -> None:
+    """A launch refused at the launch page (the person, class or tool not allowed now): an
+    access record for the tool, as every refused vendor request leaves, so a pupil who keeps
+    trying a tool they may not use shows up in monitoring. An unknown client id names no
+    tool, so there is nothing to record against."""
+    if registration is not None:
+        _record_access(registration, status=403, started=started, endpoint="/launch/start")
 
 
 # --- Deep Linking responses ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ Content-Security-Policy is widened only by the one origin the form posts to.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from django.contrib.auth import views as auth_views
@@ -89,6 +90,7 @@ def launch_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required(login_url=LOGIN_URL)
 def launch_start(request: HttpRequest) -> HttpResponse:
+    started = time.monotonic()
     registration = selectors.registration_by_client_id(request.POST.get("client_id", ""))
     initiation = None
     if registration is not None:
@@ -100,6 +102,8 @@ def launch_start(request: HttpRequest) -> HttpResponse:
             resource_link_id=request.POST.get("link") or None,
         )
     if initiation is None:
+        # recorded like any refused request, so monitoring sees a tool being tried
+        services.launch_start_refused(registration=registration, started=started)
         return _message(request, services.REFUSED, status=403)
     return _autosubmit(request, action=initiation.url, fields=initiation.params,
                        title="Opening the tool…")

@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from apps.audit.models import AccessRecord
 from apps.governance.models import ExclusionReason, ExclusionScope
 from apps.governance.services.exclusions import exclusion_create
 from apps.keys import selectors as key_selectors
@@ -175,6 +176,9 @@ def test_an_excluded_pupil_cannot_launch_and_is_told_nothing(registered, pupil,
     assert refused.status == 403 and refused.action == ""
     assert services.REFUSED in refused.text
     assert "exclu" not in refused.text.lower()
+    record = AccessRecord.objects.filter(endpoint="/launch/start").get()
+    assert (record.integration_id, record.status_code, record.records) == (
+        registered.integration.pk, 403, 0)
 
 
 def test_exclusion_is_rechecked_when_the_launch_completes(registered, pupil,
