@@ -37,7 +37,7 @@ from apps.governance.pseudonyms import IDENTITY
 from apps.governance.release import Release
 from apps.lti import claims as claims_
 from apps.lti import nrps
-from apps.lti.models import AgsLineItem, LtiContext, ResourceLink
+from apps.lti.models import AgsLineItem, AgsScore, LtiContext, ResourceLink
 from apps.roster.gradebook import (
     GUARD_REFUSED,
     GradebookWriteError,
@@ -278,11 +278,24 @@ def line_item_create(*, context: LtiContext, release: Release, klass: dict[str, 
 
 def line_item_update(*, item: AgsLineItem, release: Release, klass: dict[str, Any],
                      data: LineItemInput) -> AgsLineItem:
+    """Update a line item and its gradebook column. A new ``scoreMaximum`` rescales the
+    results already recorded, in the same version: each is its score as sent, scaled to
+    the new maximum, so the SIS never reads 7 out of 20 for what the tool sent as 7/10."""
+    old_maximum = item.score_maximum
     _apply(item, data)
     with transaction.atomic():
         item.save()
-        _write(release, upserts={"categories": [_category_row(release)],
-                                 "lineItems": [_gradebook_row(item, klass, release)]})
+        upserts = {"categories": [_category_row(release)],
+                   "lineItems": [_gradebook_row(item, klass, release)]}
+        if item.score_maximum != old_maximum:
+            upserts["results"] = [
+                _result_row(item, score, user_sourced_id=score.user_sourced_id,
+                            result_id=score.result_sourced_id)
+                for score in item.scores.order_by("id")
+                # an excluded pupil receives no result from the tool, not even a rescaled one
+                if score.user_sourced_id not in release.excluded_user_sourced_ids
+            ]
+        _write(release, upserts=upserts)
     return item
 
 
@@ -398,7 +411,24 @@ def member_sourced_id(release: Release, class_sourced_id: str, user_id: str) -> 
     return next((sid for sid, pseudonym in pseudonyms.items() if pseudonym == user_id), None)
 
 
-def _score_status(score: ScoreInput) -> str:
+def _result_row(item: AgsLineItem, score: ScoreInput | AgsScore, *, user_sourced_id: str,
+                result_id: str) -> dict[str, Any]:
+    """The gradebook result a score makes: scaled to the line item's maximum (AGS
+    ``resultScore`` semantics; above the maximum kept as sent; no ``scoreGiven``, no score)."""
+    scaled = None
+    if score.score_given is not None and score.score_maximum:
+        scaled = score.score_given * item.score_maximum / score.score_maximum
+        scaled = scaled.quantize(decimal.Decimal("0.000001"))
+    return {
+        "sourced_id": result_id, "line_item_sourced_id": item.line_item_sourced_id,
+        "student_sourced_id": user_sourced_id, "score_status": _score_status(score),
+        "score": scaled, "score_date": timezone.localdate(score.timestamp),
+        "comment": score.comment or None, "class_sourced_id": item.context.class_sourced_id,
+        "in_progress": score.activity_progress in ("Started", "InProgress"),
+    }
+
+
+def _score_status(score: ScoreInput | AgsScore) -> str:
     if score.grading_progress == "FullyGraded":
         return "fully graded"
     if score.activity_progress in ("Submitted", "Completed"):
@@ -436,19 +466,11 @@ def score_submit(*, item: AgsLineItem, release: Release, score: ScoreInput) -> N
     if person is None:
         raise AgsError(ERROR_NOT_MEMBER)
     result_id = result_sourced_id(item, person)
-    scaled = None
-    if score.score_given is not None and score.score_maximum:
-        scaled = score.score_given * item.score_maximum / score.score_maximum
-        scaled = scaled.quantize(decimal.Decimal("0.000001"))
     # The score is recorded (only if newer) in the gradebook write's own transaction, as
     # its guard: a stale score writes nothing, and a refused write records no score.
-    _write(release, upserts={"results": [{
-        "sourced_id": result_id, "line_item_sourced_id": item.line_item_sourced_id,
-        "student_sourced_id": person, "score_status": _score_status(score),
-        "score": scaled, "score_date": timezone.localdate(score.timestamp),
-        "comment": score.comment or None, "class_sourced_id": class_id,
-        "in_progress": score.activity_progress in ("Started", "InProgress"),
-    }]}, guard=(SCORE_UPSERT_SQL, [
+    _write(release, upserts={"results": [
+        _result_row(item, score, user_sourced_id=person, result_id=result_id),
+    ]}, guard=(SCORE_UPSERT_SQL, [
         item.pk, person, result_id, score.timestamp, score.score_given,
         score.score_maximum, score.activity_progress, score.grading_progress,
         score.comment,

@@ -510,3 +510,33 @@ def test_a_score_post_costs_a_bounded_number_of_queries(client, tool, claims, to
     later = score(pupil, 6, 10, when=timezone.now() + dt.timedelta(seconds=1))
     with django_assert_max_num_queries(15):
         assert post(client, scores_url(item), token, later, ags.SCORE_MEDIA).status_code == 204
+
+
+def test_a_new_score_maximum_rescales_the_recorded_results_except_an_excluded_pupils(
+    client, tool, claims, token, staff_user_factory
+):
+    item = create_item(client, claims, token)  # out of 20
+    p1, p2 = member_id(client, claims, tool, "p1"), member_id(client, claims, tool, "p2")
+    for pupil, given in ((p1, 7), (p2, 3)):
+        assert post(client, scores_url(item), token, score(pupil, given, 10),
+                    ags.SCORE_MEDIA).status_code == 204
+    officer = staff_user_factory(username="officer.dsl", role="safeguarding")
+    exclusion_create(actor=officer, user_sourced_id="p2", scope=ExclusionScope.ALL_VENDORS,
+                     reason_code=ExclusionReason.CHILD_PROTECTION,
+                     ends_at=timezone.now() + dt.timedelta(days=30))
+
+    updated = put(client, item["id"], token, {**item, "scoreMaximum": 40})
+
+    assert updated.status_code == 200, updated.content
+    current = dict(Result.objects.filter(valid_to_version__isnull=True)
+                   .values_list("student_sourced_id", "score"))
+    assert current == {"p1": Decimal(28), "p2": Decimal(6)}  # 7/10 of 40; p2 left alone
+    (read,) = get(client, item["id"] + "/results", token).json()
+    assert (read["userId"], read["resultScore"], read["resultMaximum"]) == (p1, 28, 40)
+    # the column and its results moved together, in one version
+    column = LineItem.objects.get(valid_to_version__isnull=True,
+                                  sourced_id=AgsLineItem.objects.get().line_item_sourced_id)
+    assert column.result_value_max == Decimal(40)
+    assert Result.objects.get(valid_to_version__isnull=True,
+                              student_sourced_id="p1").valid_from_version == \
+        column.valid_from_version
