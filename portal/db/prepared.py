@@ -34,6 +34,9 @@ from django.db import DatabaseError, connection
 
 _PLACEHOLDER = re.compile(r"%s|%%")
 
+# Prepared statements one connection keeps at most; the next one starts the set afresh.
+MAX_PER_CONNECTION = 200
+
 # Per psycopg connection: the names prepared on it (a new connection starts empty).
 _prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
@@ -63,8 +66,14 @@ class Prepared:
         the PREPARE the first time; ``mark_prepared`` once they succeeded."""
         if not enabled():
             return [self.sql]
-        if self.name in _prepared.get(connection.connection, ()):
+        names = _prepared.get(connection.connection, set())
+        if self.name in names:
             return [self.execute_sql]
+        if len(names) >= MAX_PER_CONNECTION:
+            # statements compiled per release content come and go: never let one
+            # long-lived connection keep every one it ever saw
+            names.clear()
+            return ["DEALLOCATE ALL", self.prepare_sql, self.execute_sql]
         return [self.prepare_sql, self.execute_sql]
 
     def mark_prepared(self) -> None:

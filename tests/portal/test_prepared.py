@@ -79,3 +79,20 @@ def test_a_session_that_lost_its_statements_is_replaced_after_the_request():
     with connection.cursor() as cursor:
         prepared.execute(cursor, statement, [3])
         assert cursor.fetchall() == [(3,)]
+
+
+def test_a_connection_keeps_a_bounded_number_of_statements(monkeypatch):
+    monkeypatch.setattr(prepared, "MAX_PER_CONNECTION", 3)
+    statements = [prepared.Prepared(f"SELECT %s::int + {n}") for n in range(5)]
+
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what earlier tests prepared on this connection
+        prepared._prepared.pop(connection.connection, None)
+        for n, statement in enumerate(statements):
+            prepared.execute(cursor, statement, [n])
+            assert cursor.fetchall() == [(2 * n,)]
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'ix_%%'")
+        (kept,) = cursor.fetchone()
+
+    assert kept <= 3
+    assert all(prepared_here(s.name) for s in statements[3:])
