@@ -471,7 +471,7 @@ def gradebook_write(
     version = None
     # Inside a caller's transaction, a savepoint; otherwise BEGIN and COMMIT travel with
     # the first and the last statement.
-    own = not connection.in_atomic_block
+    own = not connection.in_atomic_block and connection.get_autocommit()
     try:
         with (contextlib.nullcontext() if own else transaction.atomic()), \
                 connection.cursor() as cursor, _rolled_back_on_error(cursor, own):
