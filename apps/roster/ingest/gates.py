@@ -131,14 +131,20 @@ def gates_evaluate(
         t = TABLES[entity]
         org, kind = GATE_KEYS[entity]
         chg = change_table(entity)
-        removed = _counts(
-            f"SELECT {org}, {kind}, count(*) FROM {t.table} r JOIN {chg} d ON d.old_id = r.id "
-            f"WHERE d.op IN ('u', 'd') GROUP BY 1, 2"
-        )
-        deleted = _counts(
-            f"SELECT {org}, {kind}, count(*) FROM {t.table} r JOIN {chg} d ON d.old_id = r.id "
-            f"WHERE d.op = 'd' GROUP BY 1, 2"
-        )
+        # the rows leaving (updated or deleted) and those deleted, in one pass
+        removed: dict[tuple[str, str], int] = {}
+        deleted: dict[tuple[str, str], int] = {}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {org}, {kind}, count(*), count(*) FILTER (WHERE d.op = 'd') "
+                f"FROM {t.table} r JOIN {chg} d ON d.old_id = r.id "
+                f"WHERE d.op IN ('u', 'd') GROUP BY 1, 2"
+            )
+            for org_value, kind_value, leaving, gone in cursor.fetchall():
+                key = (org_value or "", kind_value or "")
+                removed[key] = leaving
+                if gone:
+                    deleted[key] = gone
         added = _counts(
             f"SELECT {org}, {kind}, count(*) FROM {t.staging} r JOIN {chg} d ON d.n = r.n "
             f"WHERE d.op IN ('a', 'u') GROUP BY 1, 2"
