@@ -416,9 +416,9 @@ class MappingRuleSet(models.Model):
 
 
 class QualityGate(models.Model):
-    """Thresholds for one source (defaults from the issue). Baselines are not stored:
-    they are the per-org counts of the source's current state, i.e. its last applied
-    version, computed in SQL at gate time; what tripped is kept on the run."""
+    """Thresholds for one source (defaults from the issue). The baseline is the per-org
+    counts of the source's current state, i.e. its last applied version (``GateBaseline``
+    keeps it between imports); what tripped is kept on the run."""
 
     source = models.OneToOneField(Source, on_delete=models.CASCADE, related_name="quality_gate")
     enabled = models.BooleanField(default=True)
@@ -429,6 +429,29 @@ class QualityGate(models.Model):
 
     def __str__(self) -> str:
         return f"quality gate for {self.source}"
+
+
+class GateBaseline(models.Model):
+    """A gated source's current row counts per entity, org and kind, as of one of its
+    versions: what the quality gates compare the next import against.
+
+    Counting them afresh reads every current row of the source (a fifth of a second for a
+    district's enrolments, at every import). Each import under a gate stores the counts it
+    leaves (the baseline plus what it added, less what it removed), in the transaction
+    that applies it. Any other new version of the source (a rollback, an approved hold)
+    makes the stored counts stale by their version number, and the next import counts
+    afresh: a stale baseline is never used.
+    """
+
+    source = models.OneToOneField(Source, on_delete=models.CASCADE, primary_key=True,
+                                  related_name="gate_baseline")
+    version = models.PositiveIntegerField()
+    # {entity: [[org, kind, count], ...]}
+    counts = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"gate baseline of {self.source} at version {self.version}"
 
 
 # --------------------------------------------------------------------------------------------

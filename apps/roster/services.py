@@ -359,12 +359,13 @@ def _apply(
             timings["diff"] = round(time.monotonic() - mark, 3)
             thresholds = _thresholds(run.source)
             has_baseline = RosterVersion.objects.filter(source_id=source_id).exists()
+            check = None
             if not approved and thresholds is not None and has_baseline and not changes.is_empty:
-                trips = gates.gates_evaluate(
+                check = gates.gates_check(
                     source_id=source_id, changes=changes, thresholds=thresholds
                 )
-                if trips:
-                    raise _Held(trips, changes)
+                if check.trips:
+                    raise _Held(check.trips, changes)
             result = changes
             if changes.is_empty or run.dry_run:
                 raise _NothingToWrite
@@ -376,6 +377,12 @@ def _apply(
                 import_run=run, actor=run.decided_by or run.created_by,
             )
             run.version = version
+            if thresholds is not None:
+                # the next import's baseline: what this one leaves, counted afresh only
+                # when the gates did not know it exactly (a first import, an approval)
+                counts = check.counts_after if check is not None else None
+                gates.baseline_store(source_id, version=number, counts=(
+                    counts if counts is not None else gates.source_counts(source_id)))
             timings["apply"] = round(time.monotonic() - mark, 3)
             audit.record(
                 actor=run.decided_by or run.created_by,

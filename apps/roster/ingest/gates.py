@@ -5,6 +5,9 @@ org, entity and kind (type or role); the import's effect on each count comes fro
 the change tables of ``apply.diff_compute``. Each entity is also counted across
 the whole source (org ``*``), so a mass addition through brand-new orgs trips too.
 
+The baseline comes from ``GateBaseline`` when it was stored at the source's latest version
+(each gated import stores the counts it leaves); otherwise it is counted afresh.
+
 A count trips when it changes by more than ``max_change_percent`` of the baseline or
 would lose more than ``max_delete_percent`` of it, and the change is also at least
 ``min_records`` (so ordinary changes at a small school pass). Learners (role
@@ -18,6 +21,7 @@ to compare with; the first import of a source sets the baseline and is not gated
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -82,6 +86,17 @@ class Trip:
         return f"{what} changes {self.baseline} -> {self.proposed}"
 
 
+Counts = dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    trips: list[Trip]
+    # every entity's exact counts once the change set is applied (to store as the next
+    # baseline); None when they are not known exactly without counting afresh
+    counts_after: dict[str, Counts] | None
+
+
 def _counts(sql: str) -> dict[tuple[str, str], int]:
     with connection.cursor() as cursor:
         cursor.execute(sql)
@@ -119,13 +134,71 @@ def _baseline(entity: str, *, source_id: int, thresholds: Thresholds, added: dic
     return _counts(f"SELECT {org}, {kind}, count(*) {current} GROUP BY 1, 2")
 
 
+def source_counts(source_id: int) -> dict[str, Counts]:
+    """The source's exact current counts per (org, kind), every entity: what a baseline
+    stored for the first time holds."""
+    counts: dict[str, Counts] = {}
+    for entity, (org, kind) in GATE_KEYS.items():
+        found = _counts(
+            f"SELECT {org}, {kind}, count(*) FROM {TABLES[entity].table} r "
+            f"WHERE r.source_id = {int(source_id)} AND r.valid_to_version IS NULL "
+            f"GROUP BY 1, 2"
+        )
+        if found:
+            counts[entity] = found
+    return counts
+
+
+STORED_BASELINE_SQL = """
+SELECT b.counts FROM roster_gatebaseline b
+WHERE b.source_id = %(source)s AND b.version = (
+    SELECT max(v.number) FROM roster_rosterversion v WHERE v.source_id = %(source)s)
+"""
+
+
+def stored_baseline(source_id: int) -> dict[str, Counts] | None:
+    """The source's stored baseline if it was stored at its latest version, else None."""
+    with connection.cursor() as cursor:
+        cursor.execute(STORED_BASELINE_SQL, {"source": int(source_id)})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    stored = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    return {entity: {(org, kind): n for org, kind, n in keyed}
+            for entity, keyed in stored.items()}
+
+
+def baseline_store(source_id: int, *, version: int, counts: dict[str, Counts]) -> None:
+    """Keep ``counts`` as the source's baseline at ``version`` (in the caller's
+    transaction: the version and its baseline commit together)."""
+    from apps.roster.models import GateBaseline
+
+    GateBaseline.objects.update_or_create(
+        source_id=source_id,
+        defaults={"version": version, "counts": {
+            entity: sorted([org, kind, n] for (org, kind), n in keyed.items())
+            for entity, keyed in counts.items() if keyed
+        }},
+    )
+
+
 def gates_evaluate(
     *, source_id: int, changes: ChangeSet, thresholds: Thresholds
 ) -> list[Trip]:
     """The trips this change set would cause against the source's baseline."""
+    return gates_check(source_id=source_id, changes=changes, thresholds=thresholds).trips
+
+
+def gates_check(*, source_id: int, changes: ChangeSet, thresholds: Thresholds) -> GateCheck:
+    """The trips this change set would cause against the source's baseline, and the
+    counts it would leave (exact when the baseline was stored)."""
+    stored = stored_baseline(source_id)
+    after: dict[str, Counts] | None = dict(stored) if stored is not None else None
     trips: list[Trip] = []
     minimum = thresholds.min_records
     for entity, change in changes.by_entity.items():
+        if change.first_load:
+            after = None  # a new kind of file: counted afresh once applied
         if not change.total or change.first_load:
             continue
         t = TABLES[entity]
@@ -149,9 +222,17 @@ def gates_evaluate(
             f"SELECT {org}, {kind}, count(*) FROM {t.staging} r JOIN {chg} d ON d.n = r.n "
             f"WHERE d.op IN ('a', 'u') GROUP BY 1, 2"
         )
-        baseline = _baseline(entity, source_id=source_id, thresholds=thresholds,
-                             added=added, removed=removed, deleted=deleted)
+        if stored is not None:
+            baseline = dict(stored.get(entity, {}))
+        else:
+            baseline = _baseline(entity, source_id=source_id, thresholds=thresholds,
+                                 added=added, removed=removed, deleted=deleted)
         keys = set(baseline) | set(added) | set(removed)
+        if after is not None:
+            after[entity] = {
+                key: n for key in keys
+                if (n := baseline.get(key, 0) - removed.get(key, 0) + added.get(key, 0)) > 0
+            }
         # the whole source, per kind
         for mapping in (baseline, removed, deleted, added):
             rollup: dict[tuple[str, str], int] = {}
@@ -180,4 +261,4 @@ def gates_evaluate(
                 trip = RULE_DELETE
             if trip:
                 trips.append(Trip(trip, entity, key[0], key[1], base, proposed, gone))
-    return trips
+    return GateCheck(trips=trips, counts_after=after)
