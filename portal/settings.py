@@ -3,6 +3,9 @@
 Variables:
     DATABASE_URL                 PostgreSQL URL. Default: the embedded PostgreSQL under var/
                                  (started on demand). SQLite is not supported.
+    DATABASE_CONN_MAX_AGE        Seconds a connection is reused. Default 60.
+    DATABASE_PREPARED_STATEMENTS Prepare the hottest statements per connection. Default true;
+                                 false behind a transaction-pooling proxy (PgBouncer).
     REDIS_URL                    Celery broker and cache. Default: none, so Celery runs eagerly
                                  in process and caches are local memory.
     DJANGO_SECRET_KEY(_FILE)     Required outside the sandbox.
