@@ -405,7 +405,8 @@ def member_sourced_id(release: Release, class_sourced_id: str, user_id: str) -> 
         return None
     sql, params = compiled
     with connection.cursor() as cursor:
-        prepared.execute(cursor, prepared.statement(sql), [*params, class_sourced_id])
+        prepared.execute(cursor, prepared.statement(sql, generic=True),
+                         [*params, class_sourced_id])
         members = [sid for (sid,) in cursor.fetchall()]
     pseudonyms = nrps.member_pseudonymiser(release).pseudonyms(members)
     return next((sid for sid, pseudonym in pseudonyms.items() if pseudonym == user_id), None)

@@ -658,7 +658,7 @@ def _result_references(release, item_ids: set[str], student_ids: set[str]):  # t
         return items, students, enrolled
     sql = head + " UNION ALL ".join(f"({part})" for part in parts)
     with connection.cursor() as cursor:
-        prepared.execute(cursor, prepared.statement(sql), params)
+        prepared.execute(cursor, prepared.statement(sql, generic=True), params)
         for kind, sid, klass, session in cursor.fetchall():
             if kind == "i":
                 items[sid] = (klass, session)

@@ -191,7 +191,8 @@ def _statements(entity: str) -> _Statements:
             f"c.content_hash, c.date_last_modified FROM ({_typed_rows(t)}) x "
             f"LEFT JOIN LATERAL (SELECT id, source_id, content_hash, date_last_modified "
             f"FROM {t.table} "
-            f"WHERE sourced_id = x.sourced_id AND valid_to_version IS NULL OFFSET 0) c ON true"
+            f"WHERE sourced_id = x.sourced_id AND valid_to_version IS NULL OFFSET 0) c ON true",
+            generic=True,
         ),
         insert=(
             f"INSERT INTO {t.table} (source_id, sourced_id, date_last_modified, content_hash, "
@@ -201,7 +202,8 @@ def _statements(entity: str) -> _Statements:
         ),
         current_owners=prepared.Prepared(
             f"SELECT sourced_id, id, source_id FROM {t.table} "
-            f"WHERE sourced_id = ANY(%s) AND valid_to_version IS NULL"
+            f"WHERE sourced_id = ANY(%s) AND valid_to_version IS NULL",
+            generic=True,
         ),
         close=f"UPDATE {t.table} SET valid_to_version = {_NUMBER} WHERE id = ANY(%s)",
         required=tuple(c for c in t.content if not fields[c].null),
@@ -501,7 +503,7 @@ def gradebook_write(
             if not changes.is_empty:
                 sql, params = _apply_statement(source=source, plans=plans, changes=changes,
                                                written_at=written_at, actor_id=actor_id)
-                prepared.execute(cursor, prepared.statement(sql), params,
+                prepared.execute(cursor, prepared.statement(sql, generic=True), params,
                                  postlude=("COMMIT",) if own else ())
                 pk, number = cursor.fetchone()
                 version = _version(pk=pk, number=number, source=source, changes=changes,

@@ -34,6 +34,15 @@ from django.db import DatabaseError, connection
 
 _PLACEHOLDER = re.compile(r"%s|%%")
 
+# A ``generic`` statement runs its generic plan: PostgreSQL otherwise keeps planning a
+# statement afresh whenever its estimate for the generic plan (blind to how few ids an array
+# parameter holds) exceeds a custom plan's, as it did for a score's reference check and
+# write (half a millisecond of planning each, every time). The setting is the session's,
+# set before the EXECUTE and put back after it in the same round trip (and rolled back
+# with it, should the EXECUTE fail).
+GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
+AUTO_PLANS = "SET plan_cache_mode = auto"
+
 # Prepared statements one connection keeps at most; the next one starts the set afresh.
 MAX_PER_CONNECTION = 200
 
@@ -45,8 +54,9 @@ class Prepared:
     """One statement (``%s`` placeholders, ``%%`` for a literal percent sign), run as a
     prepared statement of whichever connection executes it."""
 
-    def __init__(self, sql: str) -> None:
+    def __init__(self, sql: str, *, generic: bool = False) -> None:
         self.sql = sql
+        self.generic = generic
         self.name = "ix_" + hashlib.blake2b(sql.encode(), digest_size=10).hexdigest()
         count = 0
 
@@ -67,14 +77,19 @@ class Prepared:
         if not enabled():
             return [self.sql]
         names = _prepared.get(connection.connection, set())
+        mode = [GENERIC_PLANS] if self.generic else []
         if self.name in names:
-            return [self.execute_sql]
+            return [*mode, self.execute_sql]
         if len(names) >= MAX_PER_CONNECTION:
             # statements compiled per release content come and go: never let one
             # long-lived connection keep every one it ever saw
             names.clear()
-            return ["DEALLOCATE ALL", self.prepare_sql, self.execute_sql]
-        return [self.prepare_sql, self.execute_sql]
+            return ["DEALLOCATE ALL", self.prepare_sql, *mode, self.execute_sql]
+        return [self.prepare_sql, *mode, self.execute_sql]
+
+    def after(self) -> list[str]:
+        """What follows its EXECUTE in the same round trip."""
+        return [AUTO_PLANS] if self.generic and enabled() else []
 
     def mark_prepared(self) -> None:
         if enabled():
@@ -82,10 +97,10 @@ class Prepared:
 
 
 @functools.lru_cache(maxsize=512)
-def statement(sql: str) -> Prepared:
+def statement(sql: str, *, generic: bool = False) -> Prepared:
     """The ``Prepared`` for a statement composed at run time (one per distinct text; a
     statement compiled once per release content has few texts)."""
-    return Prepared(sql)
+    return Prepared(sql, generic=generic)
 
 
 # What PostgreSQL answers when the session no longer holds what was prepared on it (something
@@ -116,17 +131,19 @@ def execute(cursor: Any, statement: Prepared | str, params: Sequence[Any] = (),
     The cursor binds parameters on the client and sends the text with the simple query
     protocol, which runs several statements in order, each with its own snapshot."""
     prelude = prelude if prelude is not None else []
-    texts = statement.statements() if isinstance(statement, Prepared) else [statement]
+    is_prepared = isinstance(statement, Prepared)
+    texts = statement.statements() if is_prepared else [statement]
     before = [text for text, _ in prelude] + texts[:-1]
     values = [value for _, vals in prelude for value in vals] + list(params)
+    after = [*(statement.after() if is_prepared else []), *postlude]
     try:
-        cursor.execute("; ".join([*before, texts[-1], *postlude]), values)
+        cursor.execute("; ".join([*before, texts[-1], *after]), values)
     except DatabaseError as exc:
-        if isinstance(statement, Prepared) and isinstance(exc.__cause__, _SESSION_LOST):
+        if is_prepared and isinstance(exc.__cause__, _SESSION_LOST):
             _forget_session()
         raise
     for _ in before:
         cursor.nextset()
     prelude.clear()
-    if isinstance(statement, Prepared):
+    if is_prepared:
         statement.mark_prepared()

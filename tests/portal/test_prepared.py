@@ -96,3 +96,32 @@ def test_a_connection_keeps_a_bounded_number_of_statements(monkeypatch):
 
     assert kept <= 3
     assert all(prepared_here(s.name) for s in statements[3:])
+
+
+def plan_cache_mode() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        return cursor.fetchone()[0]
+
+
+def test_a_generic_statement_runs_its_generic_plan_and_leaves_the_session_as_it_was():
+    statement = prepared.Prepared(
+        "SELECT current_setting('plan_cache_mode'), %s::int", generic=True)
+
+    with connection.cursor() as cursor:
+        for n in (1, 2):
+            prepared.execute(cursor, statement, [n])
+            assert cursor.fetchall() == [("force_generic_plan", n)]
+    assert plan_cache_mode() == "auto"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_generic_statement_that_fails_leaves_the_session_as_it_was():
+    statement = prepared.Prepared("SELECT 1 / %s::int", generic=True)
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [1])
+
+    with pytest.raises(DatabaseError), connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [0])
+
+    assert plan_cache_mode() == "auto"
