@@ -4,7 +4,7 @@ its OpenAPI document, and an imsx 404 for anything else under the base."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, path, re_path
+from django.urls import URLPattern, include, path, re_path
 
 from apps.oneroster_api import gradebook as G
 from apps.oneroster_api import gradebook_docs
@@ -29,7 +29,7 @@ def _routes() -> list[URLPattern]:
         route = routes.setdefault(post.route, {"pattern": post.pattern, "name": post.name})
         route["post"] = post
     return [
-        path(f"{_base}/{route}", GradebookApi.as_view(
+        path(route, GradebookApi.as_view(
             endpoint=spec.get("endpoint"), write_entity=spec.get("write_entity"),
             post_endpoint=spec.get("post"), pattern=spec["pattern"],
         ), name=f"gradebook-{spec['name']}")
@@ -37,8 +37,11 @@ def _routes() -> list[URLPattern]:
     ]
 
 
+# Under one prefix: a request matches it once, then only the gradebook's own routes.
 urlpatterns = [
-    path(f"{_base}/openapi.json", gradebook_docs.openapi_view, name="gradebook-openapi"),
-    *_routes(),
-    re_path(rf"^{_base}/.*$", _unknown),
+    path(f"{_base}/", include([
+        path("openapi.json", gradebook_docs.openapi_view, name="gradebook-openapi"),
+        *_routes(),
+        re_path(r"^.*$", _unknown),
+    ])),
 ]

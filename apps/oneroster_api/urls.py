@@ -1,7 +1,7 @@
 """Routes of the OneRoster provider: OAuth 2 endpoints, every rostering endpoint, and the
 OpenAPI document and vendor page."""
 
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from apps.oneroster_api import docs, gradebook_urls, oauth_views, views
 from apps.oneroster_api.endpoints import BASE_PATH, ENDPOINTS
@@ -16,12 +16,13 @@ urlpatterns = [
     path("oauth/revoke", oauth_views.ClientRevokeTokenView.as_view(), name="revoke"),
     path("oauth/revoke/", oauth_views.ClientRevokeTokenView.as_view()),
     path("oauth/introspect", oauth_views.StaffIntrospectView.as_view(), name="introspect"),
-    path(f"{_base}/openapi.json", docs.openapi_view, name="openapi"),
     path("oneroster/connect", docs.connect_view, name="connect"),
-    *[
-        path(f"{_base}/{ep.route}", views.RosteringApi.as_view(endpoint=ep), name=ep.name)
-        for ep in ENDPOINTS
-    ],
-    re_path(rf"^{_base}/.*$", views.unknown_endpoint),
+    # Under one prefix: a request matches it once, then only the rostering routes.
+    path(f"{_base}/", include([
+        path("openapi.json", docs.openapi_view, name="openapi"),
+        *[path(ep.route, views.RosteringApi.as_view(endpoint=ep), name=ep.name)
+          for ep in ENDPOINTS],
+        re_path(r"^.*$", views.unknown_endpoint),
+    ])),
     *gradebook_urls.urlpatterns,
 ]
