@@ -21,6 +21,7 @@ and message middleware or subclasses of them) still hold.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,8 +51,24 @@ class _BrowserOnly:
         return super().__call__(request)  # type: ignore[misc]
 
 
+REFRESHED_KEY = "_ix_refreshed"
+
+
 class SessionMiddleware(_BrowserOnly, sessions_middleware.SessionMiddleware):
-    pass
+    """Sessions end after ``SESSION_COOKIE_AGE`` without activity. Rather than saving every
+    session on every request to push its expiry back (``SESSION_SAVE_EVERY_REQUEST``: a
+    write to the session store per page, per launch step), an unchanged session is saved
+    when its expiry was last pushed back ``SESSION_REFRESH_SECONDS`` ago or more. A session
+    therefore never outlives its idle timeout; it may end up to that many seconds sooner."""
+
+    def process_response(self, request: HttpRequest, response: Any) -> Any:
+        session = getattr(request, "session", None)
+        if session is not None and session.session_key is not None and not session.modified:
+            stamped = session.get(REFRESHED_KEY, 0)  # (an unknown or expired key loads empty)
+            now = int(time.time())
+            if not session.is_empty() and now - stamped >= settings.SESSION_REFRESH_SECONDS:
+                session[REFRESHED_KEY] = now  # modified: saved, with a new expiry
+        return super().process_response(request, response)
 
 
 class AuthenticationMiddleware(_BrowserOnly, auth_middleware.AuthenticationMiddleware):

@@ -307,7 +307,10 @@ AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False
 
 SESSION_COOKIE_AGE = envint("INTERCHANGE_SESSION_IDLE_MINUTES", 30) * 60
-SESSION_SAVE_EVERY_REQUEST = True  # the age above is therefore an idle timeout
+# The age above is an idle timeout: the session middleware (portal.browser_middleware)
+# pushes a session's expiry back at most once a minute, instead of saving it on every request.
+SESSION_SAVE_EVERY_REQUEST = False
+SESSION_REFRESH_SECONDS = 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -25,8 +25,42 @@ def test_repeated_failed_logins_lock_the_account_even_for_the_right_password(
 def test_admin_sessions_expire_when_idle():
     from django.conf import settings
 
-    assert settings.SESSION_SAVE_EVERY_REQUEST is True
     assert settings.SESSION_COOKIE_AGE <= 30 * 60
+    assert settings.SESSION_REFRESH_SECONDS <= 60
+
+
+def test_activity_pushes_a_sessions_expiry_back_at_most_once_a_refresh_interval(
+    client, staff_user_factory
+):
+    from django.conf import settings
+
+    from portal.browser_middleware import REFRESHED_KEY
+
+    assert settings.SESSION_SAVE_EVERY_REQUEST is False  # the middleware decides
+    staff_user_factory(username="gov.active", role="governance")
+    client.post("/admin/login/", {"username": "gov.active", "password": DEFAULT_PASSWORD})
+    assert client.get("/admin/").status_code == 200
+    stamped = client.session[REFRESHED_KEY]
+
+    assert client.get("/admin/").status_code == 200
+    assert client.session[REFRESHED_KEY] == stamped  # within the interval: not saved again
+
+    session = client.session  # a minute of the session's life later...
+    session[REFRESHED_KEY] = stamped - settings.SESSION_REFRESH_SECONDS
+    session.save()
+    assert client.get("/admin/").status_code == 200
+    assert client.session[REFRESHED_KEY] >= stamped  # ...the next request pushed it back
+
+
+def test_a_stale_session_cookie_creates_no_session(client):
+    from django.conf import settings
+
+    client.cookies[settings.SESSION_COOKIE_NAME] = "nosuchsessionkey0000000000000000"
+    response = client.get("/admin/login/")
+
+    assert response.status_code == 200
+    cookie = response.cookies.get(settings.SESSION_COOKIE_NAME)
+    assert cookie is None or cookie.value == ""  # never a fresh session for a stale key
 
 
 def test_the_login_page_sends_a_content_security_policy_and_refuses_framing(client):
