@@ -34,8 +34,8 @@ def launch_queries(registered) -> tuple[list[str], list[str]]:  # type: ignore[n
     return [q["sql"] for q in start.captured_queries], [q["sql"] for q in auth.captured_queries]
 
 
-# Of these, Django's session and user reads and the per-request session save
-# (SESSION_SAVE_EVERY_REQUEST: the idle timeout; a savepoint here) take 5; the registration
+# Of these, Django's session and user reads and the session save (at most once a minute:
+# the idle timeout's refresh, portal.browser_middleware; a savepoint here) take 5; the registration
 # with its integration and vendor 1; the release 1 (its generations, while cached); the
 # person, class and roles as released with the deployment 1 (``release_launch``); the
 # resource link and the hint 1.
