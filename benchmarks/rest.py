@@ -260,18 +260,40 @@ class Client:
         return response
 
 
+# Every user record the provider renders opens with its sourcedId; references inside it
+# open with their href. So a page's records can be counted on its bytes.
+RECORD_START = b'{"sourcedId":'
+PARSE_EVERY = 20
+
+
+def count_records(content: bytes, *, parse: bool) -> int:
+    """The users on a page. Counted on the bytes: the clients run on the server's two
+    cores, and parsing a 1,000-user page (~8 ms of client CPU) took a fifth of the CPU the
+    four-client run had. Every ``PARSE_EVERY``-th page is parsed in full, and the two
+    counts must agree."""
+    counted = content.count(RECORD_START)
+    if parse:
+        parsed = len(json.loads(content)["users"])
+        if parsed != counted:
+            raise SystemExit(f"the page holds {parsed} users, not {counted}: count by parsing")
+    return counted
+
+
 def page_all(client: Client, limit: int = 1000) -> tuple[int, float]:
     """Page through every user: (records, seconds spent waiting for the endpoint's answers,
-    from each request's start to the last byte of its body; the client's own JSON parsing,
-    which counts the records, is not the endpoint's time)."""
-    offset, records, total, waiting = 0, 0, None, 0.0
+    from each request's start to the last byte of its body; the client's own counting of
+    the records is not the endpoint's time)."""
+    offset, records, total, waiting, page = 0, 0, None, 0.0, 0
     while total is None or offset < total:
         started = time.perf_counter()
         response = client.get("/users", limit=limit, offset=offset)
         waiting += time.perf_counter() - started
         total = int(response.headers["X-Total-Count"])
-        records += len(response.json()["users"])
+        records += count_records(response.content, parse=page % PARSE_EVERY == 0)
         offset += limit
+        page += 1
+    if records != total:
+        raise SystemExit(f"paged {records} users, X-Total-Count says {total}")
     return records, waiting
 
 
