@@ -420,6 +420,15 @@ def test_deep_pages_start_from_cached_anchors(api, governance_user, district, se
         render.ANCHOR_STEP = step
 
 
+def test_anchors_cached_under_another_step_are_never_read(monkeypatch):
+    from apps.oneroster_api import render
+
+    key = render.stats_key("release", 7, "users")
+    monkeypatch.setattr(render, "ANCHOR_STEP", render.ANCHOR_STEP * 4)
+
+    assert render.stats_key("release", 7, "users") != key
+
+
 def test_a_page_costs_a_fixed_number_of_queries_and_no_count(api, token, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False  # with a worker, disclosures are folded in later
     api.get("/users", token)  # warm the count cache
