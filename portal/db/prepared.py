@@ -38,10 +38,10 @@ _PLACEHOLDER = re.compile(r"%s|%%")
 # statement afresh whenever its estimate for the generic plan (blind to how few ids an array
 # parameter holds) exceeds a custom plan's, as it did for a score's reference check and
 # write (half a millisecond of planning each, every time). The setting is the session's,
-# set before the EXECUTE and put back after it in the same round trip (and rolled back
+# set before the EXECUTE and reset after it in the same round trip (and rolled back
 # with it, should the EXECUTE fail).
 GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
-AUTO_PLANS = "SET plan_cache_mode = auto"
+AUTO_PLANS = "RESET plan_cache_mode"  # back to the session's own setting
 
 # Prepared statements one connection keeps at most; the next one starts the set afresh.
 MAX_PER_CONNECTION = 200
