@@ -57,7 +57,7 @@ def test_deleting_over_five_percent_and_25_records_is_held(import_feed):
 
 
 def test_a_trip_of_an_entity_counted_whole_shows_its_exact_baseline(import_feed):
-    # users are gated as one count, counted only as far as a trip is possible
+    # users are gated as one count (no org, no kind)
     import_feed(small_district(students=600))
 
     run = import_feed(small_district(students=565))

@@ -92,8 +92,8 @@ Counts = dict[tuple[str, str], int]
 @dataclass(frozen=True)
 class GateCheck:
     trips: list[Trip]
-    # every entity's exact counts once the change set is applied (to store as the next
-    # baseline); None when they are not known exactly without counting afresh
+    # every entity's counts once the change set is applied (to store as the next
+    # baseline); None when it loads a kind of file the source never had (counted afresh)
     counts_after: dict[str, Counts] | None
 
 
@@ -101,37 +101,6 @@ def _counts(sql: str) -> dict[tuple[str, str], int]:
     with connection.cursor() as cursor:
         cursor.execute(sql)
         return {(org or "", kind or ""): n for org, kind, n in cursor.fetchall()}
-
-
-def _baseline(entity: str, *, source_id: int, thresholds: Thresholds, added: dict,
-              removed: dict, deleted: dict) -> dict[tuple[str, str], int]:
-    """The source's current counts per (org, kind) of ``entity``, as far as the gates need.
-
-    An entity counted as one whole (no org, no kind: users, demographics...) is counted
-    only up to the size beyond which its change could not trip: at or above it, the
-    thresholds cannot be crossed and the exact figure does not matter (a trip is reported
-    only from an exact count). Other entities are counted in full, per org and kind.
-    """
-    t = TABLES[entity]
-    org, kind = GATE_KEYS[entity]
-    current = (
-        f"FROM {t.table} r WHERE r.source_id = {int(source_id)} "
-        f"AND r.valid_to_version IS NULL"
-    )
-    key = ("", "")
-    whole = (org, kind) == ("''", "''") and entity not in LEARNER_ENTITIES
-    if whole and thresholds.max_change_percent > 0 and thresholds.max_delete_percent > 0:
-        delta = abs(added.get(key, 0) - removed.get(key, 0))
-        gone = deleted.get(key, 0)
-        enough = 1 + max(
-            int(delta * 100 / thresholds.max_change_percent),
-            int(gone * 100 / thresholds.max_delete_percent),
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM (SELECT 1 {current} LIMIT {enough}) q")
-            (count,) = cursor.fetchone()
-        return {key: count} if count else {}
-    return _counts(f"SELECT {org}, {kind}, count(*) {current} GROUP BY 1, 2")
 
 
 def source_counts(source_id: int) -> dict[str, Counts]:
@@ -163,9 +132,8 @@ def stored_baseline(source_id: int) -> dict[str, Counts] | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    stored = row[0] if isinstance(row[0], dict) else json.loads(row[0])
     return {entity: {(org, kind): n for org, kind, n in keyed}
-            for entity, keyed in stored.items()}
+            for entity, keyed in json.loads(row[0]).items()}
 
 
 def baseline_store(source_id: int, *, version: int, counts: dict[str, Counts]) -> None:
@@ -192,8 +160,11 @@ def gates_evaluate(
 def gates_check(*, source_id: int, changes: ChangeSet, thresholds: Thresholds) -> GateCheck:
     """The trips this change set would cause against the source's baseline, and the
     counts it would leave (exact when the baseline was stored)."""
-    stored = stored_baseline(source_id)
-    after: dict[str, Counts] | None = dict(stored) if stored is not None else None
+    # the stored baseline, or (after a rollback or an approval) the source counted afresh
+    baselines = stored_baseline(source_id)
+    if baselines is None:
+        baselines = source_counts(source_id)
+    after: dict[str, Counts] | None = dict(baselines)
     trips: list[Trip] = []
     minimum = thresholds.min_records
     for entity, change in changes.by_entity.items():
@@ -222,11 +193,7 @@ def gates_check(*, source_id: int, changes: ChangeSet, thresholds: Thresholds) -
             f"SELECT {org}, {kind}, count(*) FROM {t.staging} r JOIN {chg} d ON d.n = r.n "
             f"WHERE d.op IN ('a', 'u') GROUP BY 1, 2"
         )
-        if stored is not None:
-            baseline = dict(stored.get(entity, {}))
-        else:
-            baseline = _baseline(entity, source_id=source_id, thresholds=thresholds,
-                                 added=added, removed=removed, deleted=deleted)
+        baseline = dict(baselines.get(entity, {}))
         keys = set(baseline) | set(added) | set(removed)
         if after is not None:
             after[entity] = {
