@@ -288,12 +288,13 @@ def line_item_update(*, item: AgsLineItem, release: Release, klass: dict[str, An
         upserts = {"categories": [_category_row(release)],
                    "lineItems": [_gradebook_row(item, klass, release)]}
         if item.score_maximum != old_maximum:
+            # only for the class's members as the release shows them now: an excluded pupil,
+            # or one out of scope, receives no result from the tool, not even a rescaled one
+            members = set(class_members(release, item.context.class_sourced_id))
             upserts["results"] = [
                 _result_row(item, score, user_sourced_id=score.user_sourced_id,
                             result_id=score.result_sourced_id)
-                for score in item.scores.order_by("id")
-                # an excluded pupil receives no result from the tool, not even a rescaled one
-                if score.user_sourced_id not in release.excluded_user_sourced_ids
+                for score in item.scores.order_by("id") if score.user_sourced_id in members
             ]
         _write(release, upserts=upserts)
     return item
@@ -400,16 +401,21 @@ def member_sourced_id(release: Release, class_sourced_id: str, user_id: str) -> 
     One query for the class's released members (the same people ``nrps.members_query``
     lists), pseudonyms computed in bulk here: a class is small, and it does not depend on
     the hub-wide reverse map being filled (concurrent first lookups of that map can miss)."""
+    members = class_members(release, class_sourced_id)
+    pseudonyms = nrps.member_pseudonymiser(release).pseudonyms(members)
+    return next((sid for sid, pseudonym in pseudonyms.items() if pseudonym == user_id), None)
+
+
+def class_members(release: Release, class_sourced_id: str) -> list[str]:
+    """The school's ids of the class's released members (one query)."""
     compiled = _members_sql(release)
     if compiled is None:
-        return None
+        return []
     sql, params = compiled
     with connection.cursor() as cursor:
         prepared.execute(cursor, prepared.statement(sql, generic=True),
                          [*params, class_sourced_id])
-        members = [sid for (sid,) in cursor.fetchall()]
-    pseudonyms = nrps.member_pseudonymiser(release).pseudonyms(members)
-    return next((sid for sid, pseudonym in pseudonyms.items() if pseudonym == user_id), None)
+        return [sid for (sid,) in cursor.fetchall()]
 
 
 def _result_row(item: AgsLineItem, score: ScoreInput | AgsScore, *, user_sourced_id: str,
