@@ -6,10 +6,11 @@ an import. For a 1.2 file this module instead
 1. streams the entry's bytes (through the same size-limited inflater, with the encoding,
    quoting and line checks of ``parse.PlainScan``) into ``COPY raw (FORMAT csv)``, a
    temporary table of text columns, one per header column;
-2. converts the raw text into the typed staging table in one ``INSERT ... SELECT``, whose
-   ``WHERE`` holds every row-level check of the file's row plan (rowplan.py): required
-   fields, GUID charset, enumerations after the mapping rules, booleans, dates and times,
-   numbers, lists, bulk/delta status and date order.
+2. reads every row once in SQL, running every row-level check of the file's row plan
+   (rowplan.py): required fields, GUID charset, enumerations after the mapping rules,
+   booleans, dates and times, numbers, lists, bulk/delta status and date order, and
+   computing every typed value;
+3. makes the staging view (staging.py) type the raw text as later steps read it.
 
 It is all or nothing per file. Every check here is at least as strict as the parser's, so
 if any row fails one, PostgreSQL refuses the bytes, a cast fails, or the row count differs
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 import psycopg
 from django.db import DataError, connection, transaction
@@ -35,7 +37,7 @@ from psycopg import sql
 from apps.roster import schema as S
 from apps.roster.ingest.parse import Feed, NotPlain
 from apps.roster.ingest.rowplan import Field
-from apps.roster.ingest.staging import TABLES, staging_copy
+from apps.roster.ingest.staging import TABLES, staging_copy, staging_view
 from apps.roster.ingest.zipsafe import CorruptEntryError, ZipBombError
 
 logger = logging.getLogger(__name__)
@@ -88,12 +90,18 @@ def staging_load(
 def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
                 width: int) -> int:
     tables = TABLES[entity]
-    raw = f"raw_{tables.model._meta.model_name}"
+    raw = tables.raw_table
     columns = ", ".join(f"c{i}" for i in range(width))
+    typed, checks = _typed_sql(entity, fields, mode)
     with transaction.atomic(), connection.cursor() as cursor:
+        # Replaces the parser path's view (restored if this savepoint rolls back).
+        cursor.execute(f"DROP VIEW IF EXISTS {tables.staging}")
         cursor.execute(f"DROP TABLE IF EXISTS {raw}")
+        # n numbers rows in the order COPY reads them (the identity's sequence is the
+        # table's own, so it starts at 1 for every file).
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {raw} ({', '.join(f'c{i} text' for i in range(width))})"
+            f"CREATE TEMPORARY TABLE {raw} (n integer GENERATED ALWAYS AS IDENTITY, "
+            f"{', '.join(f'c{i} text' for i in range(width))})"
         )
         scan = feed.plain_scan(entity)
         with cursor.copy(
@@ -104,11 +112,24 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
         copied = cursor.rowcount
         if copied != scan.lines:
             raise _Declined(f"{copied} rows read from {scan.lines} lines")
-        cursor.execute(_insert_sql(entity, raw, fields, mode, guids_checked=scan.guids_checked))
-        if cursor.rowcount != copied:
-            raise _Declined("a row fails a check")
-        cursor.execute(f"DROP TABLE {raw}")
-        cursor.execute(f"ANALYZE {tables.staging} ({tables.statistics_columns})")
+        # One read of every row: the checks, and every typed value computed once (a value
+        # that passes its pattern but not its cast, such as 2024-02-30, raises DataError
+        # here rather than in a later reader of the view).
+        active = [c for c in checks if not (scan.guids_checked and c.guid)]
+        passing = " AND ".join(f"({c.sql})" for c in active) or "TRUE"
+        cursor.execute(
+            f"SELECT count(*) FILTER (WHERE NOT coalesce({passing}, false)), "
+            f"count(hash_record_extended(ROW({', '.join(typed)}), 0)) FROM {raw} r"
+        )
+        failing, _ = cursor.fetchone()
+        if failing:
+            raise _Declined(f"{failing} rows fail a check")
+        named = ", ".join(
+            f"{value} AS {connection.ops.quote_name(column)}" for value, column in
+            zip(typed, ("sourced_id", "status", "date_last_modified", *tables.content))
+        )
+        cursor.execute(staging_view(tables, f"SELECT r.n, r.n + 1 AS line, {named} FROM {raw} r"))
+        cursor.execute(f"ANALYZE {raw} ({_raw_statistics_columns(entity, fields)})")
     return copied
 
 
@@ -117,54 +138,61 @@ def _literal(value: str) -> str:
     return sql.Literal(value).as_string(connection.connection)
 
 
-def _insert_sql(entity: str, raw: str, fields: tuple[Field, ...], mode: str, *,
-                guids_checked: bool = False) -> str:
-    """INSERT ... SELECT from the raw table into staging, keeping only rows that pass.
+class _Check(NamedTuple):
+    sql: str
+    guid: bool = False  # a GUID pattern check, which the scan may already have made
 
-    ``guids_checked``: the scan already proved every GUID column bare and valid. Rows are
-    numbered in the order COPY wrote them: a sequential scan of a temporary table just
-    filled reads its blocks in order (no synchronised or parallel scans of local buffers).
-    """
+
+def _typed_sql(entity: str, fields: tuple[Field, ...], mode: str) -> tuple[list[str], list[_Check]]:
+    """The staging view's typed values (sourced_id, status, date_last_modified, content,
+    each cast to its staged type) and every row-level check, over the raw table ``r``."""
     tables = TABLES[entity]
     schema = S.SCHEMAS[entity]
     by_out = {f.out_index: f for f in fields if f.out_index >= 0}
-    checks: list[str] = []
+    checks: list[_Check] = []
     typed: dict[int, str] = {}  # schema index -> typed SQL value
     # Bulk rows leave status and dateLastModified empty; delta rows need both.
     if mode == "bulk":
-        checks.append("coalesce(r.c1, '') = '' AND coalesce(r.c2, '') = ''")
+        checks.append(_Check("coalesce(r.c1, '') = '' AND coalesce(r.c2, '') = ''"))
     else:
-        checks.append("coalesce(r.c1, '') <> '' AND coalesce(r.c2, '') <> ''")
+        checks.append(_Check("coalesce(r.c1, '') <> '' AND coalesce(r.c2, '') <> ''"))
     for out_index, field in by_out.items():
         if mode == "bulk" and out_index in (1, 2):
             continue
         value, check = _column_sql(field)
-        if guids_checked and field.column.type in (S.GUID, S.GUID_LIST):
-            check = ""
         typed[out_index] = value
         if check:
-            checks.append(check)
+            checks.append(_Check(check, field.column.type in (S.GUID, S.GUID_LIST)))
     for start, end in schema.date_order:
         i, j = schema.index(start), schema.index(end)
         if i in typed and j in typed:
             a, b = typed[i], typed[j]
-            checks.append(f"({a} IS NULL OR {b} IS NULL OR {a} <= {b})")
+            checks.append(_Check(f"({a} IS NULL OR {b} IS NULL OR {a} <= {b})"))
     names = schema.column_names
     values = []
     for column in ("sourced_id", "status", "date_last_modified", *tables.content):
+        kind = tables.column_type(column)
         value = typed.get(names.index(column), "NULL")
-        if column in tables.list_columns and value != "NULL":
-            value = f"({value})::text"
+        if kind.startswith("varchar") or kind == "text":
+            # a text value of the database's collation, as a column of the table would be
+            # (the checks compare bytes under "C"; the readers join with canonical columns)
+            value = f'({value})::text COLLATE "default"'
+        elif kind == "text[]":
+            value = f'({value})::text[] COLLATE "default"'
+        else:
+            value = f"({value})::{kind}"
         values.append(value)
-    target = ", ".join(
-        ["n", "line", "sourced_id", "status", "date_last_modified"]
-        + [connection.ops.quote_name(c) for c in tables.content]
-    )
-    return (
-        f"INSERT INTO {tables.staging} ({target}) "
-        f"SELECT row_number() OVER (), row_number() OVER () + 1, {', '.join(values)} "
-        f"FROM {raw} r WHERE {' AND '.join(f'({c})' for c in checks)}"
-    )
+    return values, checks
+
+
+def _raw_statistics_columns(entity: str, fields: tuple[Field, ...]) -> str:
+    """The raw columns behind the staged columns the checks and the diff join on."""
+    names = {f.column.name: f.csv_index for f in fields if f.out_index >= 0}
+    wanted = ["sourced_id", "status"] + [
+        c for c in TABLES[entity].content
+        if S.SCHEMAS[entity].columns[S.SCHEMAS[entity].index(c)].type == S.GUID
+    ]
+    return ", ".join(["n", *(f"c{names[c]}" for c in wanted if c in names)])
 
 
 def _column_sql(field: Field) -> tuple[str, str]:

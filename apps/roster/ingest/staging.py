@@ -1,11 +1,19 @@
-"""Staging: parsed rows go straight into per-run temporary tables with COPY.
+"""Staging: an import's rows, readable as the view ``stg_<entity>`` of typed columns.
 
 The canonical tables and their staging twins are derived from ``apps.roster.schema``
-and the canonical models, so a column is named and typed once. A staging table has
+and the canonical models, so a column is named and typed once. The staging view has
 the canonical content columns with exactly the canonical column types (so hashing a
 staged row and a stored row gives the same bytes) plus the row ordinal ``n``, the
 file ``line`` for error reports, and ``status`` / ``date_last_modified`` (delta
-bookkeeping, never hashed).
+bookkeeping, never hashed). Every check, the diff and the apply read that view.
+
+Behind the view is one of two temporary tables:
+
+* the COPY fast path (fastcopy.py): the file's own CSV text, one text column per header
+  column, and the view types it as it is read. Writing typed copies of every row first
+  cost an import more than the COPY itself, and most rows of a re-sync are only read for
+  their sourcedId and hash;
+* the row-by-row parser (``staging_copy``): ``stg_<entity>_rows``, typed rows.
 
 Temporary tables are private to the database session, so concurrent imports never
 see each other's staging, and nothing is left behind if a worker dies.
@@ -62,10 +70,19 @@ class EntityTables:
                 return col.header
         return column
 
+    @property
+    def rows_table(self) -> str:
+        """The parser path's typed table behind the staging view."""
+        return f"{self.staging}_rows"
+
+    @property
+    def raw_table(self) -> str:
+        """The fast path's CSV text table behind the staging view."""
+        return f"raw_{self.model._meta.model_name}"
+
     def staged(self, alias: str, column: str) -> str:
-        """A staged column as its canonical type (list columns arrive as array literals)."""
-        expr = f"{alias}.{_q(column)}"
-        return f"{expr}::text[]" if column in self.list_columns else expr
+        """A staged column (the staging view already has the canonical type)."""
+        return f"{alias}.{_q(column)}"
 
     def hash_sql(self, alias: str, *, staged: bool = True) -> str:
         """128-bit hash of the typed content columns, as bytea: identical for equal values.
@@ -74,12 +91,10 @@ class EntityTables:
         hashed by its type's own hash function, so no text is rendered). md5 over the row's
         text cost four times as much, and an import hashes every staged row. The hash only
         detects change (the source is trusted to send its own data), so it need not be
-        cryptographic; see migration 0004, which re-hashed stored rows.
+        cryptographic; see migration 0004, which re-hashed stored rows. ``staged`` is kept
+        for callers' clarity: a staged row and a stored row hash alike.
         """
-        if staged:
-            cols = ", ".join(self.staged(alias, c) for c in self.content)
-        else:
-            cols = ", ".join(f"{alias}.{_q(c)}" for c in self.content)
+        cols = ", ".join(f"{alias}.{_q(c)}" for c in self.content)
         return (
             f"(int8send(hash_record_extended(ROW({cols}), 0)) || "
             f"int8send(hash_record_extended(ROW({cols}), 1)))"
@@ -91,6 +106,19 @@ class EntityTables:
         refs = [c.name for c in self.schema.columns
                 if c.type == schema.GUID and c.name in self.content]
         return ", ".join(["n", "sourced_id", "status", *(_q(c) for c in refs)])
+
+    def column_type(self, column: str) -> str:
+        """The staging view's SQL type of a bookkeeping or content column."""
+        if column in ("n", "line"):
+            return "integer"
+        if column in ("sourced_id", "status"):
+            return "text"
+        if column == "date_last_modified":
+            return "timestamptz"
+        if column in self.list_columns:
+            return "text[]"
+        field = next(f for f in self.model._meta.concrete_fields if f.column == column)
+        return field.db_type(connection)
 
     def content_list(self, alias: str | None = None) -> str:
         """Content columns; with an alias, the staged expressions of them."""
@@ -144,25 +172,45 @@ def _build_tables() -> dict[str, EntityTables]:
 TABLES: dict[str, EntityTables] = _build_tables()
 
 
-def _staging_ddl(tables: EntityTables) -> str:
-    fields = {f.column: f for f in tables.model._meta.concrete_fields}
-    columns = [
-        "n integer NOT NULL",
-        "line integer",
-        "sourced_id text NOT NULL",
-        "status text",
-        "date_last_modified timestamptz",
-    ]
+STAGED_COLUMNS = ("n", "line", "sourced_id", "status", "date_last_modified")
+
+
+def _rows_ddl(tables: EntityTables) -> str:
+    """The parser path's table: the view's types, except lists as array literals (text)."""
+    columns = ["n integer NOT NULL", "line integer", "sourced_id text NOT NULL",
+               "status text", "date_last_modified timestamptz"]
     for name in tables.content:
-        db_type = "text" if name in tables.list_columns else fields[name].db_type(connection)
+        db_type = "text" if name in tables.list_columns else tables.column_type(name)
         columns.append(f"{_q(name)} {db_type}")
-    return f"CREATE TEMPORARY TABLE {tables.staging} ({', '.join(columns)})"
+    return f"CREATE TEMPORARY TABLE {tables.rows_table} ({', '.join(columns)})"
+
+
+def staging_view(tables: EntityTables, select: str) -> str:
+    """CREATE the staging view from ``select`` (its columns in ``STAGED_COLUMNS`` then
+    content order), each cast to the view's type."""
+    return f"CREATE TEMPORARY VIEW {tables.staging} AS {select}"
+
+
+def _rows_view(tables: EntityTables) -> str:
+    columns = [f"r.{_q(c)}" for c in STAGED_COLUMNS] + [
+        f"r.{_q(c)}::text[] AS {_q(c)}" if c in tables.list_columns else f"r.{_q(c)}"
+        for c in tables.content
+    ]
+    return staging_view(tables, f"SELECT {', '.join(columns)} FROM {tables.rows_table} r")
+
+
+def _drop_sql(tables: EntityTables) -> list[str]:
+    return [
+        f"DROP VIEW IF EXISTS {tables.staging}",
+        f"DROP TABLE IF EXISTS {tables.rows_table}",
+        f"DROP TABLE IF EXISTS {tables.raw_table}",
+    ]
 
 
 # Session settings for an import: its sorts (index builds), hashes (diff, checks) and
 # temporary tables are the size of the roster, far beyond PostgreSQL's defaults (4 MB of
 # work_mem, 8 MB of temp_buffers), which would spill every one of them to disk.
-IMPORT_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB"}
+IMPORT_SETTINGS = {"work_mem": "256MB", "maintenance_work_mem": "256MB"}
 TEMP_BUFFERS = "256MB"
 
 
@@ -194,14 +242,17 @@ def staging_create(entities: Iterable[str]) -> None:
     with connection.cursor() as cursor:
         for entity in entities:
             tables = TABLES[entity]
-            cursor.execute(f"DROP TABLE IF EXISTS {tables.staging}")
-            cursor.execute(_staging_ddl(tables))
+            for statement in _drop_sql(tables):
+                cursor.execute(statement)
+            cursor.execute(_rows_ddl(tables))
+            cursor.execute(_rows_view(tables))
 
 
 def staging_drop(entities: Iterable[str] | None = None) -> None:
     with connection.cursor() as cursor:
         for entity in entities or TABLES:
-            cursor.execute(f"DROP TABLE IF EXISTS {TABLES[entity].staging}")
+            for statement in _drop_sql(TABLES[entity]):
+                cursor.execute(statement)
     session_untune()
 
 
@@ -211,7 +262,7 @@ def staging_copy(
     *,
     progress: Callable[[str, int], None] | None = None,
 ) -> int:
-    """COPY (line, canonical row) pairs into the entity's staging table; returns the count.
+    """COPY (line, canonical row) pairs into the entity's staging rows; returns the count.
 
     ``progress`` is called during the COPY, so it must not use the database connection.
 
@@ -230,7 +281,7 @@ def staging_copy(
     # recording the failure (inside a caller's transaction too).
     with transaction.atomic(), connection.cursor() as cursor:
         with cursor.copy(
-            f"COPY {tables.staging} ({column_list}) FROM STDIN (FORMAT BINARY)"
+            f"COPY {tables.rows_table} ({column_list}) FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(tables.copy_types)
             write = copy.write_row
@@ -247,7 +298,7 @@ def staging_copy(
                     write((count, line, *pick(row)))
                 if progress is not None and count % PROGRESS_EVERY == 0:
                     progress(entity, count)
-        cursor.execute(f"ANALYZE {tables.staging} ({tables.statistics_columns})")
+        cursor.execute(f"ANALYZE {tables.rows_table} ({tables.statistics_columns})")
     if progress is not None:
         progress(entity, count)
     return count
