@@ -190,3 +190,26 @@ def test_the_rehash_migration_hashes_stored_rows_as_ingest_does(import_feed):
     assert set(migration.CONTENT) == {t.table for t in staging.TABLES.values()}
     assert all(list(migration.CONTENT[t.table]) == list(t.content)
                for t in staging.TABLES.values())
+
+
+def test_a_date_that_matches_the_pattern_but_does_not_exist_is_reported_by_line(
+    import_feed, tmp_path
+):
+    # given a bulk file whose second pupil was born on 30 February
+    feed = small_district(students=2)
+    feed["demographics"][1]["birthDate"] = "2012-02-30"
+
+    # then the fast path declines it (the cast is computed while checking, not later)
+    path = write_feed(tmp_path / "feed.zip", feed)
+    with open_feed(path) as opened:
+        staging.staging_create(["demographics"])
+        plan = opened.plain_plan("demographics")
+        with pytest.raises(fastcopy._DECLINED + (fastcopy._Declined,)):
+            fastcopy._copy_plain("demographics", opened, plan.fields, plan.mode, plan.width)
+    staging.staging_drop()
+
+    # and the import reports the line and column
+    run = import_feed(feed)
+    assert run.state == ImportState.REJECTED
+    assert list(run.errors.values_list("file", "line", "column", "code")) == [
+        ("demographics.csv", 3, "birthDate", "BAD_DATE")]
