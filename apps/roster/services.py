@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -295,16 +295,17 @@ def import_run_process(
                 return run
         timings["parse_copy"] = round(time.monotonic() - started, 3)
         run.counts = {"rows": counts, "modes": {e: modes[e] for e in supplied}}
-        mark = time.monotonic()
-        file_errors = row_errors + validate_sql.check_duplicates(supplied)
-        timings["check_file"] = round(time.monotonic() - mark, 3)
-        if file_errors:
-            _record_errors(run, file_errors)
+        if row_errors:
+            # rejected already: the repeats are reported too (otherwise the diff finds them)
+            mark = time.monotonic()
+            _record_errors(run, row_errors + validate_sql.check_duplicates(supplied))
+            timings["check_file"] = round(time.monotonic() - mark, 3)
             _transition(run, ImportState.REJECTED, timings=timings)
             return run
         _transition(run, ImportState.APPLYING, progress={"phase": "applying"})
         try:
-            changes = _apply(run, modes=modes, approved=approved, timings=timings)
+            changes = _apply(run, modes=modes, staged=counts, approved=approved,
+                             timings=timings)
         except _Rejected as rejected:
             _record_errors(run, rejected.errors)
             _transition(run, ImportState.REJECTED, timings=timings)
@@ -340,23 +341,51 @@ def import_run_process(
         staging.staging_drop(supplied)
 
 
+class _RepeatSuspected(Exception):
+    """The apply hit the unique index of a first-loaded entity: a sourcedId repeats."""
+
+    def __init__(self, entities: list[str]) -> None:
+        super().__init__(", ".join(entities))
+        self.entities = entities
+
+
 def _apply(
-    run: ImportRun, *, modes: dict[str, str], approved: bool, timings: dict[str, float]
+    run: ImportRun, *, modes: dict[str, str], staged: dict[str, int], approved: bool,
+    timings: dict[str, float],
 ) -> apply_sql.ChangeSet:
-    """Under the source's lock, in one transaction: state checks, diff, gates, apply."""
+    """Under the source's lock, in one transaction: diff, checks, gates, apply."""
+    try:
+        return _apply_locked(run, modes=modes, staged=staged, approved=approved,
+                             timings=timings)
+    except _RepeatSuspected as suspected:
+        # the transaction is rolled back; staging outlives it, so the repeats can be named
+        errors = validate_sql.check_duplicates(suspected.entities)
+        if errors:
+            raise _Rejected(errors) from None
+        raise suspected.__cause__ from None  # type: ignore[misc]
+
+
+def _apply_locked(
+    run: ImportRun, *, modes: dict[str, str], staged: dict[str, int], approved: bool,
+    timings: dict[str, float],
+) -> apply_sql.ChangeSet:
     source_id = run.source_id
     result: apply_sql.ChangeSet | None = None
     try:
         with transaction.atomic():
             mark = time.monotonic()
             apply_sql.lock_source(source_id)
-            errors = validate_sql.check_state(source_id=source_id, modes=modes)
+            changes = apply_sql.diff_compute(source_id=source_id, modes=modes, staged=staged)
+            timings["diff"] = round(time.monotonic() - mark, 3)
+            mark = time.monotonic()
+            errors, deferred = validate_sql.check_duplicates_after_diff(
+                modes=modes, changes=changes)
+            errors += validate_sql.check_state(source_id=source_id, modes=modes,
+                                               changes=changes)
             timings["check_state"] = round(time.monotonic() - mark, 3)
             if errors:
-                raise _Rejected(errors)
-            mark = time.monotonic()
-            changes = apply_sql.diff_compute(source_id=source_id, modes=modes)
-            timings["diff"] = round(time.monotonic() - mark, 3)
+                # rejected anyway: name the repeats the apply would otherwise have found
+                raise _Rejected(validate_sql.check_duplicates(deferred) + errors)
             thresholds = _thresholds(run.source)
             has_baseline = RosterVersion.objects.filter(source_id=source_id).exists()
             check = None
@@ -365,13 +394,26 @@ def _apply(
                     source_id=source_id, changes=changes, thresholds=thresholds
                 )
                 if check.trips:
+                    # a held import must be one that can be applied as it is
+                    repeats = validate_sql.check_duplicates(deferred)
+                    if repeats:
+                        raise _Rejected(repeats)
                     raise _Held(check.trips, changes)
             result = changes
             if changes.is_empty or run.dry_run:
+                if run.dry_run:
+                    repeats = validate_sql.check_duplicates(deferred)
+                    if repeats:
+                        raise _Rejected(repeats)
                 raise _NothingToWrite
             mark = time.monotonic()
             number = apply_sql.next_version_number()
-            apply_sql.diff_apply(source_id=source_id, version=number, changes=changes)
+            try:
+                apply_sql.diff_apply(source_id=source_id, version=number, changes=changes)
+            except IntegrityError as exc:
+                if not deferred:
+                    raise
+                raise _RepeatSuspected(deferred) from exc
             version = _version_create(
                 number=number, source=run.source, changes=changes, kind="import",
                 import_run=run, actor=run.decided_by or run.created_by,

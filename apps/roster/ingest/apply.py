@@ -40,6 +40,12 @@ class EntityChange:
     deleted: int = 0
     stale: int = 0
     first_load: bool = False
+    # the source's current rows of the entity before the import, and the rows staged for
+    # it: with the counts above they show a repeated sourcedId without a pass of its own
+    current: int = 0
+    staged: int = 0
+    # sourcedIds it removes that no other source keeps (set by the reference checks)
+    removed_ids: int = 0
 
     @property
     def total(self) -> int:
@@ -103,8 +109,13 @@ def change_table(entity: str) -> str:
     return f"chg_{TABLES[entity].model._meta.model_name}"
 
 
-def diff_compute(*, source_id: int, modes: dict[str, str]) -> ChangeSet:
-    """Compute what each supplied entity changes for this source (see module doc)."""
+def diff_compute(
+    *, source_id: int, modes: dict[str, str], staged: dict[str, int] | None = None
+) -> ChangeSet:
+    """Compute what each supplied entity changes for this source (see module doc).
+
+    ``staged``: rows staged per entity, when the caller knows them (else counted).
+    """
     changes = ChangeSet()
     with connection.cursor() as cursor:
         for entity, mode in modes.items():
@@ -113,14 +124,16 @@ def diff_compute(*, source_id: int, modes: dict[str, str]) -> ChangeSet:
             t = TABLES[entity]
             chg = change_table(entity)
             cursor.execute(f"DROP TABLE IF EXISTS {chg}")
-            has_current = _scalar(
+            change = EntityChange(current=_scalar(
                 cursor,
-                f"SELECT EXISTS (SELECT 1 FROM {t.table} WHERE source_id = %s "
-                f"AND valid_to_version IS NULL)",
+                f"SELECT count(*) FROM {t.table} WHERE source_id = %s "
+                f"AND valid_to_version IS NULL",
                 [source_id],
-            )
-            change = EntityChange()
-            if not has_current:
+            ))
+            change.staged = (staged or {}).get(entity)  # type: ignore[assignment]
+            if change.staged is None:
+                change.staged = _scalar(cursor, f"SELECT count(*) FROM {t.staging}")
+            if not change.current:
                 # First load of this entity for this source: everything active is new.
                 change.first_load = True
                 change.added = _scalar(

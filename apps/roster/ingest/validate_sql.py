@@ -1,19 +1,26 @@
 """Set-level validation in SQL over the staged rows: every problem, with file and line.
 
 Row-level checks (types, enumerations, required fields, date order) happen in the
-parser; what needs the whole set happens here:
+parser or the fast path; what needs the whole set happens here, under the source's
+import lock, after ``apply.diff_compute`` has said what the import changes:
 
-* duplicate sourcedIds within a file (``check_duplicates``, file-local, before the lock);
+* duplicate sourcedIds within a file (``check_duplicates_after_diff``);
 * references across files and, for deltas and absent files, against the current
   state (``check_references``), one primary role per user and org, and org and
-  session parents without cycles (``check_state``). These read the canonical tables
-  and therefore run under the source's import lock, in the apply transaction.
+  session parents without cycles (``check_state``).
 
 References are checked against the state the import would produce ("post-state"):
 for the importing source, a bulk entity is exactly its staged rows, a delta entity
 is its current rows plus staged active rows minus staged deletions, an absent entity
 is its current rows; other sources' current rows always count (a grade-writing
 integration may reference the SIS's classes, and vice versa).
+
+The current roster was checked when it was applied, so a row the import leaves as it
+is stays valid unless the import removes what it points at. Hence, once a source has
+rows of an entity, only what changes is checked: the rows the diff adds or updates
+(delta files: every active staged row) against the post-state, and every row kept as
+it is against what the import removes. A re-sync of an unchanged roster checks almost
+nothing; a first import checks every row, with hash joins against the post-state ids.
 """
 
 # SQL here is composed from identifiers of the schema registry (never from input);
@@ -28,6 +35,7 @@ from django.db import connection
 
 from apps.roster.ingest import errors as codes
 from apps.roster.ingest.errors import IngestError
+from apps.roster.ingest.apply import ChangeSet, EntityChange, change_table
 from apps.roster.ingest.staging import TABLES
 
 PRIMARY_ROLE_CONFLICT = "PRIMARY_ROLE_CONFLICT"
@@ -139,6 +147,41 @@ def check_duplicates(entities: list[str]) -> list[IngestError]:
     return found
 
 
+def check_duplicates_after_diff(
+    *, modes: dict[str, str], changes: ChangeSet
+) -> tuple[list[IngestError], list[str]]:
+    """Repeated sourcedIds of the supplied files: (errors, entities left to the apply).
+
+    A bulk file of an entity the source already has needs no pass of its own: every
+    staged row either matched a current row or is added, and each current row matched
+    at most once (one current row per source and sourcedId), so a repeat among matched
+    rows shows as more matched staged rows than matched current rows; a repeat among
+    added rows, as a group of the (few) added rows. A first load of an entity is left to
+    the canonical unique index, which the apply builds anyway: a repeat there fails the
+    apply, and ``check_duplicates`` then names every one. Delta files are checked whole.
+    """
+    suspects, deferred = [], []
+    with connection.cursor() as cursor:
+        for entity, change in changes.by_entity.items():
+            if modes[entity] != "bulk":
+                suspects.append(entity)
+            elif change.first_load:
+                deferred.append(entity)
+            elif (change.staged - change.added != change.current - change.deleted
+                  or (change.added > 1 and _added_repeat(cursor, entity))):
+                suspects.append(entity)
+    return check_duplicates(suspects), deferred
+
+
+def _added_repeat(cursor, entity: str) -> bool:  # type: ignore[no-untyped-def]
+    cursor.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {TABLES[entity].staging} s "
+        f"JOIN {change_table(entity)} d ON d.n = s.n WHERE d.op = 'a' "
+        f"GROUP BY s.sourced_id HAVING count(*) > 1)"
+    )
+    return cursor.fetchone()[0]
+
+
 def _post_state_ids_sql(target: str, *, source_id: int, modes: dict[str, str]) -> str:
     """sourcedIds of ``target`` in the state this import would produce (see module doc).
 
@@ -176,58 +219,82 @@ def _absent_sql(
 ) -> str:
     """A condition true when ``value`` is not a sourcedId of ``target`` in the post-state.
 
-    Against a materialised id set (``ids_<target>``) when one was built for bulk rows;
-    otherwise probes, driven by the (small) rows being checked: the staged rows of the
-    target, and the current rows through the partial sourcedId index, so that a delta
-    costs in proportion to the delta and not to the roster. Two top-level NOT EXISTS
-    (rather than NOT of an OR) so that each becomes an anti-join.
+    Against a materialised id set (``ids_<target>``, a hash anti-join) for a first load's
+    rows. Otherwise the rows being checked are few, so each probes: the current rows
+    through the partial sourcedId index (any source), corrected by what this import
+    removes (``rm_``) and adds (``add_``) to the target, both small; or, for a target
+    loaded here for the first time, its staged rows (hashed once).
     """
+    x = target.lower()
     if target in materialised:
-        return (
-            f"NOT EXISTS (SELECT 1 FROM ids_{target.lower()} i WHERE i.sourced_id = {value})"
-        )
-    tables = TABLES[target]
-    mode = modes.get(target, "absent")
-    kept = _current_kept_sql(target, source_id, mode)
-    if mode == "delta":
-        # c.sourced_id = value, so whether it is staged for deletion does not depend on
-        # c: an uncorrelated NOT IN is hashed once instead of re-scanning staging per probe
-        # (staged sourcedIds are NOT NULL and value is NOT NULL, so NOT IN = NOT EXISTS).
-        kept = (
-            f"(c.source_id <> {int(source_id)} OR {value} NOT IN (SELECT d.sourced_id "
-            f"FROM {tables.staging} d WHERE d.status = 'tobedeleted'))"
-        )
+        return f"NOT EXISTS (SELECT 1 FROM ids_{x} i WHERE i.sourced_id = {value})"
     # OFFSET 0 keeps this a probe per checked value through the current-sourcedId index:
     # as an anti-join, the planner would rather hash the whole roster than probe it a few
     # thousand times (its page costs assume a cold disk), costing a delta the roster's size.
-    sql = (
-        f"NOT EXISTS (SELECT 1 FROM {tables.table} c WHERE c.sourced_id = {value} "
-        f"AND c.valid_to_version IS NULL AND {kept} OFFSET 0)"
+    current = (
+        f"NOT EXISTS (SELECT 1 FROM {TABLES[target].table} c WHERE c.sourced_id = {value} "
+        f"AND c.valid_to_version IS NULL OFFSET 0)"
     )
-    if mode in ("bulk", "delta"):
-        sql += (
-            f" AND NOT EXISTS (SELECT 1 FROM {tables.staging} p WHERE p.sourced_id = {value} "
-            f"AND p.status IS DISTINCT FROM 'tobedeleted')"
+    if modes.get(target) not in ("bulk", "delta"):
+        return current
+    return (
+        f"({current} OR {value} IN (SELECT sourced_id FROM rm_{x})) "
+        f"AND {value} NOT IN (SELECT sourced_id FROM add_{x})"
+    )
+
+
+def _changed_rows_sql(entity: str, change: EntityChange) -> str:
+    """The staged rows of ``entity`` whose references need checking (see module doc)."""
+    t = TABLES[entity]
+    if change.first_load:
+        return f"{t.staging} s"
+    return (
+        f"{t.staging} s JOIN {change_table(entity)} d ON d.n = s.n AND d.op IN ('a', 'u')"
+    )
+
+
+def _prepare_changes(cursor, *, source_id: int, modes: dict[str, str],  # type: ignore[no-untyped-def]
+                     changes: ChangeSet) -> None:
+    """``add_<target>``: sourcedIds the import adds; ``rm_<target>``: those it removes
+    (closed rows of this source that no other source keeps)."""
+    for target, change in changes.by_entity.items():
+        t, x, chg = TABLES[target], target.lower(), change_table(target)
+        cursor.execute(f"DROP TABLE IF EXISTS add_{x}, rm_{x}")
+        if change.first_load:
+            added = (f"SELECT sourced_id FROM {t.staging} "
+                     f"WHERE status IS DISTINCT FROM 'tobedeleted'")
+        else:
+            added = f"SELECT s.sourced_id FROM {t.staging} s JOIN {chg} d ON d.n = s.n WHERE d.op = 'a'"
+        cursor.execute(f"CREATE TEMPORARY TABLE add_{x} AS {added}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE rm_{x} AS SELECT c.sourced_id FROM {chg} d "
+            f"JOIN {t.table} c ON c.id = d.old_id WHERE d.op = 'd' AND NOT EXISTS "
+            f"(SELECT 1 FROM {t.table} o WHERE o.sourced_id = c.sourced_id "
+            f"AND o.valid_to_version IS NULL AND o.source_id <> {int(source_id)})"
         )
-    return sql
+        change.removed_ids = cursor.rowcount
+        cursor.execute(f"ANALYZE add_{x}")
+        cursor.execute(f"ANALYZE rm_{x}")
 
 
-def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestError]:
-    """Every reference of every staged active row must resolve in the post-state.
+def _drop_changes(cursor, changes: ChangeSet) -> None:  # type: ignore[no-untyped-def]
+    for target in changes.by_entity:
+        cursor.execute(f"DROP TABLE IF EXISTS add_{target.lower()}, rm_{target.lower()}")
 
-    Bulk rows are checked against materialised post-state id sets (``ids_<target>``,
-    hash joins: a bulk file is as large as the roster anyway); delta rows probe the
-    current tables through their sourcedId index, so a delta never reads the whole roster.
-    """
+
+def check_references(
+    *, source_id: int, modes: dict[str, str], changes: ChangeSet
+) -> list[IngestError]:
+    """Every reference of every changed (or first-loaded) row must resolve in the
+    post-state, and no row kept as it is may point at what the import removes."""
     supplied = {e for e, m in modes.items() if m in ("bulk", "delta")}
-    # targets whose id sets a bulk file's rows are checked against, or whose removed
-    # candidates are as large as the roster (a bulk target, for the orphan check)
-    materialised = sorted(
-        {r.target for r in REFERENCES if modes.get(r.entity) == "bulk"}
-        | {r.target for r in REFERENCES if modes.get(r.target) == "bulk"}
-    )
+    # A first load of a bulk file checks every row: against materialised post-state id
+    # sets (hash joins; the file is as large as the roster anyway).
+    whole = {e for e in supplied if modes[e] == "bulk" and changes.by_entity[e].first_load}
+    materialised = sorted({r.target for r in REFERENCES if r.entity in whole})
     found: list[IngestError] = []
     with connection.cursor() as cursor:
+        _prepare_changes(cursor, source_id=source_id, modes=modes, changes=changes)
         for target in materialised:
             cursor.execute(f"DROP TABLE IF EXISTS ids_{target.lower()}")
             cursor.execute(
@@ -240,17 +307,24 @@ def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestErr
             if ref.entity not in supplied:
                 continue
             tables = TABLES[ref.entity]
+            change = changes.by_entity[ref.entity]
+            if modes[ref.entity] == "delta":
+                rows = f"{tables.staging} s"  # every active row, applied or stale
+            elif change.first_load or change.added or change.updated:
+                rows = _changed_rows_sql(ref.entity, change)
+            else:
+                continue
             column = tables.staged("s", ref.column)
             # a plain column stays a column (a lateral subquery would defeat the hash join)
             if ref.is_list:
-                source_rows = f"{tables.staging} s CROSS JOIN LATERAL unnest({column}) AS r(ref)"
+                source_rows = f"{rows} CROSS JOIN LATERAL unnest({column}) AS r(ref)"
                 value = "r.ref"
             else:
-                source_rows = f"{tables.staging} s"
+                source_rows = rows
                 value = column
             absent = _absent_sql(
                 ref.target, value, source_id=source_id, modes=modes,
-                materialised=set(materialised) if modes[ref.entity] == "bulk" else set(),
+                materialised=set(materialised) if ref.entity in whole else set(),
             )
             cursor.execute(
                 f"""
@@ -260,61 +334,62 @@ def check_references(*, source_id: int, modes: dict[str, str]) -> list[IngestErr
                 ORDER BY s.n LIMIT {MAX_ERRORS_PER_CHECK}
                 """
             )
-            header = tables.header_of(ref.column)
-            for line, sid, value in cursor.fetchall():
-                found.append(
-                    IngestError(
-                        tables.file_name, line, header, codes.REFERENCE_MISSING,
-                        MESSAGES[codes.REFERENCE_MISSING].format(
-                            sid=sid, column=header, ref=value, target=_TARGET_NAMES[ref.target]
-                        ),
-                    )
-                )
+            found += _missing(tables, ref, cursor.fetchall())
         found += _check_orphans(
-            cursor, source_id=source_id, modes=modes, supplied=supplied,
-            materialised=set(materialised),
+            cursor, source_id=source_id, modes=modes, changes=changes, whole=whole,
         )
         for target in materialised:
             cursor.execute(f"DROP TABLE IF EXISTS ids_{target.lower()}")
+        _drop_changes(cursor, changes)
     return found
 
 
-def _check_orphans(  # type: ignore[no-untyped-def]
-    cursor, *, source_id: int, modes: dict[str, str], supplied: set[str],
-    materialised: set[str],
-) -> list[IngestError]:
-    """Rows the source keeps from its current roster (absent files, delta rows not
-    restated) must not be left pointing at records this feed removes.
+def _missing(tables, ref: Reference, rows: list[tuple]) -> list[IngestError]:  # type: ignore[no-untyped-def]
+    header = tables.header_of(ref.column)
+    return [
+        IngestError(
+            tables.file_name, line, header, codes.REFERENCE_MISSING,
+            MESSAGES[codes.REFERENCE_MISSING].format(
+                sid=sid, column=header, ref=value, target=_TARGET_NAMES[ref.target]
+            ),
+        )
+        for line, sid, value in rows
+    ]
 
-    Only the removed ids (``rm_<target>``: the source's records the feed drops that no
-    source keeps) are joined against, so an import that removes nothing costs nothing.
+
+def _check_orphans(  # type: ignore[no-untyped-def]
+    cursor, *, source_id: int, modes: dict[str, str], changes: ChangeSet, whole: set[str],
+) -> list[IngestError]:
+    """Rows the import keeps as they are (absent files, delta rows not restated, bulk rows
+    the diff found unchanged) must not be left pointing at records it removes.
+
+    Only the removed ids (``rm_<target>``) are joined against, so an import that removes
+    nothing costs nothing.
     """
     found: list[IngestError] = []
-    removed: dict[str, bool] = {}
-    for target in sorted({r.target for r in REFERENCES if r.target in supplied}):
-        t = TABLES[target]
-        if modes[target] == "bulk":
-            candidates = (
-                f"SELECT c.sourced_id FROM {t.table} c WHERE c.source_id = {source_id} "
-                f"AND c.valid_to_version IS NULL AND NOT EXISTS "
-                f"(SELECT 1 FROM {t.staging} s WHERE s.sourced_id = c.sourced_id)"
-            )
-        else:
-            candidates = f"SELECT sourced_id FROM {t.staging} WHERE status = 'tobedeleted'"
-        cursor.execute(f"DROP TABLE IF EXISTS rm_{target.lower()}")
-        absent = _absent_sql(
-            target, "r.sourced_id", source_id=source_id, modes=modes, materialised=materialised
-        )
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE rm_{target.lower()} AS SELECT r.sourced_id "
-            f"FROM ({candidates}) r WHERE {absent}"
-        )
-        removed[target] = cursor.rowcount > 0
+    removed = {t for t, c in changes.by_entity.items() if c.removed_ids > 0}
     for ref in REFERENCES:
         mode = modes.get(ref.entity, "absent")
-        if not removed.get(ref.target) or mode == "bulk":
+        if ref.target not in removed or ref.entity in whole:
             continue
         tables = TABLES[ref.entity]
+        rm = f"rm_{ref.target.lower()}"
+        if mode == "bulk":
+            # unchanged staged rows: reported on their line, as a missing reference
+            column = tables.staged("s", ref.column)
+            if ref.is_list:
+                rows, value = (f"{tables.staging} s CROSS JOIN LATERAL unnest({column}) "
+                               f"AS r(ref)"), "r.ref"
+            else:
+                rows, value = f"{tables.staging} s", column
+            cursor.execute(
+                f"SELECT s.line, s.sourced_id, {value} FROM {rows} "
+                f"WHERE {value} IN (SELECT sourced_id FROM {rm}) AND NOT EXISTS "
+                f"(SELECT 1 FROM {change_table(ref.entity)} d WHERE d.n = s.n "
+                f"AND d.op IN ('a', 'u')) ORDER BY s.n LIMIT {MAX_ERRORS_PER_CHECK}"
+            )
+            found += _missing(tables, ref, cursor.fetchall())
+            continue
         kept = f"c.valid_to_version IS NULL AND c.source_id = {source_id}"
         if mode == "delta":
             kept += (
@@ -322,7 +397,6 @@ def _check_orphans(  # type: ignore[no-untyped-def]
                 f"WHERE s.sourced_id = c.sourced_id)"
             )
         column = f'c."{ref.column}"'
-        rm = f"rm_{ref.target.lower()}"
         # No ORDER BY ... LIMIT here: it tempts the planner into walking the sourcedId
         # index with a nested loop per row. Filter first (array overlap for lists), sort after.
         if ref.is_list:
@@ -351,23 +425,23 @@ def _check_orphans(  # type: ignore[no-untyped-def]
                     ),
                 )
             )
-    for target in removed:
-        cursor.execute(f"DROP TABLE IF EXISTS rm_{target.lower()}")
     return found
 
 
 def _post_state_rows_sql(
-    entity: str, columns: str, *, source_id: int, mode: str, current_filter: str = "TRUE"
+    entity: str, columns: str, *, source_id: int, mode: str, current_filter: str = "TRUE",
+    staged_filter: str = "TRUE",
 ) -> str:
     """This source's rows of ``entity`` after the import, with the staged line (or NULL).
 
-    ``current_filter`` narrows the current rows read (a condition on ``c``), so that a
-    delta reads only the current rows its staged rows can meet.
+    ``current_filter`` and ``staged_filter`` narrow the current rows (a condition on ``c``)
+    and the staged rows read, so that a delta or a re-sync reads only the rows its
+    changes can meet.
     """
     tables = TABLES[entity]
     staged = (
         f"SELECT line, sourced_id, {columns} FROM {tables.staging} "
-        f"WHERE status IS DISTINCT FROM 'tobedeleted'"
+        f"WHERE status IS DISTINCT FROM 'tobedeleted' AND {staged_filter}"
     )
     if mode == "bulk":
         return staged
@@ -378,14 +452,24 @@ def _post_state_rows_sql(
     )
 
 
-def check_primary_roles(*, source_id: int, mode: str) -> list[IngestError]:
+def check_primary_roles(*, source_id: int, mode: str, change: EntityChange) -> list[IngestError]:
     """One primary role per user and org: each staged primary beyond the first conflicts."""
     # Only staged primaries are ever reported, so only the (user, org) pairs they name
-    # matter: a delta reads just those pairs' current roles, never every user's.
+    # matter: a delta reads just those pairs' current roles, never every user's; a bulk
+    # file of roles the source already has, just the pairs of the primaries it changes.
     staging_table = TABLES["roles"].staging
+    staged_filter = "TRUE"
+    if mode == "bulk" and not change.first_load:
+        if not (change.added or change.updated):
+            return []
+        staged_filter = (
+            f"user_sourced_id IN (SELECT q.user_sourced_id FROM {staging_table} q "
+            f"JOIN {change_table('roles')} d ON d.n = q.n AND d.op IN ('a', 'u') "
+            f"WHERE q.role_type = 'primary')"
+        )
     post = _post_state_rows_sql(
         "roles", "user_sourced_id, org_sourced_id, role_type",
-        source_id=source_id, mode=mode,
+        source_id=source_id, mode=mode, staged_filter=staged_filter,
         current_filter=(
             # NOT (... NOT IN ...): a hashed subplan built once from the staged users, never
             # a join order the planner can misjudge into a nested loop on stale statistics
@@ -455,11 +539,15 @@ def check_cycles(entity: str, *, source_id: int, mode: str) -> list[IngestError]
     ]
 
 
-def check_state(*, source_id: int, modes: dict[str, str]) -> list[IngestError]:
-    """The checks that read the current roster (run under the source's import lock)."""
-    found = check_references(source_id=source_id, modes=modes)
+def check_state(
+    *, source_id: int, modes: dict[str, str], changes: ChangeSet
+) -> list[IngestError]:
+    """The checks that read the current roster (run under the source's import lock,
+    after the diff)."""
+    found = check_references(source_id=source_id, modes=modes, changes=changes)
     if modes.get("roles") in ("bulk", "delta"):
-        found += check_primary_roles(source_id=source_id, mode=modes["roles"])
+        found += check_primary_roles(source_id=source_id, mode=modes["roles"],
+                                     change=changes.by_entity["roles"])
     for entity in ("orgs", "academicSessions"):
         if modes.get(entity) in ("bulk", "delta"):
             found += check_cycles(entity, source_id=source_id, mode=modes[entity])

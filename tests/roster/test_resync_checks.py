@@ -1,0 +1,150 @@
+"""A bulk file of entities the source already has is checked through the diff.
+
+Once a source has rows, only what a bulk file changes is checked against the state it
+would produce, and rows it keeps as they are only against what it removes; repeated
+sourcedIds show in the diff's counts (validate_sql.py). These tests hold that short
+road to the same answers the whole check gives: each problem a re-sync can carry is
+reported with its file, line and column, and nothing is applied.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.roster.ingest import errors as E
+from apps.roster.ingest import validate_sql as V
+from apps.roster.models import Enrollment, ImportState, RosterVersion
+from apps.roster.services import roster_import_run
+from tests.roster import corpus
+from tests.roster.corpus import base_files, set_field, write_zip
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def resync(tmp_path):
+    """Apply the base feed, then import ``files`` as the same source; return the run."""
+    first = roster_import_run(path=write_zip(tmp_path / "first.zip", base_files()), source="sis")
+    assert first.state == ImportState.APPLIED
+
+    def run(files: corpus.Files):  # type: ignore[no-untyped-def]
+        return roster_import_run(path=write_zip(tmp_path / "again.zip", files), source="sis")
+
+    return run
+
+
+def _appended(files: corpus.Files, name: str, *lines: str) -> corpus.Files:
+    return {**files, name: files[name] + "".join(f"{line}\n" for line in lines).encode()}
+
+
+def _rejected_with(run, *expected: tuple) -> None:  # type: ignore[no-untyped-def]
+    assert run.state == ImportState.REJECTED
+    found = set(run.errors.values_list("code", "file", "line", "column"))
+    assert set(expected) <= found, found
+    assert RosterVersion.objects.count() == 1
+
+
+def test_an_unchanged_resync_passes_every_check(resync):
+    assert resync(base_files()).state == ImportState.NO_CHANGES
+
+
+def test_a_line_repeated_word_for_word_is_a_duplicate(resync):
+    # enr-2 is unchanged, so neither copy shows as a change: only the counts tell
+    files = _appended(base_files(), "enrollments.csv",
+                      "enr-2,,,class-math-7a,org-school-2,user-s1,student,false,,")
+
+    _rejected_with(resync(files),
+                   (E.DUPLICATE_SOURCED_ID, "enrollments.csv", 6, "sourcedId"))
+
+
+def test_a_repeated_record_with_other_content_is_a_duplicate(resync):
+    files = _appended(base_files(), "enrollments.csv",
+                      "enr-3,,,class-eng-7a,org-school-2,user-s2,student,,,")
+
+    _rejected_with(resync(files),
+                   (E.DUPLICATE_SOURCED_ID, "enrollments.csv", 6, "sourcedId"))
+
+
+def test_a_new_record_given_twice_is_a_duplicate(resync):
+    files = _appended(base_files(), "enrollments.csv",
+                      "enr-9,,,class-eng-7a,org-school-2,user-s2,student,,,",
+                      "enr-9,,,class-eng-7a,org-school-2,user-s2,student,,,")
+
+    _rejected_with(resync(files),
+                   (E.DUPLICATE_SOURCED_ID, "enrollments.csv", 7, "sourcedId"))
+
+
+def test_a_changed_row_pointing_nowhere_is_reported_on_its_line(resync):
+    files = set_field(base_files(), "enrollments.csv", 3, "classSourcedId", "class-nope")
+
+    _rejected_with(resync(files),
+                   (E.REFERENCE_MISSING, "enrollments.csv", 3, "classSourcedId"))
+
+
+def test_an_unchanged_row_pointing_at_a_removed_record_is_reported_on_its_line(resync):
+    # class-eng-7a leaves classes.csv; enr-4 (unchanged) still names it
+    files = base_files()
+    classes = [row for row in corpus.read_rows(files["classes.csv"]) if row[0] != "class-eng-7a"]
+    files = {**files, "classes.csv": corpus.write_rows(classes)}
+
+    _rejected_with(resync(files),
+                   (E.REFERENCE_MISSING, "enrollments.csv", 5, "classSourcedId"))
+
+
+def test_an_unchanged_list_pointing_at_a_removed_record_is_reported(resync):
+    # the guardian leaves users.csv (and the files naming them); user-s1's agents still do
+    files = base_files()
+    for name in ("users.csv", "roles.csv"):
+        rows = corpus.read_rows(files[name])
+        files[name] = corpus.write_rows(
+            [r for r in rows if r[0] not in ("user-g1", "role-g1")])
+
+    _rejected_with(resync(files),
+                   (E.REFERENCE_MISSING, "users.csv", 3, "agentSourcedIds"))
+
+
+def test_a_role_made_primary_beside_an_unchanged_primary_conflicts(resync):
+    files = _appended(base_files(), "roles.csv",
+                      "role-t1b,,,user-t1,primary,teacher,,,org-school-2,")
+
+    _rejected_with(resync(files),
+                   (V.PRIMARY_ROLE_CONFLICT, "roles.csv", 6, "roleType"))
+
+
+def test_removing_a_record_and_what_points_at_it_applies(resync):
+    files = base_files()
+    classes = [row for row in corpus.read_rows(files["classes.csv"]) if row[0] != "class-eng-7a"]
+    enrollments = [row for row in corpus.read_rows(files["enrollments.csv"]) if row[0] != "enr-4"]
+    files = {**files, "classes.csv": corpus.write_rows(classes),
+             "enrollments.csv": corpus.write_rows(enrollments)}
+
+    run = resync(files)
+
+    assert run.state == ImportState.APPLIED, list(run.errors.values_list("message", flat=True))
+    assert not Enrollment.objects.filter(sourced_id="enr-4", valid_to_version=None).exists()
+
+
+def test_a_first_import_repeating_a_record_is_rejected_naming_both_lines(tmp_path):
+    # a first load leaves repeats to the canonical unique index; the run still names them
+    files = _appended(base_files(), "enrollments.csv",
+                      "enr-1,,,class-math-7a,org-school-2,user-t1,teacher,true,,")
+
+    run = roster_import_run(path=write_zip(tmp_path / "dup.zip", files), source="sis")
+
+    assert run.state == ImportState.REJECTED
+    assert list(run.errors.values_list("code", "file", "line", "column", "message")) == [
+        (E.DUPLICATE_SOURCED_ID, "enrollments.csv", 6, "sourcedId",
+         "enr-1: sourcedId appears more than once in enrollments.csv (first on line 2).")]
+    assert not RosterVersion.objects.exists()
+    assert not Enrollment.objects.exists()
+
+
+def test_a_dry_run_of_a_first_import_still_finds_repeats(tmp_path):
+    files = _appended(base_files(), "enrollments.csv",
+                      "enr-1,,,class-math-7a,org-school-2,user-t1,teacher,true,,")
+
+    run = roster_import_run(path=write_zip(tmp_path / "dup.zip", files), source="sis",
+                            dry_run=True)
+
+    assert run.state == ImportState.REJECTED
+    assert list(run.errors.values_list("code", flat=True)) == [E.DUPLICATE_SOURCED_ID]
