@@ -40,8 +40,9 @@ class EntityChange:
     deleted: int = 0
     stale: int = 0
     first_load: bool = False
-    # the source's current rows of the entity before the import, and the rows staged for
-    # it: with the counts above they show a repeated sourcedId without a pass of its own
+    # the source's current rows of the entity before the import (for a delta, 0 or 1:
+    # none or some), and the rows staged for it: with the counts above they show a
+    # repeated sourcedId in a bulk file without a pass of its own
     current: int = 0
     staged: int = 0
     # sourcedIds it removes that no other source keeps (set by the reference checks)
@@ -124,10 +125,14 @@ def diff_compute(
             t = TABLES[entity]
             chg = change_table(entity)
             cursor.execute(f"DROP TABLE IF EXISTS {chg}")
+            # A bulk file's repeats are found from the counts (validate_sql); a delta only
+            # needs to know whether there is anything to diff against.
+            what = "count(*)" if mode == "bulk" else "count(*) FROM (SELECT 1"
+            tail = "" if mode == "bulk" else " LIMIT 1) one"
             change = EntityChange(current=_scalar(
                 cursor,
-                f"SELECT count(*) FROM {t.table} WHERE source_id = %s "
-                f"AND valid_to_version IS NULL",
+                f"SELECT {what} FROM {t.table} WHERE source_id = %s "
+                f"AND valid_to_version IS NULL{tail}",
                 [source_id],
             ))
             change.staged = (staged or {}).get(entity)  # type: ignore[assignment]

@@ -259,13 +259,21 @@ def _prepare_changes(cursor, *, source_id: int, modes: dict[str, str],  # type: 
     (closed rows of this source that no other source keeps)."""
     for target, change in changes.by_entity.items():
         t, x, chg = TABLES[target], target.lower(), change_table(target)
+        cursor.execute(f"DROP VIEW IF EXISTS add_{x}")
         cursor.execute(f"DROP TABLE IF EXISTS add_{x}, rm_{x}")
         if change.first_load:
-            added = (f"SELECT sourced_id FROM {t.staging} "
-                     f"WHERE status IS DISTINCT FROM 'tobedeleted'")
+            # every staged row is added: a view (rarely read: a first load's own rows are
+            # checked against ids_ tables), not a copy of the file's sourcedIds
+            cursor.execute(
+                f"CREATE TEMPORARY VIEW add_{x} AS SELECT sourced_id FROM {t.staging} "
+                f"WHERE status IS DISTINCT FROM 'tobedeleted'"
+            )
         else:
-            added = f"SELECT s.sourced_id FROM {t.staging} s JOIN {chg} d ON d.n = s.n WHERE d.op = 'a'"
-        cursor.execute(f"CREATE TEMPORARY TABLE add_{x} AS {added}")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE add_{x} AS SELECT s.sourced_id FROM {t.staging} s "
+                f"JOIN {chg} d ON d.n = s.n WHERE d.op = 'a'"
+            )
+            cursor.execute(f"ANALYZE add_{x}")
         cursor.execute(
             f"CREATE TEMPORARY TABLE rm_{x} AS SELECT c.sourced_id FROM {chg} d "
             f"JOIN {t.table} c ON c.id = d.old_id WHERE d.op = 'd' AND NOT EXISTS "
@@ -273,13 +281,14 @@ def _prepare_changes(cursor, *, source_id: int, modes: dict[str, str],  # type: 
             f"AND o.valid_to_version IS NULL AND o.source_id <> {int(source_id)})"
         )
         change.removed_ids = cursor.rowcount
-        cursor.execute(f"ANALYZE add_{x}")
         cursor.execute(f"ANALYZE rm_{x}")
 
 
 def _drop_changes(cursor, changes: ChangeSet) -> None:  # type: ignore[no-untyped-def]
-    for target in changes.by_entity:
-        cursor.execute(f"DROP TABLE IF EXISTS add_{target.lower()}, rm_{target.lower()}")
+    for target, change in changes.by_entity.items():
+        x = target.lower()
+        cursor.execute(f"DROP {'VIEW' if change.first_load else 'TABLE'} IF EXISTS add_{x}")
+        cursor.execute(f"DROP TABLE IF EXISTS rm_{x}")
 
 
 def check_references(
