@@ -171,24 +171,29 @@ def test_every_entity_of_the_schema_has_sql_checks():
                      schema.DECIMAL, schema.INTEGER}
 
 
-def test_the_rehash_migration_hashes_stored_rows_as_ingest_does(import_feed):
+def test_the_rehash_migrations_hash_stored_rows_as_ingest_does(import_feed):
     # given an applied district whose stored hashes are then recomputed by migration 0004
+    # (128 bits) and cut by migration 0008 (64 bits)
     import importlib
 
-    migration = importlib.import_module("apps.roster.migrations.0004_content_hash_record_hash")
+    full = importlib.import_module("apps.roster.migrations.0004_content_hash_record_hash")
+    cut = importlib.import_module("apps.roster.migrations.0008_content_hash_64_bits")
     feed = small_district(students=3)
     first = import_feed(feed)
     with connection.cursor() as cursor:
-        cursor.execute(migration._rehash_sql())
+        cursor.execute(full._rehash_sql())
+        cursor.execute("SELECT DISTINCT length(content_hash) FROM roster_user")
+        assert cursor.fetchall() == [(16,)]
+        cursor.execute(cut._cut_sql())
 
     # when the same snapshot is imported again
     again = import_feed(feed)
 
-    # then nothing changed: the migration's hash is ingest's hash, column for column
+    # then nothing changed: the migrations' hash is ingest's hash, column for column
     assert first.state == ImportState.APPLIED
     assert again.state == ImportState.NO_CHANGES
-    assert set(migration.CONTENT) == {t.table for t in staging.TABLES.values()}
-    assert all(list(migration.CONTENT[t.table]) == list(t.content)
+    assert set(full.CONTENT) == {t.table for t in staging.TABLES.values()}
+    assert all(list(full.CONTENT[t.table]) == list(t.content)
                for t in staging.TABLES.values())
 
 

@@ -85,20 +85,19 @@ class EntityTables:
         return f"{alias}.{_q(column)}"
 
     def hash_sql(self, alias: str, *, staged: bool = True) -> str:
-        """128-bit hash of the typed content columns, as bytea: identical for equal values.
+        """64-bit hash of the typed content columns, as bytea: identical for equal values.
 
-        Two seeded 64-bit hashes of the row value (PostgreSQL's record hash: each column
-        hashed by its type's own hash function, so no text is rendered). md5 over the row's
-        text cost four times as much, and an import hashes every staged row. The hash only
-        detects change (the source is trusted to send its own data), so it need not be
-        cryptographic; see migration 0004, which re-hashed stored rows. ``staged`` is kept
-        for callers' clarity: a staged row and a stored row hash alike.
+        PostgreSQL's record hash of the row value: each column hashed by its type's own
+        hash function, so no text is rendered (md5 over the row's text cost four times as
+        much, and an import hashes every staged row). The hash only detects whether one
+        record changed between two of its versions (the source is trusted to send its own
+        data), so it need not be cryptographic, and 64 bits leave one missed change in 2^64;
+        a second seeded hash (migration 0004) doubled the cost of every diff for nothing
+        (migration 0008 cut stored hashes to this one). ``staged`` is kept for callers'
+        clarity: a staged row and a stored row hash alike.
         """
         cols = ", ".join(f"{alias}.{_q(c)}" for c in self.content)
-        return (
-            f"(int8send(hash_record_extended(ROW({cols}), 0)) || "
-            f"int8send(hash_record_extended(ROW({cols}), 1)))"
-        )
+        return f"int8send(hash_record_extended(ROW({cols}), 0))"
 
     @property
     def statistics_columns(self) -> str:
