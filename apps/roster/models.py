@@ -145,17 +145,21 @@ class CanonicalRow(models.Model):
 
 def _canonical_constraints(prefix: str) -> tuple[list, list]:
     """The partial unique index (one current row per source and sourcedId) and the
-    validity indexes that make "current", "as of N" and "changes since N" cheap."""
+    validity indexes that make "current", "as of N" and "changes since N" cheap.
+
+    The unique index leads with the sourcedId, so it also serves every lookup of a
+    current record by sourcedId alone (references, releases, REST details): one index
+    where there were two, each built over every row of a first import and written for
+    every row a change inserts.
+    """
     constraints = [
         models.UniqueConstraint(
-            fields=["source", "sourced_id"],
+            fields=["sourced_id", "source"],
             condition=Q(valid_to_version__isnull=True),
             name=f"{prefix}_one_current",
         )
     ]
     indexes = [
-        models.Index(fields=["sourced_id"], name=f"{prefix}_sid",
-                     condition=Q(valid_to_version__isnull=True)),
         models.Index(fields=["source", "valid_from_version"], name=f"{prefix}_from"),
         models.Index(fields=["source", "valid_to_version"], name=f"{prefix}_to",
                      condition=Q(valid_to_version__isnull=False)),
@@ -264,6 +268,11 @@ class Role(CanonicalRow):
 
     class Meta:
         constraints, indexes = _canonical_constraints("roster_role")
+        # Roles naming a profile (few): what a delta removing profiles must look at.
+        indexes = [*indexes, models.Index(
+            fields=["user_profile_sourced_id"], name="roster_role_profile",
+            condition=Q(valid_to_version__isnull=True, user_profile_sourced_id__isnull=False),
+        )]
 
 
 class UserProfile(CanonicalRow):
@@ -359,6 +368,11 @@ class Result(CanonicalRow):
 
     class Meta:
         constraints, indexes = _canonical_constraints("roster_result")
+        # A learner's current results: what a delta removing learners must look at.
+        indexes = [*indexes, models.Index(
+            fields=["student_sourced_id"], name="roster_result_student",
+            condition=Q(valid_to_version__isnull=True),
+        )]
 
 
 class ScoreScale(CanonicalRow):

@@ -48,6 +48,10 @@ MAX_PER_CONNECTION = 200
 
 # Per psycopg connection: the names prepared on it (a new connection starts empty).
 _prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+# Per psycopg connection: names whose first round trip failed. A PREPARE that ran stays
+# in the session even when the EXECUTE after it fails and its transaction rolls back, so
+# whether the name exists is only known by asking (once, on its next use).
+_uncertain: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 class Prepared:
@@ -78,6 +82,9 @@ class Prepared:
             return [self.sql]
         names = _prepared.get(connection.connection, set())
         mode = [GENERIC_PLANS] if self.generic else []
+        if self.name not in names and self.name in _uncertain.get(connection.connection, ()):
+            self._settle()
+            names = _prepared.get(connection.connection, set())
         if self.name in names:
             return [*mode, self.execute_sql]
         if len(names) >= MAX_PER_CONNECTION:
@@ -94,6 +101,18 @@ class Prepared:
     def mark_prepared(self) -> None:
         if enabled():
             _prepared.setdefault(connection.connection, set()).add(self.name)
+
+    def mark_uncertain(self) -> None:
+        _uncertain.setdefault(connection.connection, set()).add(self.name)
+
+    def _settle(self) -> None:
+        """Ask the session whether an earlier, failed round trip left this prepared."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [self.name])
+            exists = cursor.fetchone() is not None
+        _uncertain[connection.connection].discard(self.name)
+        if exists:
+            self.mark_prepared()
 
 
 @functools.lru_cache(maxsize=512)
@@ -141,6 +160,8 @@ def execute(cursor: Any, statement: Prepared | str, params: Sequence[Any] = (),
     except DatabaseError as exc:
         if is_prepared and isinstance(exc.__cause__, _SESSION_LOST):
             _forget_session()
+        elif is_prepared and statement.prepare_sql in texts:
+            statement.mark_uncertain()
         raise
     for _ in before:
         cursor.nextset()

@@ -125,3 +125,28 @@ def test_a_generic_statement_that_fails_leaves_the_session_as_it_was():
         prepared.execute(cursor, statement, [0])
 
     assert plan_cache_mode() == "auto"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_execution_that_fails_leaves_the_next_one_working():
+    # the PREPARE runs and stays in the session; only its EXECUTE fails
+    statement = prepared.Prepared("SELECT 1 / %s::int")
+    with pytest.raises(DatabaseError), connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [0])
+    assert prepared_here(statement.name)
+
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [1])
+        assert cursor.fetchall() == [(1,)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_round_trip_that_fails_before_its_prepare_leaves_the_next_one_working():
+    statement = prepared.Prepared("SELECT 2 * %s::int")
+    with pytest.raises(DatabaseError), connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [1], [("SELECT 1 / 0", [])])
+    assert not prepared_here(statement.name)
+
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, statement, [2])
+        assert cursor.fetchall() == [(4,)]

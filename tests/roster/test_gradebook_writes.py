@@ -340,7 +340,7 @@ def test_the_probe_reads_the_current_rows_it_needs_by_index_not_the_whole_table(
 
     # then through the current-row index, once per incoming row
     assert "Seq Scan on roster_result" not in plan, plan
-    assert "roster_result_sid" in plan, plan
+    assert "roster_result_one_current" in plan, plan
 
 
 def transaction_status() -> str:

@@ -148,3 +148,21 @@ def test_a_dry_run_of_a_first_import_still_finds_repeats(tmp_path):
 
     assert run.state == ImportState.REJECTED
     assert list(run.errors.values_list("code", flat=True)) == [E.DUPLICATE_SOURCED_ID]
+
+
+def test_the_references_checked_by_probe_lead_an_index_of_current_rows():
+    # a probe without its index would read the whole table once per removed record
+    from django.db import connection
+
+    from apps.roster.ingest.staging import TABLES
+
+    with connection.cursor() as cursor:
+        for entity, column in V.INDEXED_REFERENCES:
+            cursor.execute(
+                "SELECT count(*) FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid "
+                "AND a.attnum = x.indkey[0] WHERE x.indrelid = %s::regclass "
+                "AND a.attname = %s AND pg_get_expr(x.indpred, x.indrelid) LIKE "
+                "'%%valid_to_version IS NULL%%'",
+                [TABLES[entity].table, column],
+            )
+            assert cursor.fetchone()[0] >= 1, (entity, column)

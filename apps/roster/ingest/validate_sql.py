@@ -97,6 +97,18 @@ REFERENCES: tuple[Reference, ...] = (
     Reference("scoreScales", "class_sourced_id", "classes"),
 )
 
+# References whose column leads a b-tree index over current rows (the REST and LTI read
+# paths', or the sourcedId index): checks of the rows pointing at a few ids probe these
+# (tests/roster/test_resync_checks.py holds this list to the database's indexes).
+INDEXED_REFERENCES = frozenset({
+    ("enrollments", "class_sourced_id"),
+    ("enrollments", "user_sourced_id"),
+    ("roles", "user_sourced_id"),
+    ("demographics", "sourced_id"),
+    ("roles", "user_profile_sourced_id"),
+    ("results", "student_sourced_id"),
+})
+
 _TARGET_NAMES = {
     "orgs": "org", "academicSessions": "academic session", "courses": "course",
     "classes": "class", "users": "user", "userProfiles": "user profile",
@@ -257,7 +269,7 @@ def _prepare_changes(cursor, *, source_id: int, modes: dict[str, str],  # type: 
                      changes: ChangeSet) -> None:
     """``add_<target>``: sourcedIds the import adds; ``rm_<target>``: those it removes
     (closed rows of this source that no other source keeps)."""
-    for target, change in changes.by_entity.items():
+    for target, change in _referenced(changes):
         t, x, chg = TABLES[target], target.lower(), change_table(target)
         cursor.execute(f"DROP VIEW IF EXISTS add_{x}")
         cursor.execute(f"DROP TABLE IF EXISTS add_{x}, rm_{x}")
@@ -284,8 +296,14 @@ def _prepare_changes(cursor, *, source_id: int, modes: dict[str, str],  # type: 
         cursor.execute(f"ANALYZE rm_{x}")
 
 
+def _referenced(changes: ChangeSet) -> list[tuple[str, EntityChange]]:
+    """The supplied entities that some reference points at (enrollments, say, are not)."""
+    targets = {r.target for r in REFERENCES}
+    return [(e, c) for e, c in changes.by_entity.items() if e in targets]
+
+
 def _drop_changes(cursor, changes: ChangeSet) -> None:  # type: ignore[no-untyped-def]
-    for target, change in changes.by_entity.items():
+    for target, change in _referenced(changes):
         x = target.lower()
         cursor.execute(f"DROP {'VIEW' if change.first_load else 'TABLE'} IF EXISTS add_{x}")
         cursor.execute(f"DROP TABLE IF EXISTS rm_{x}")
@@ -408,7 +426,15 @@ def _check_orphans(  # type: ignore[no-untyped-def]
         column = f'c."{ref.column}"'
         # No ORDER BY ... LIMIT here: it tempts the planner into walking the sourcedId
         # index with a nested loop per row. Filter first (array overlap for lists), sort after.
-        if ref.is_list:
+        if (ref.entity, ref.column) in INDEXED_REFERENCES:
+            # one probe per removed id through the index on the referencing column, so a
+            # delta that removes a few pupils never reads every current role or enrollment
+            sql = (
+                f"SELECT c.sourced_id, c.ref FROM {rm} m CROSS JOIN LATERAL "
+                f"(SELECT c.sourced_id, {column} AS ref FROM {tables.table} c "
+                f"WHERE {column} = m.sourced_id AND {kept} OFFSET 0) c"
+            )
+        elif ref.is_list:
             # Array overlap with the removed ids first (the GIN index on users' agents),
             # so only the lists that name a removed record are unnested.
             sql = (
@@ -480,11 +506,13 @@ def check_primary_roles(*, source_id: int, mode: str, change: EntityChange) -> l
         "roles", "user_sourced_id, org_sourced_id, role_type",
         source_id=source_id, mode=mode, staged_filter=staged_filter,
         current_filter=(
-            # NOT (... NOT IN ...): a hashed subplan built once from the staged users, never
-            # a join order the planner can misjudge into a nested loop on stale statistics
-            f"c.role_type = 'primary' AND NOT (c.user_sourced_id NOT IN "
-            f"(SELECT q.user_sourced_id FROM {staging_table} q "
-            f"WHERE q.role_type = 'primary' AND q.status IS DISTINCT FROM 'tobedeleted'))"
+            # one probe per staged user through the (user, org, ...) index of current
+            # roles: a delta costs its own size, never a scan of every role
+            f"c.role_type = 'primary' AND c.id IN (SELECT p.id FROM (SELECT DISTINCT "
+            f"q.user_sourced_id FROM {staging_table} q WHERE q.role_type = 'primary' "
+            f"AND q.status IS DISTINCT FROM 'tobedeleted') u CROSS JOIN LATERAL "
+            f"(SELECT r.id FROM {TABLES['roles'].table} r WHERE r.user_sourced_id = "
+            f"u.user_sourced_id AND r.valid_to_version IS NULL OFFSET 0) p)"
         ),
     )
     # Conflicts are rare: a hash aggregate (no sort) finds whether there is one at all.
