@@ -218,3 +218,26 @@ def test_a_date_that_matches_the_pattern_but_does_not_exist_is_reported_by_line(
     assert run.state == ImportState.REJECTED
     assert list(run.errors.values_list("file", "line", "column", "code")) == [
         ("demographics.csv", 3, "birthDate", "BAD_DATE")]
+
+
+@pytest.mark.parametrize(("begin", "end", "fast"), [
+    ("2024-09-01", "2024-08-31", False),  # ends before it begins: left to the parser
+    ("2024-09-01", "2024-09-01", True),
+    ("2024-09-01", "", True),
+])
+def test_date_order_is_checked_on_the_fast_path(tmp_path, begin, end, fast):
+    feed = small_district(students=2)
+    feed["enrollments"][0]["beginDate"], feed["enrollments"][0]["endDate"] = begin, end
+    path = write_feed(tmp_path / "feed.zip", feed)
+
+    with open_feed(path) as opened:
+        staging.staging_create(["enrollments"])
+        plan = opened.plain_plan("enrollments")
+        try:
+            fastcopy._copy_plain("enrollments", opened, plan.fields, plan.mode, plan.width)
+            taken = True
+        except fastcopy._Declined:
+            taken = False
+    staging.staging_drop()
+
+    assert taken is fast
