@@ -225,9 +225,10 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet) -> None:
                 for _, definition in rebuild:
                     cursor.execute(definition)
                 continue
+            # in id order, so the rows closed are visited in the order they lie on disk
             cursor.execute(
-                f"UPDATE {t.table} SET valid_to_version = %s WHERE id IN "
-                f"(SELECT old_id FROM {chg} WHERE op IN ('u', 'd'))",
+                f"UPDATE {t.table} SET valid_to_version = %s WHERE id = ANY(ARRAY("
+                f"SELECT old_id FROM {chg} WHERE op IN ('u', 'd') ORDER BY old_id))",
                 [version],
             )
             cursor.execute(

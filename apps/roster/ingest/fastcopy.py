@@ -98,9 +98,11 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
         cursor.execute(f"DROP VIEW IF EXISTS {tables.staging}")
         cursor.execute(f"DROP TABLE IF EXISTS {raw}")
         # n numbers rows in the order COPY reads them (the identity's sequence is the
-        # table's own, so it starts at 1 for every file).
+        # table's own, so it starts at 1 for every file; cached in large steps, as one
+        # sequence call per row cost a tenth of the COPY).
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {raw} (n integer GENERATED ALWAYS AS IDENTITY, "
+            f"CREATE TEMPORARY TABLE {raw} (n integer GENERATED ALWAYS AS IDENTITY "
+            f"(CACHE 100000), "
             f"{', '.join(f'c{i} text' for i in range(width))})"
         )
         scan = feed.plain_scan(entity)

@@ -236,15 +236,14 @@ def session_untune() -> None:
 
 
 def staging_create(entities: Iterable[str]) -> None:
-    """(Re)create the staging tables of these entities in this database session."""
+    """Start staging these entities in this database session: drop what an earlier import
+    left, tune the session. Each entity's view is made by whichever path stages it."""
     session_tune()
     with connection.cursor() as cursor:
         for entity in entities:
             tables = TABLES[entity]
             for statement in _drop_sql(tables):
                 cursor.execute(statement)
-            cursor.execute(_rows_ddl(tables))
-            cursor.execute(_rows_view(tables))
 
 
 def staging_drop(entities: Iterable[str] | None = None) -> None:
@@ -279,6 +278,10 @@ def staging_copy(
     # A savepoint, so that a COPY the database refuses leaves the session usable for
     # recording the failure (inside a caller's transaction too).
     with transaction.atomic(), connection.cursor() as cursor:
+        for statement in _drop_sql(tables):
+            cursor.execute(statement)
+        cursor.execute(_rows_ddl(tables))
+        cursor.execute(_rows_view(tables))
         with cursor.copy(
             f"COPY {tables.rows_table} ({column_list}) FROM STDIN (FORMAT BINARY)"
         ) as copy:
