@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -356,7 +356,9 @@ def _apply(
     """Under the source's lock, in one transaction: diff, checks, gates, apply."""
     try:
         return _apply_locked(run, modes=modes, staged=staged, approved=approved,
-                             timings=timings)
+                             timings=timings,
+                             # staged rows another connection can read: committed
+                             concurrent=not connection.in_atomic_block)
     except _RepeatSuspected as suspected:
         # the transaction is rolled back; staging outlives it, so the repeats can be named
         errors = validate_sql.check_duplicates(suspected.entities)
@@ -367,7 +369,7 @@ def _apply(
 
 def _apply_locked(
     run: ImportRun, *, modes: dict[str, str], staged: dict[str, int], approved: bool,
-    timings: dict[str, float],
+    timings: dict[str, float], concurrent: bool,
 ) -> apply_sql.ChangeSet:
     source_id = run.source_id
     result: apply_sql.ChangeSet | None = None
@@ -375,7 +377,8 @@ def _apply_locked(
         with transaction.atomic():
             mark = time.monotonic()
             apply_sql.lock_source(source_id)
-            changes = apply_sql.diff_compute(source_id=source_id, modes=modes, staged=staged)
+            changes = apply_sql.diff_compute(source_id=source_id, modes=modes, staged=staged,
+                                             concurrent=concurrent)
             timings["diff"] = round(time.monotonic() - mark, 3)
             mark = time.monotonic()
             errors, deferred = validate_sql.check_duplicates_after_diff(

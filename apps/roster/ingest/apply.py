@@ -23,11 +23,12 @@ from staging.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.db import connection
 
-from apps.roster.ingest.staging import TABLES
+from apps.roster.ingest.staging import TABLES, session_key, session_tune
 
 SERIALISE_CLASS = 0x524F5354  # "ROST": advisory lock namespace for roster imports
 HUB_VERSION_LOCK = 0  # second key: version allocation, hub-wide
@@ -106,93 +107,149 @@ def _scalar(cursor, sql: str, params=None) -> int:  # type: ignore[no-untyped-de
     return cursor.fetchone()[0]
 
 
-def change_table(entity: str) -> str:
-    return f"chg_{TABLES[entity].model._meta.model_name}"
+def change_table(entity: str, key: int | None = None) -> str:
+    """The change table of ``entity`` in this import (``key``: the importing session's,
+    for a table written from another connection; see ``diff_compute``)."""
+    return f"ingest_chg_{session_key() if key is None else key}_{TABLES[entity].model._meta.model_name}"
+
+
+# A bulk file this large (rows) is diffed on a second connection while this one diffs the
+# others: the diff of a large district's re-sync is two thirds one hash join per big file,
+# and the machine has a second core to run it on.
+CONCURRENT_DIFF_ROWS = 100_000
 
 
 def diff_compute(
-    *, source_id: int, modes: dict[str, str], staged: dict[str, int] | None = None
+    *, source_id: int, modes: dict[str, str], staged: dict[str, int] | None = None,
+    concurrent: bool = False,
 ) -> ChangeSet:
     """Compute what each supplied entity changes for this source (see module doc).
 
     ``staged``: rows staged per entity, when the caller knows them (else counted).
+    ``concurrent``: the staged rows are committed (the import stages outside any
+    transaction), so the largest file may be diffed on a second connection. It reads the
+    same committed canonical rows (the source's lock, held here, keeps other imports of
+    the source out) and leaves its change table, an unlogged table, committed for this
+    transaction to read.
     """
-    changes = ChangeSet()
+    entities = [e for e, m in modes.items() if m in ("bulk", "delta")]
+    key = session_key()
+    side = _side_entity(entities, staged or {}) if concurrent else None
+    view = _view_definition(side) if side else None
+    results: dict[str, EntityChange] = {}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(_side_diff, side, modes[side], source_id,
+                             (staged or {}).get(side), key, view) if side and view else None
+        with connection.cursor() as cursor:
+            for entity in entities:
+                if future is not None and entity == side:
+                    continue
+                results[entity] = _entity_diff(cursor, entity, modes[entity], source_id,
+                                               (staged or {}).get(entity), key)
+        if future is not None:
+            results[side] = future.result()  # type: ignore[index]
+    return ChangeSet(by_entity={e: results[e] for e in entities})
+
+
+def _side_entity(entities: list[str], staged: dict[str, int]) -> str | None:
+    sizes = sorted((staged.get(e, 0), e) for e in entities)
+    if len(sizes) < 2 or sizes[-1][0] < CONCURRENT_DIFF_ROWS:
+        return None
+    return sizes[-1][1]
+
+
+def _view_definition(entity: str) -> str | None:
+    """The staging view's query, when it reads a table another session can see (the fast
+    path's unlogged table; the parser's rows are in a temporary table)."""
+    t = TABLES[entity]
     with connection.cursor() as cursor:
-        for entity, mode in modes.items():
-            if mode not in ("bulk", "delta"):
-                continue
-            t = TABLES[entity]
-            chg = change_table(entity)
-            cursor.execute(f"DROP TABLE IF EXISTS {chg}")
-            # A bulk file's repeats are found from the counts (validate_sql); a delta only
-            # needs to know whether there is anything to diff against.
-            what = "count(*)" if mode == "bulk" else "count(*) FROM (SELECT 1"
-            tail = "" if mode == "bulk" else " LIMIT 1) one"
-            change = EntityChange(current=_scalar(
-                cursor,
-                f"SELECT {what} FROM {t.table} WHERE source_id = %s "
-                f"AND valid_to_version IS NULL{tail}",
-                [source_id],
-            ))
-            change.staged = (staged or {}).get(entity)  # type: ignore[assignment]
-            if change.staged is None:
-                change.staged = _scalar(cursor, f"SELECT count(*) FROM {t.staging}")
-            if not change.current:
-                # First load of this entity for this source: everything active is new.
-                change.first_load = True
-                change.added = _scalar(
-                    cursor,
-                    f"SELECT count(*) FROM {t.staging} WHERE status IS DISTINCT FROM 'tobedeleted'",
-                )
-                cursor.execute(
-                    f"CREATE TEMPORARY TABLE {chg} (op char(1), n integer, old_id bigint)"
-                )
-                changes.by_entity[entity] = change
-                continue
-            current = (
-                f"SELECT id, sourced_id, content_hash, date_last_modified FROM {t.table} "
-                f"WHERE source_id = {int(source_id)} AND valid_to_version IS NULL"
-            )
-            if mode == "bulk":
-                cursor.execute(
-                    f"""
-                    CREATE TEMPORARY TABLE {chg} AS
-                    SELECT CASE WHEN c.id IS NULL THEN 'a' WHEN s.n IS NULL THEN 'd'
-                                ELSE 'u' END::char(1) AS op,
-                           s.n, c.id AS old_id
-                    FROM (SELECT n, sourced_id, {t.hash_sql('x')} AS h FROM {t.staging} x) s
-                    FULL JOIN ({current}) c ON c.sourced_id = s.sourced_id
-                    WHERE c.id IS NULL OR s.n IS NULL OR c.content_hash <> s.h
-                    """
-                )
-            else:
-                cursor.execute(
-                    f"""
-                    CREATE TEMPORARY TABLE {chg} AS
-                    SELECT CASE
-                             WHEN c.date_last_modified IS NOT NULL
-                                  AND s.date_last_modified < c.date_last_modified THEN 's'
-                             WHEN s.status = 'tobedeleted' THEN 'd'
-                             WHEN c.id IS NULL THEN 'a'
-                             ELSE 'u' END::char(1) AS op,
-                           s.n, c.id AS old_id
-                    FROM (SELECT n, sourced_id, status, date_last_modified,
-                                 {t.hash_sql('x')} AS h FROM {t.staging} x) s
-                    LEFT JOIN ({current}) c ON c.sourced_id = s.sourced_id
-                    WHERE (s.status = 'tobedeleted' AND c.id IS NOT NULL)
-                       OR (s.status IS DISTINCT FROM 'tobedeleted'
-                           AND (c.id IS NULL OR c.content_hash <> s.h))
-                    """
-                )
-            cursor.execute(f"SELECT op, count(*) FROM {chg} GROUP BY op")
-            counts = dict(cursor.fetchall())
-            change.added = counts.get("a", 0)
-            change.updated = counts.get("u", 0)
-            change.deleted = counts.get("d", 0)
-            change.stale = counts.get("s", 0)
-            changes.by_entity[entity] = change
-    return changes
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [t.raw_table])
+        if not cursor.fetchone()[0]:
+            return None
+        cursor.execute("SELECT pg_get_viewdef(%s::regclass)", [t.staging])
+        return cursor.fetchone()[0].rstrip().rstrip(";")
+
+
+def _side_diff(entity: str, mode: str, source_id: int, staged: int | None, key: int,
+               view: str) -> EntityChange:
+    """``_entity_diff`` on this thread's own connection (closed when done)."""
+    try:
+        session_tune()
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE TEMPORARY VIEW {TABLES[entity].staging} AS {view}")
+            return _entity_diff(cursor, entity, mode, source_id, staged, key)
+    finally:
+        connection.close()
+
+
+def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore[no-untyped-def]
+                 staged: int | None, key: int) -> EntityChange:
+    t = TABLES[entity]
+    chg = change_table(entity, key)
+    cursor.execute(f"DROP TABLE IF EXISTS {chg}")
+    # A bulk file's repeats are found from the counts (validate_sql); a delta only
+    # needs to know whether there is anything to diff against.
+    what = "count(*)" if mode == "bulk" else "count(*) FROM (SELECT 1"
+    tail = "" if mode == "bulk" else " LIMIT 1) one"
+    change = EntityChange(current=_scalar(
+        cursor,
+        f"SELECT {what} FROM {t.table} WHERE source_id = %s "
+        f"AND valid_to_version IS NULL{tail}",
+        [source_id],
+    ))
+    change.staged = staged if staged is not None else _scalar(
+        cursor, f"SELECT count(*) FROM {t.staging}")
+    if not change.current:
+        # First load of this entity for this source: everything active is new.
+        change.first_load = True
+        change.added = _scalar(
+            cursor,
+            f"SELECT count(*) FROM {t.staging} WHERE status IS DISTINCT FROM 'tobedeleted'",
+        )
+        cursor.execute(f"CREATE UNLOGGED TABLE {chg} (op char(1), n integer, old_id bigint)")
+        return change
+    current = (
+        f"SELECT id, sourced_id, content_hash, date_last_modified FROM {t.table} "
+        f"WHERE source_id = {int(source_id)} AND valid_to_version IS NULL"
+    )
+    if mode == "bulk":
+        cursor.execute(
+            f"""
+            CREATE UNLOGGED TABLE {chg} AS
+            SELECT CASE WHEN c.id IS NULL THEN 'a' WHEN s.n IS NULL THEN 'd'
+                        ELSE 'u' END::char(1) AS op,
+                   s.n, c.id AS old_id
+            FROM (SELECT n, sourced_id, {t.hash_sql('x')} AS h FROM {t.staging} x) s
+            FULL JOIN ({current}) c ON c.sourced_id = s.sourced_id
+            WHERE c.id IS NULL OR s.n IS NULL OR c.content_hash <> s.h
+            """
+        )
+    else:
+        cursor.execute(
+            f"""
+            CREATE UNLOGGED TABLE {chg} AS
+            SELECT CASE
+                     WHEN c.date_last_modified IS NOT NULL
+                          AND s.date_last_modified < c.date_last_modified THEN 's'
+                     WHEN s.status = 'tobedeleted' THEN 'd'
+                     WHEN c.id IS NULL THEN 'a'
+                     ELSE 'u' END::char(1) AS op,
+                   s.n, c.id AS old_id
+            FROM (SELECT n, sourced_id, status, date_last_modified,
+                         {t.hash_sql('x')} AS h FROM {t.staging} x) s
+            LEFT JOIN ({current}) c ON c.sourced_id = s.sourced_id
+            WHERE (s.status = 'tobedeleted' AND c.id IS NOT NULL)
+               OR (s.status IS DISTINCT FROM 'tobedeleted'
+                   AND (c.id IS NULL OR c.content_hash <> s.h))
+            """
+        )
+    cursor.execute(f"SELECT op, count(*) FROM {chg} GROUP BY op")
+    counts = dict(cursor.fetchall())
+    change.added = counts.get("a", 0)
+    change.updated = counts.get("u", 0)
+    change.deleted = counts.get("d", 0)
+    change.stale = counts.get("s", 0)
+    return change
 
 
 def diff_apply(*, source_id: int, version: int, changes: ChangeSet) -> None:

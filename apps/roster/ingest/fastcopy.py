@@ -101,7 +101,7 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
         # table's own, so it starts at 1 for every file; cached in large steps, as one
         # sequence call per row cost a tenth of the COPY).
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {raw} (n integer GENERATED ALWAYS AS IDENTITY "
+            f"CREATE UNLOGGED TABLE {raw} (n integer GENERATED ALWAYS AS IDENTITY "
             f"(CACHE 100000), "
             f"{', '.join(f'c{i} text' for i in range(width))})"
         )

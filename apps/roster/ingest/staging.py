@@ -77,8 +77,10 @@ class EntityTables:
 
     @property
     def raw_table(self) -> str:
-        """The fast path's CSV text table behind the staging view."""
-        return f"raw_{self.model._meta.model_name}"
+        """The fast path's CSV text table behind the staging view: unlogged rather than
+        temporary, so that PostgreSQL may scan it in parallel and a second connection may
+        read it (``apply.diff_compute``); named after this session (see ``session_key``)."""
+        return f"ingest_raw_{session_key()}_{self.model._meta.model_name}"
 
     def staged(self, alias: str, column: str) -> str:
         """A staged column (the staging view already has the canonical type)."""
@@ -124,6 +126,34 @@ class EntityTables:
         if alias is None:
             return ", ".join(_q(c) for c in self.content)
         return ", ".join(self.staged(alias, c) for c in self.content)
+
+
+def session_key() -> int:
+    """This database session's backend process id, which names its unlogged staging and
+    change tables: unique among live sessions, and a dead session's tables are known by
+    it (``drop_orphaned_tables``)."""
+    connection.ensure_connection()
+    return connection.connection.info.backend_pid
+
+
+ORPHANED_TABLES_SQL = r"""
+SELECT c.relname FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+WHERE ns.nspname = current_schema() AND c.relkind = 'r' AND c.relpersistence = 'u'
+  AND c.relname ~ '^ingest_(raw|chg)_[0-9]+_'
+  AND split_part(c.relname, '_', 3)::integer NOT IN (SELECT pid FROM pg_stat_activity)
+"""
+
+
+def drop_orphaned_tables() -> list[str]:
+    """Drop the staging and change tables of sessions that ended without dropping them
+    (a worker killed mid-import); returns their names."""
+    dropped = []
+    with connection.cursor() as cursor:
+        cursor.execute(ORPHANED_TABLES_SQL)
+        for (name,) in cursor.fetchall():
+            cursor.execute(f"DROP TABLE IF EXISTS {connection.ops.quote_name(name)}")
+            dropped.append(name)
+    return dropped
 
 
 def _q(name: str) -> str:
@@ -239,6 +269,7 @@ def staging_create(entities: Iterable[str]) -> None:
     """Start staging these entities in this database session: drop what an earlier import
     left, tune the session. Each entity's view is made by whichever path stages it."""
     session_tune()
+    drop_orphaned_tables()
     with connection.cursor() as cursor:
         for entity in entities:
             tables = TABLES[entity]

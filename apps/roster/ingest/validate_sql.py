@@ -239,7 +239,10 @@ def _absent_sql(
     """
     x = target.lower()
     if target in materialised:
-        return f"NOT EXISTS (SELECT 1 FROM ids_{x} i WHERE i.sourced_id = {value})"
+        # NOT IN over the id set: a hashed subplan, built once, whatever the estimates
+        # (an anti-join may be planned as a nested loop over a small set, row by row).
+        # Neither side holds NULLs, so NOT IN means NOT EXISTS here.
+        return f"{value} NOT IN (SELECT sourced_id FROM ids_{x})"
     # OFFSET 0 keeps this a probe per checked value through the current-sourcedId index:
     # as an anti-join, the planner would rather hash the whole roster than probe it a few
     # thousand times (its page costs assume a cold disk), costing a delta the roster's size.
@@ -328,7 +331,7 @@ def check_references(
                 f"CREATE TEMPORARY TABLE ids_{target.lower()} AS "
                 f"{_post_state_ids_sql(target, source_id=source_id, modes=modes)}"
             )
-            # No index: every probe of an id set is an anti-join the planner hashes.
+            # No index: every probe of an id set is a hashed subplan.
             cursor.execute(f"ANALYZE ids_{target.lower()}")
         for ref in REFERENCES:
             if ref.entity not in supplied:

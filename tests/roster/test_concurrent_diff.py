@@ -1,0 +1,98 @@
+"""The largest file's diff on a second connection gives the same answer as on this one,
+and staging tables a dead session left behind are dropped by the next import.
+
+The diff of a large district's re-sync is mostly one hash join per big file; with the
+staged rows committed (imports stage outside any transaction) the biggest one runs on a
+second connection (apply.diff_compute). These tests run real imports with the threshold
+lowered so that a small district takes that road, and compare every count and every
+stored row with an import that did not.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from apps.roster.ingest import apply as apply_sql
+from apps.roster.ingest import staging
+from apps.roster.models import Enrollment, ImportState, User
+from benchmarks.generate_district import generate_delta, generate_district
+from apps.roster.services import roster_import_run
+from tests.roster.builders import delta, small_district
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _current_rows(source: str) -> list[tuple]:
+    rows = []
+    for model in (User, Enrollment):
+        rows += sorted(model.objects.filter(valid_to_version=None, source__name=source)
+                       .values_list("sourced_id", "content_hash"))
+    return [(sid, bytes(h)) for sid, h in rows]
+
+
+def test_a_resync_and_a_delta_give_the_same_changes_on_either_connection(
+    tmp_path, monkeypatch
+):
+    # given a district and a delta changing a fifth of it
+    sides = []
+    real = apply_sql._side_diff
+    monkeypatch.setattr(apply_sql, "_side_diff", lambda *a: sides.append(a[0]) or real(*a))
+    bulk = tmp_path / "d.zip"
+    generate_district(bulk, students=60, seed=3)
+    changed = tmp_path / "delta.zip"
+    generate_delta(changed, students=60, seed=3, fraction=0.2)
+    outcomes = {}
+    # when one source imports them with the largest file diffed on a second connection,
+    # and another source with every file diffed on this one
+    for source, threshold in (("two", 1), ("one", 10**9)):
+        monkeypatch.setattr(apply_sql, "CONCURRENT_DIFF_ROWS", threshold)
+        runs = [roster_import_run(path=p, source=source) for p in (bulk, bulk, changed)]
+        outcomes[source] = ([r.state for r in runs], runs[1].changes, runs[2].changes)
+
+    # then both took their road, and both ended with the same changes and rows
+    assert sides and set(sides) == {"enrollments"}
+    assert outcomes["two"][0] == [ImportState.APPLIED, ImportState.NO_CHANGES,
+                                  ImportState.APPLIED]
+    assert outcomes["two"] == outcomes["one"]
+    assert outcomes["two"][2]["updated"] + outcomes["two"][2]["deleted"] > 0
+    assert _current_rows("two") == _current_rows("one")
+
+
+def test_a_bulk_change_diffed_on_the_second_connection_is_applied(tmp_path, monkeypatch,
+                                                                 import_feed):
+    monkeypatch.setattr(apply_sql, "CONCURRENT_DIFF_ROWS", 1)
+    feed = small_district(students=4)
+    import_feed(feed)
+    feed["enrollments"] = feed["enrollments"][1:]  # one enrollment leaves the file
+
+    run = import_feed(feed)
+
+    assert run.state == ImportState.APPLIED
+    assert run.changes["deleted"] == 1
+    assert Enrollment.objects.filter(valid_to_version=None).count() == len(feed["enrollments"])
+
+
+def test_staging_tables_of_a_session_that_died_are_dropped():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE UNLOGGED TABLE ingest_raw_999999999_user (c0 text)")
+        cursor.execute("CREATE UNLOGGED TABLE ingest_chg_999999999_user (op char(1))")
+        mine = f"ingest_raw_{staging.session_key()}_user"
+        cursor.execute(f"CREATE UNLOGGED TABLE {mine} (c0 text)")
+
+    dropped = staging.drop_orphaned_tables()
+
+    assert sorted(dropped) == ["ingest_chg_999999999_user", "ingest_raw_999999999_user"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [mine])
+        assert cursor.fetchone()[0]  # a live session's tables stay
+        cursor.execute(f"DROP TABLE {mine}")
+
+
+def test_an_import_leaves_no_staging_or_change_tables(import_feed):
+    import_feed(small_district(students=3))
+    import_feed({"users": delta(small_district(students=3)["users"][:1])}, mode="delta")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relname ~ '^ingest_(raw|chg)_'")
+        assert cursor.fetchall() == []
