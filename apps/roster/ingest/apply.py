@@ -107,6 +107,26 @@ def _scalar(cursor, sql: str, params=None) -> int:  # type: ignore[no-untyped-de
     return cursor.fetchone()[0]
 
 
+# entity -> (org expression, kind expression) over a row alias "r": what the quality gates
+# count by (gates.py). The diff carries the keys of the rows an import closes into its
+# change table, so the gates never read those rows again.
+GATE_KEYS: dict[str, tuple[str, str]] = {
+    "orgs": ("r.parent_sourced_id", "r.type"),
+    "academicSessions": ("''", "r.type"),
+    "courses": ("r.org_sourced_id", "''"),
+    "classes": ("r.school_sourced_id", "r.class_type"),
+    "users": ("''", "''"),
+    "userProfiles": ("''", "''"),
+    "roles": ("r.org_sourced_id", "r.role"),
+    "enrollments": ("r.school_sourced_id", "r.role"),
+    "demographics": ("''", "''"),
+    "categories": ("''", "''"),
+    "lineItems": ("r.school_sourced_id", "''"),
+    "results": ("''", "r.score_status"),
+    "scoreScales": ("r.org_sourced_id", "''"),
+}
+
+
 def change_table(entity: str, key: int | None = None) -> str:
     """The change table of ``entity`` in this import (``key``: the importing session's,
     for a table written from another connection; see ``diff_compute``)."""
@@ -206,10 +226,13 @@ def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore
             cursor,
             f"SELECT count(*) FROM {t.staging} WHERE status IS DISTINCT FROM 'tobedeleted'",
         )
-        cursor.execute(f"CREATE UNLOGGED TABLE {chg} (op char(1), n integer, old_id bigint)")
+        cursor.execute(f"CREATE UNLOGGED TABLE {chg} (op char(1), n integer, old_id bigint, "
+                       f"gate_org text, gate_kind text)")
         return change
+    org, kind = GATE_KEYS[entity]
     current = (
-        f"SELECT id, sourced_id, content_hash, date_last_modified FROM {t.table} "
+        f"SELECT id, sourced_id, content_hash, date_last_modified, {org}::text AS gate_org, "
+        f"{kind}::text AS gate_kind FROM {t.table} r "
         f"WHERE source_id = {int(source_id)} AND valid_to_version IS NULL"
     )
     if mode == "bulk":
@@ -218,7 +241,7 @@ def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore
             CREATE UNLOGGED TABLE {chg} AS
             SELECT CASE WHEN c.id IS NULL THEN 'a' WHEN s.n IS NULL THEN 'd'
                         ELSE 'u' END::char(1) AS op,
-                   s.n, c.id AS old_id
+                   s.n, c.id AS old_id, c.gate_org, c.gate_kind
             FROM (SELECT n, sourced_id, {t.hash_sql('x')} AS h FROM {t.staging} x) s
             FULL JOIN ({current}) c ON c.sourced_id = s.sourced_id
             WHERE c.id IS NULL OR s.n IS NULL OR c.content_hash <> s.h
@@ -234,7 +257,7 @@ def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore
                      WHEN s.status = 'tobedeleted' THEN 'd'
                      WHEN c.id IS NULL THEN 'a'
                      ELSE 'u' END::char(1) AS op,
-                   s.n, c.id AS old_id
+                   s.n, c.id AS old_id, c.gate_org, c.gate_kind
             FROM (SELECT n, sourced_id, status, date_last_modified,
                          {t.hash_sql('x')} AS h FROM {t.staging} x) s
             LEFT JOIN ({current}) c ON c.sourced_id = s.sourced_id

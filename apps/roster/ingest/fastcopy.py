@@ -66,6 +66,10 @@ _RE_OTHER_SPACE = (
 _DECLINED = (NotPlain, ZipBombError, CorruptEntryError, DataError, psycopg.DataError)
 
 
+# Staged files with fewer rows are not analysed.
+ANALYZE_FROM_ROWS = 20_000
+
+
 class _Declined(Exception):
     pass
 
@@ -94,13 +98,12 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
     columns = ", ".join(f"c{i}" for i in range(width))
     typed, checks = _typed_sql(entity, fields, mode)
     with transaction.atomic(), connection.cursor() as cursor:
-        # Replaces the parser path's view (restored if this savepoint rolls back).
-        cursor.execute(f"DROP VIEW IF EXISTS {tables.staging}")
-        cursor.execute(f"DROP TABLE IF EXISTS {raw}")
-        # n numbers rows in the order COPY reads them (the identity's sequence is the
+        # Replaces the parser path's view (restored if this savepoint rolls back). n
+        # numbers rows in the order COPY reads them (the identity's sequence is the
         # table's own, so it starts at 1 for every file; cached in large steps, as one
-        # sequence call per row cost a tenth of the COPY).
+        # sequence call per row cost a tenth of the COPY). One round trip.
         cursor.execute(
+            f"DROP VIEW IF EXISTS {tables.staging}; DROP TABLE IF EXISTS {raw}; "
             f"CREATE UNLOGGED TABLE {raw} (n integer GENERATED ALWAYS AS IDENTITY "
             f"(CACHE 100000), "
             f"{', '.join(f'c{i} text' for i in range(width))})"
@@ -131,12 +134,18 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
             f"{value} AS {connection.ops.quote_name(column)}" for value, column in
             zip(typed, ("sourced_id", "status", "date_last_modified", *tables.content))
         )
-        cursor.execute(staging_view(tables, f"SELECT r.n, r.n + 1 AS line, {named} FROM {raw} r"))
-        # The planner needs row counts and rough distinct counts to join staged rows,
-        # not histograms: a 3,000-row sample (statistics target 10) instead of 30,000.
-        cursor.execute("SET default_statistics_target = 10")
-        cursor.execute(f"ANALYZE {raw} ({_raw_statistics_columns(entity, fields)})")
-        cursor.execute("RESET default_statistics_target")
+        view = staging_view(tables, f"SELECT r.n, r.n + 1 AS line, {named} FROM {raw} r")
+        if copied < ANALYZE_FROM_ROWS:
+            # a delta's few rows: the planner's estimate from the table's size will do
+            cursor.execute(view)
+        else:
+            # The planner needs row counts and rough distinct counts to join staged rows,
+            # not histograms: a 3,000-row sample (statistics target 10), not 30,000.
+            cursor.execute(
+                f"{view}; SET default_statistics_target = 10; "
+                f"ANALYZE {raw} ({_raw_statistics_columns(entity, fields)}); "
+                f"RESET default_statistics_target"
+            )
     return copied
 
 

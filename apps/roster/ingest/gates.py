@@ -27,7 +27,7 @@ from decimal import Decimal
 
 from django.db import connection
 
-from apps.roster.ingest.apply import ChangeSet, change_table
+from apps.roster.ingest.apply import GATE_KEYS, ChangeSet, change_table
 from apps.roster.ingest.staging import TABLES
 
 RULE_CHANGE = "change"
@@ -36,22 +36,6 @@ RULE_LEARNERS_DOUBLE = "learners_double"
 ALL_ORGS = "*"
 LEARNER = "student"
 
-# entity -> (org expression, kind expression) over a row alias "r"
-GATE_KEYS: dict[str, tuple[str, str]] = {
-    "orgs": ("r.parent_sourced_id", "r.type"),
-    "academicSessions": ("''", "r.type"),
-    "courses": ("r.org_sourced_id", "''"),
-    "classes": ("r.school_sourced_id", "r.class_type"),
-    "users": ("''", "''"),
-    "userProfiles": ("''", "''"),
-    "roles": ("r.org_sourced_id", "r.role"),
-    "enrollments": ("r.school_sourced_id", "r.role"),
-    "demographics": ("''", "''"),
-    "categories": ("''", "''"),
-    "lineItems": ("r.school_sourced_id", "''"),
-    "results": ("''", "r.score_status"),
-    "scoreScales": ("r.org_sourced_id", "''"),
-}
 LEARNER_ENTITIES = frozenset({"roles", "enrollments"})
 
 
@@ -179,10 +163,10 @@ def gates_check(*, source_id: int, changes: ChangeSet, thresholds: Thresholds) -
         removed: dict[tuple[str, str], int] = {}
         deleted: dict[tuple[str, str], int] = {}
         with connection.cursor() as cursor:
+            # the leaving rows' keys came with the diff (apply.GATE_KEYS)
             cursor.execute(
-                f"SELECT {org}, {kind}, count(*), count(*) FILTER (WHERE d.op = 'd') "
-                f"FROM {t.table} r JOIN {chg} d ON d.old_id = r.id "
-                f"WHERE d.op IN ('u', 'd') GROUP BY 1, 2"
+                f"SELECT d.gate_org, d.gate_kind, count(*), count(*) FILTER (WHERE d.op = 'd') "
+                f"FROM {chg} d WHERE d.op IN ('u', 'd') GROUP BY 1, 2"
             )
             for org_value, kind_value, leaving, gone in cursor.fetchall():
                 key = (org_value or "", kind_value or "")

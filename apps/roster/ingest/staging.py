@@ -215,8 +215,9 @@ def _rows_ddl(tables: EntityTables) -> str:
 
 
 def staging_view(tables: EntityTables, select: str) -> str:
-    """CREATE the staging view from ``select`` (its columns in ``STAGED_COLUMNS`` then
-    content order), each cast to the view's type."""
+    """The statement creating the staging view from ``select``, whose columns are
+    ``STAGED_COLUMNS`` then the content columns, each of its type in the view
+    (``EntityTables.column_type``)."""
     return f"CREATE TEMPORARY VIEW {tables.staging} AS {select}"
 
 
