@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from apps.roster.ingest import apply as apply_sql
-from apps.roster.ingest import staging
+from apps.roster.ingest import fastcopy, staging
 from apps.roster.models import Enrollment, ImportState, User
 from benchmarks.generate_district import generate_delta, generate_district
 from apps.roster.services import roster_import_run
@@ -35,6 +35,7 @@ def test_a_resync_and_a_delta_give_the_same_changes_on_either_connection(
     tmp_path, monkeypatch
 ):
     # given a district and a delta changing a fifth of it
+    monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", 0)  # every file as a large one's
     sides = []
     real = apply_sql._side_diff
     monkeypatch.setattr(apply_sql, "_side_diff", lambda *a: sides.append(a[0]) or real(*a))
@@ -62,12 +63,17 @@ def test_a_resync_and_a_delta_give_the_same_changes_on_either_connection(
 def test_a_bulk_change_diffed_on_the_second_connection_is_applied(tmp_path, monkeypatch,
                                                                  import_feed):
     monkeypatch.setattr(apply_sql, "CONCURRENT_DIFF_ROWS", 1)
+    monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", 0)
+    sides = []
+    real = apply_sql._side_diff
+    monkeypatch.setattr(apply_sql, "_side_diff", lambda *a: sides.append(a[0]) or real(*a))
     feed = small_district(students=4)
     import_feed(feed)
     feed["enrollments"] = feed["enrollments"][1:]  # one enrollment leaves the file
 
     run = import_feed(feed)
 
+    assert sides  # the largest file went to the second connection
     assert run.state == ImportState.APPLIED
     assert run.changes["deleted"] == 1
     assert Enrollment.objects.filter(valid_to_version=None).count() == len(feed["enrollments"])

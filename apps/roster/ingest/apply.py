@@ -150,7 +150,7 @@ def diff_compute(
     transaction), so the largest file may be diffed on a second connection. It reads the
     same committed canonical rows (the source's lock, held here, keeps other imports of
     the source out) and leaves its change table, an unlogged table, committed for this
-    transaction to read.
+    transaction to read (the others are temporary tables of this session).
     """
     entities = [e for e, m in modes.items() if m in ("bulk", "delta")]
     key = session_key()
@@ -183,8 +183,10 @@ def _view_definition(entity: str) -> str | None:
     path's unlogged table; the parser's rows are in a temporary table)."""
     t = TABLES[entity]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [t.raw_table])
-        if not cursor.fetchone()[0]:
+        cursor.execute("SELECT relpersistence = 'u' FROM pg_class WHERE oid = to_regclass(%s)",
+                       [t.raw_table])
+        row = cursor.fetchone()
+        if not (row and row[0]):
             return None
         cursor.execute("SELECT pg_get_viewdef(%s::regclass)", [t.staging])
         return cursor.fetchone()[0].rstrip().rstrip(";")
@@ -197,13 +199,15 @@ def _side_diff(entity: str, mode: str, source_id: int, staged: int | None, key: 
         session_tune()
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE TEMPORARY VIEW {TABLES[entity].staging} AS {view}")
-            return _entity_diff(cursor, entity, mode, source_id, staged, key)
+            return _entity_diff(cursor, entity, mode, source_id, staged, key, "UNLOGGED")
     finally:
         connection.close()
 
 
 def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore[no-untyped-def]
-                 staged: int | None, key: int) -> EntityChange:
+                 staged: int | None, key: int, persistence: str = "TEMPORARY") -> EntityChange:
+    """One entity's change table (``persistence``: UNLOGGED when written for another
+    connection to read, else TEMPORARY) and counts."""
     t = TABLES[entity]
     chg = change_table(entity, key)
     cursor.execute(f"DROP TABLE IF EXISTS {chg}")
@@ -226,7 +230,7 @@ def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore
             cursor,
             f"SELECT count(*) FROM {t.staging} WHERE status IS DISTINCT FROM 'tobedeleted'",
         )
-        cursor.execute(f"CREATE UNLOGGED TABLE {chg} (op char(1), n integer, old_id bigint, "
+        cursor.execute(f"CREATE {persistence} TABLE {chg} (op char(1), n integer, old_id bigint, "
                        f"gate_org text, gate_kind text)")
         return change
     org, kind = GATE_KEYS[entity]
@@ -238,7 +242,7 @@ def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore
     if mode == "bulk":
         cursor.execute(
             f"""
-            CREATE UNLOGGED TABLE {chg} AS
+            CREATE {persistence} TABLE {chg} AS
             SELECT CASE WHEN c.id IS NULL THEN 'a' WHEN s.n IS NULL THEN 'd'
                         ELSE 'u' END::char(1) AS op,
                    s.n, c.id AS old_id, c.gate_org, c.gate_kind
@@ -250,7 +254,7 @@ def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore
     else:
         cursor.execute(
             f"""
-            CREATE UNLOGGED TABLE {chg} AS
+            CREATE {persistence} TABLE {chg} AS
             SELECT CASE
                      WHEN c.date_last_modified IS NOT NULL
                           AND s.date_last_modified < c.date_last_modified THEN 's'

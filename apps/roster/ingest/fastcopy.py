@@ -68,6 +68,8 @@ _DECLINED = (NotPlain, ZipBombError, CorruptEntryError, DataError, psycopg.DataE
 
 # Staged files with fewer rows are not analysed.
 ANALYZE_FROM_ROWS = 20_000
+# Files at least this large (uncompressed bytes) are staged in an unlogged table.
+UNLOGGED_FROM_BYTES = 4 << 20
 
 
 class _Declined(Exception):
@@ -102,9 +104,14 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
         # numbers rows in the order COPY reads them (the identity's sequence is the
         # table's own, so it starts at 1 for every file; cached in large steps, as one
         # sequence call per row cost a tenth of the COPY). One round trip.
+        # A large file's table is unlogged (PostgreSQL may scan it in parallel, and a
+        # second connection may diff it); a small one's temporary, which costs less to
+        # create than an unlogged table's synced init fork.
+        persistence = ("UNLOGGED" if feed.declared_size(entity) >= UNLOGGED_FROM_BYTES
+                       else "TEMPORARY")
         cursor.execute(
             f"DROP VIEW IF EXISTS {tables.staging}; DROP TABLE IF EXISTS {raw}; "
-            f"CREATE UNLOGGED TABLE {raw} (n integer GENERATED ALWAYS AS IDENTITY "
+            f"CREATE {persistence} TABLE {raw} (n integer GENERATED ALWAYS AS IDENTITY "
             f"(CACHE 100000), "
             f"{', '.join(f'c{i} text' for i in range(width))})"
         )

@@ -570,6 +570,11 @@ class Feed:
             return None
         return self._plan(entity)
 
+    def declared_size(self, entity: str) -> int:
+        """The uncompressed size the zip declares for an entity's file (a hint only: the
+        inflater enforces the limits on what it really produces)."""
+        return self._entries[self._plan(entity).file_name].file_size
+
     def plain_scan(self, entity: str) -> PlainScan:
         """The data bytes of an entity's file, for ``COPY ... (FORMAT csv)``; see PlainScan."""
         plan = self._plan(entity)
