@@ -37,6 +37,11 @@ def _appended(files: corpus.Files, name: str, *lines: str) -> corpus.Files:
     return {**files, name: files[name] + "".join(f"{line}\n" for line in lines).encode()}
 
 
+def _without(files: corpus.Files, name: str, *sourced_ids: str) -> corpus.Files:
+    rows = corpus.read_rows(files[name])
+    return {**files, name: corpus.write_rows([r for r in rows if r[0] not in sourced_ids])}
+
+
 def _rejected_with(run, *expected: tuple) -> None:  # type: ignore[no-untyped-def]
     assert run.state == ImportState.REJECTED
     found = set(run.errors.values_list("code", "file", "line", "column"))
@@ -48,30 +53,20 @@ def test_an_unchanged_resync_passes_every_check(resync):
     assert resync(base_files()).state == ImportState.NO_CHANGES
 
 
-def test_a_line_repeated_word_for_word_is_a_duplicate(resync):
+@pytest.mark.parametrize(("lines", "line"), [
     # enr-2 is unchanged, so neither copy shows as a change: only the counts tell
-    files = _appended(base_files(), "enrollments.csv",
-                      "enr-2,,,class-math-7a,org-school-2,user-s1,student,false,,")
+    pytest.param(["enr-2,,,class-math-7a,org-school-2,user-s1,student,false,,"], 6,
+                 id="a line repeated word for word"),
+    pytest.param(["enr-3,,,class-eng-7a,org-school-2,user-s2,student,,,"], 6,
+                 id="a record repeated with other content"),
+    pytest.param(["enr-9,,,class-eng-7a,org-school-2,user-s2,student,,,"] * 2, 7,
+                 id="a new record given twice"),
+])
+def test_a_repeated_sourced_id_is_a_duplicate(resync, lines, line):
+    files = _appended(base_files(), "enrollments.csv", *lines)
 
     _rejected_with(resync(files),
-                   (E.DUPLICATE_SOURCED_ID, "enrollments.csv", 6, "sourcedId"))
-
-
-def test_a_repeated_record_with_other_content_is_a_duplicate(resync):
-    files = _appended(base_files(), "enrollments.csv",
-                      "enr-3,,,class-eng-7a,org-school-2,user-s2,student,,,")
-
-    _rejected_with(resync(files),
-                   (E.DUPLICATE_SOURCED_ID, "enrollments.csv", 6, "sourcedId"))
-
-
-def test_a_new_record_given_twice_is_a_duplicate(resync):
-    files = _appended(base_files(), "enrollments.csv",
-                      "enr-9,,,class-eng-7a,org-school-2,user-s2,student,,,",
-                      "enr-9,,,class-eng-7a,org-school-2,user-s2,student,,,")
-
-    _rejected_with(resync(files),
-                   (E.DUPLICATE_SOURCED_ID, "enrollments.csv", 7, "sourcedId"))
+                   (E.DUPLICATE_SOURCED_ID, "enrollments.csv", line, "sourcedId"))
 
 
 def test_a_changed_row_pointing_nowhere_is_reported_on_its_line(resync):
@@ -83,9 +78,7 @@ def test_a_changed_row_pointing_nowhere_is_reported_on_its_line(resync):
 
 def test_an_unchanged_row_pointing_at_a_removed_record_is_reported_on_its_line(resync):
     # class-eng-7a leaves classes.csv; enr-4 (unchanged) still names it
-    files = base_files()
-    classes = [row for row in corpus.read_rows(files["classes.csv"]) if row[0] != "class-eng-7a"]
-    files = {**files, "classes.csv": corpus.write_rows(classes)}
+    files = _without(base_files(), "classes.csv", "class-eng-7a")
 
     _rejected_with(resync(files),
                    (E.REFERENCE_MISSING, "enrollments.csv", 5, "classSourcedId"))
@@ -93,11 +86,7 @@ def test_an_unchanged_row_pointing_at_a_removed_record_is_reported_on_its_line(r
 
 def test_an_unchanged_list_pointing_at_a_removed_record_is_reported(resync):
     # the guardian leaves users.csv (and the files naming them); user-s1's agents still do
-    files = base_files()
-    for name in ("users.csv", "roles.csv"):
-        rows = corpus.read_rows(files[name])
-        files[name] = corpus.write_rows(
-            [r for r in rows if r[0] not in ("user-g1", "role-g1")])
+    files = _without(_without(base_files(), "users.csv", "user-g1"), "roles.csv", "role-g1")
 
     _rejected_with(resync(files),
                    (E.REFERENCE_MISSING, "users.csv", 3, "agentSourcedIds"))
@@ -112,11 +101,8 @@ def test_a_role_made_primary_beside_an_unchanged_primary_conflicts(resync):
 
 
 def test_removing_a_record_and_what_points_at_it_applies(resync):
-    files = base_files()
-    classes = [row for row in corpus.read_rows(files["classes.csv"]) if row[0] != "class-eng-7a"]
-    enrollments = [row for row in corpus.read_rows(files["enrollments.csv"]) if row[0] != "enr-4"]
-    files = {**files, "classes.csv": corpus.write_rows(classes),
-             "enrollments.csv": corpus.write_rows(enrollments)}
+    files = _without(_without(base_files(), "classes.csv", "class-eng-7a"),
+                     "enrollments.csv", "enr-4")
 
     run = resync(files)
 
