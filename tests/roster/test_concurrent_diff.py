@@ -100,5 +100,30 @@ def test_an_import_leaves_no_staging_or_change_tables(import_feed):
     import_feed({"users": delta(small_district(students=3)["users"][:1])}, mode="delta")
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relname FROM pg_class WHERE relname ~ '^ingest_(raw|chg)_'")
+        cursor.execute("SELECT relname FROM pg_class WHERE relname ~ '^ingest_(raw|chg|ids)_'")
         assert cursor.fetchall() == []
+
+
+def test_statistics_after_a_large_import_are_refreshed_on_both_connections(
+    monkeypatch, import_feed
+):
+    # given thresholds low enough that a small district counts as a large import
+    monkeypatch.setattr(apply_sql, "CONCURRENT_DIFF_ROWS", 1)
+    monkeypatch.setattr(apply_sql, "STATISTICS_MIN_ROWS", 1)
+    lanes = []
+    real = apply_sql._analyze_elsewhere
+    monkeypatch.setattr(apply_sql, "_analyze_elsewhere", lambda t: lanes.append(t) or real(t))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reltuples FROM pg_class WHERE relname IN "
+                       "('roster_user', 'roster_enrollment')")
+        assert all(tuples <= 0 for _, tuples in cursor.fetchall())
+
+    # when it is imported
+    import_feed(small_district(students=4))
+
+    # then some tables were analysed on the second connection, and every one was
+    assert lanes and lanes[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reltuples FROM pg_class WHERE relname IN "
+                       "('roster_user', 'roster_enrollment')")
+        assert all(tuples > 0 for _, tuples in cursor.fetchall())

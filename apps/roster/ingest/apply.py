@@ -224,9 +224,10 @@ def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore
     change.staged = staged if staged is not None else _scalar(
         cursor, f"SELECT count(*) FROM {t.staging}")
     if not change.current:
-        # First load of this entity for this source: everything active is new.
+        # First load of this entity for this source: everything active is new (in a bulk
+        # file, every staged row).
         change.first_load = True
-        change.added = _scalar(
+        change.added = change.staged if mode == "bulk" else _scalar(
             cursor,
             f"SELECT count(*) FROM {t.staging} WHERE status IS DISTINCT FROM 'tobedeleted'",
         )
@@ -365,9 +366,10 @@ def statistics_refresh(changes: ChangeSet) -> list[str]:
     The diff, release and REST queries are planned from table statistics. Autovacuum may
     be switched off or may not have caught up after a bulk load, and a planner that
     believes a 100,000-row table is empty picks nested loops that never finish. Run after
-    commit (the sample then sees the committed rows); cheap, since ANALYZE samples.
+    commit (the sample then sees the committed rows); cheap, since ANALYZE samples, and
+    after a large import shared with a second connection (one table each at a time).
     """
-    analysed = []
+    due: list[tuple[int, str]] = []
     with connection.cursor() as cursor:
         for entity, change in changes.by_entity.items():
             rows = change.added + change.updated + change.deleted
@@ -377,6 +379,32 @@ def statistics_refresh(changes: ChangeSet) -> list[str]:
             cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
             (tuples,) = cursor.fetchone()
             if tuples < 0 or rows >= STATISTICS_SHARE * tuples:
-                cursor.execute(f"ANALYZE {table}")
-                analysed.append(table)
-    return analysed
+                due.append((rows, table))
+    # two lanes of about equal rows, the larger tables first
+    lanes: tuple[list[str], list[str]] = ([], [])
+    weights = [0, 0]
+    for rows, table in sorted(due, reverse=True):
+        lane = weights.index(min(weights))
+        lanes[lane].append(table)
+        weights[lane] += rows
+    if sum(weights) < CONCURRENT_DIFF_ROWS or connection.in_atomic_block:
+        lanes = (lanes[0] + lanes[1], [])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        other = pool.submit(_analyze_elsewhere, lanes[1]) if lanes[1] else None
+        _analyze(lanes[0])
+        if other is not None:
+            other.result()
+    return [table for _, table in due]
+
+
+def _analyze(tables: list[str]) -> None:
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"ANALYZE {table}")
+
+
+def _analyze_elsewhere(tables: list[str]) -> None:
+    try:
+        _analyze(tables)
+    finally:
+        connection.close()

@@ -139,7 +139,7 @@ def session_key() -> int:
 ORPHANED_TABLES_SQL = r"""
 SELECT c.relname FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
 WHERE ns.nspname = current_schema() AND c.relkind = 'r' AND c.relpersistence = 'u'
-  AND c.relname ~ '^ingest_(raw|chg)_[0-9]+_'
+  AND c.relname ~ '^ingest_(raw|chg|ids)_[0-9]+_'
   AND split_part(c.relname, '_', 3)::integer NOT IN (SELECT pid FROM pg_stat_activity)
 """
 

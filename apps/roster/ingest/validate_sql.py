@@ -36,7 +36,7 @@ from django.db import connection
 from apps.roster.ingest import errors as codes
 from apps.roster.ingest.errors import IngestError
 from apps.roster.ingest.apply import ChangeSet, EntityChange, change_table
-from apps.roster.ingest.staging import TABLES
+from apps.roster.ingest.staging import TABLES, session_key
 
 PRIMARY_ROLE_CONFLICT = "PRIMARY_ROLE_CONFLICT"
 REFERENCE_ORPHANED = "REFERENCE_ORPHANED"
@@ -226,23 +226,37 @@ def _current_kept_sql(target: str, source_id: int, mode: str) -> str:
     return "TRUE"
 
 
+def ids_table(target: str) -> str:
+    """The materialised post-state ids of ``target`` (unlogged, so that the anti-joins
+    against them may run in parallel; named after the session, see staging)."""
+    return f"ingest_ids_{session_key()}_{target.lower()}"
+
+
+# An id set smaller than this is probed as a hashed subplan (NOT IN), larger ones by a
+# hash anti-join (NOT EXISTS), which PostgreSQL can run in parallel. The subplan because
+# an anti-join with a small set was seen planned as a nested loop, row by row.
+SMALL_ID_SET = 10_000
+
+
 def _absent_sql(
-    target: str, value: str, *, source_id: int, modes: dict[str, str], materialised: set[str]
+    target: str, value: str, *, source_id: int, modes: dict[str, str],
+    materialised: dict[str, int],
 ) -> str:
     """A condition true when ``value`` is not a sourcedId of ``target`` in the post-state.
 
-    Against a materialised id set (``ids_<target>``, a hash anti-join) for a first load's
-    rows. Otherwise the rows being checked are few, so each probes: the current rows
+    Against a materialised id set (``ids_table``, hashed) for a first load's rows.
+    Otherwise the rows being checked are few, so each probes: the current rows
     through the partial sourcedId index (any source), corrected by what this import
     removes (``rm_``) and adds (``add_``) to the target, both small; or, for a target
     loaded here for the first time, its staged rows (hashed once).
     """
     x = target.lower()
     if target in materialised:
-        # NOT IN over the id set: a hashed subplan, built once, whatever the estimates
-        # (an anti-join may be planned as a nested loop over a small set, row by row).
-        # Neither side holds NULLs, so NOT IN means NOT EXISTS here.
-        return f"{value} NOT IN (SELECT sourced_id FROM ids_{x})"
+        ids = ids_table(target)
+        if materialised[target] < SMALL_ID_SET:
+            # Neither side holds NULLs, so NOT IN means NOT EXISTS here.
+            return f"{value} NOT IN (SELECT sourced_id FROM {ids})"
+        return f"NOT EXISTS (SELECT 1 FROM {ids} i WHERE i.sourced_id = {value})"
     # OFFSET 0 keeps this a probe per checked value through the current-sourcedId index:
     # as an anti-join, the planner would rather hash the whole roster than probe it a few
     # thousand times (its page costs assume a cold disk), costing a delta the roster's size.
@@ -278,7 +292,7 @@ def _prepare_changes(cursor, *, source_id: int, modes: dict[str, str],  # type: 
         cursor.execute(f"DROP TABLE IF EXISTS add_{x}, rm_{x}")
         if change.first_load:
             # every staged row is added: a view (rarely read: a first load's own rows are
-            # checked against ids_ tables), not a copy of the file's sourcedIds
+            # checked against ids_table sets), not a copy of the file's sourcedIds
             cursor.execute(
                 f"CREATE TEMPORARY VIEW add_{x} AS SELECT sourced_id FROM {t.staging} "
                 f"WHERE status IS DISTINCT FROM 'tobedeleted'"
@@ -321,18 +335,19 @@ def check_references(
     # A first load of a bulk file checks every row: against materialised post-state id
     # sets (hash joins; the file is as large as the roster anyway).
     whole = {e for e in supplied if modes[e] == "bulk" and changes.by_entity[e].first_load}
-    materialised = sorted({r.target for r in REFERENCES if r.entity in whole})
+    materialised: dict[str, int] = {}
     found: list[IngestError] = []
     with connection.cursor() as cursor:
         _prepare_changes(cursor, source_id=source_id, modes=modes, changes=changes)
-        for target in materialised:
-            cursor.execute(f"DROP TABLE IF EXISTS ids_{target.lower()}")
+        for target in sorted({r.target for r in REFERENCES if r.entity in whole}):
+            cursor.execute(f"DROP TABLE IF EXISTS {ids_table(target)}")
             cursor.execute(
-                f"CREATE TEMPORARY TABLE ids_{target.lower()} AS "
+                f"CREATE UNLOGGED TABLE {ids_table(target)} AS "
                 f"{_post_state_ids_sql(target, source_id=source_id, modes=modes)}"
             )
-            # No index: every probe of an id set is a hashed subplan.
-            cursor.execute(f"ANALYZE ids_{target.lower()}")
+            materialised[target] = cursor.rowcount
+            # No index: every probe of an id set is hashed.
+            cursor.execute(f"ANALYZE {ids_table(target)}")
         for ref in REFERENCES:
             if ref.entity not in supplied:
                 continue
@@ -354,7 +369,7 @@ def check_references(
                 value = column
             absent = _absent_sql(
                 ref.target, value, source_id=source_id, modes=modes,
-                materialised=set(materialised) if ref.entity in whole else set(),
+                materialised=materialised if ref.entity in whole else {},
             )
             cursor.execute(
                 f"""
@@ -369,7 +384,7 @@ def check_references(
             cursor, source_id=source_id, modes=modes, changes=changes, whole=whole,
         )
         for target in materialised:
-            cursor.execute(f"DROP TABLE IF EXISTS ids_{target.lower()}")
+            cursor.execute(f"DROP TABLE IF EXISTS {ids_table(target)}")
         _drop_changes(cursor, changes)
     return found
 
