@@ -7,16 +7,19 @@ staged row and a stored row gives the same bytes) plus the row ordinal ``n``, th
 file ``line`` for error reports, and ``status`` / ``date_last_modified`` (delta
 bookkeeping, never hashed). Every check, the diff and the apply read that view.
 
-Behind the view is one of two temporary tables:
+Behind the view is one of two tables:
 
-* the COPY fast path (fastcopy.py): the file's own CSV text, one text column per header
-  column, and the view types it as it is read. Writing typed copies of every row first
-  cost an import more than the COPY itself, and most rows of a re-sync are only read for
-  their sourcedId and hash;
+* the COPY fast path (fastcopy.py): ``raw_table``, the file's own CSV text, one text
+  column per header column, and the view types it as it is read. Writing typed copies of
+  every row first cost an import more than the COPY itself, and most rows of a re-sync
+  are only read for their sourcedId and hash;
 * the row-by-row parser (``staging_copy``): ``stg_<entity>_rows``, typed rows.
 
-Temporary tables are private to the database session, so concurrent imports never
-see each other's staging, and nothing is left behind if a worker dies.
+The views and the parser's tables are temporary, private to the database session. A
+large file's text table is unlogged instead (PostgreSQL may scan it in parallel, and a
+second connection may diff it), named after the session so that concurrent imports never
+meet; a session that dies leaves it behind, and the next import drops it
+(``drop_orphaned_tables``).
 """
 
 from __future__ import annotations
@@ -77,9 +80,8 @@ class EntityTables:
 
     @property
     def raw_table(self) -> str:
-        """The fast path's CSV text table behind the staging view: unlogged rather than
-        temporary, so that PostgreSQL may scan it in parallel and a second connection may
-        read it (``apply.diff_compute``); named after this session (see ``session_key``)."""
+        """The fast path's CSV text table behind the staging view (temporary for a small
+        file, unlogged for a large one; see the module doc), named after this session."""
         return f"ingest_raw_{session_key()}_{self.model._meta.model_name}"
 
     def staged(self, alias: str, column: str) -> str:
