@@ -144,7 +144,7 @@ def _base_type(db_type: str) -> str:
 
 def _typed_rows(t: EntityTables) -> str:
     """A subquery of the JSON rows (parameter 1) with the canonical column types: the
-    same types staging has, so ``hash_sql(staged=False)`` gives ingest's hash."""
+    same types staging has, so ``hash_sql`` gives ingest's hash."""
     types = _db_types(t)
     defs = ", ".join(
         ["sourced_id text"] + [f"{_q(c)} {_base_type(types[c])}" for c in t.content]
@@ -187,7 +187,7 @@ def _statements(entity: str) -> _Statements:
         # of the whole table (every current result, per score). A LATERAL subquery it
         # cannot flatten (OFFSET 0) makes it one index probe per incoming row.
         probe=prepared.Prepared(
-            f"SELECT x.sourced_id, {t.hash_sql('x', staged=False)}, c.id, c.source_id, "
+            f"SELECT x.sourced_id, {t.hash_sql('x')}, c.id, c.source_id, "
             f"c.content_hash, c.date_last_modified FROM ({_typed_rows(t)}) x "
             f"LEFT JOIN LATERAL (SELECT id, source_id, content_hash, date_last_modified "
             f"FROM {t.table} "
@@ -197,7 +197,7 @@ def _statements(entity: str) -> _Statements:
         insert=(
             f"INSERT INTO {t.table} (source_id, sourced_id, date_last_modified, content_hash, "
             f"valid_from_version, {t.content_list()}) "
-            f"SELECT %s, x.sourced_id, %s, {t.hash_sql('x', staged=False)}, {_NUMBER}, "
+            f"SELECT %s, x.sourced_id, %s, {t.hash_sql('x')}, {_NUMBER}, "
             f"{', '.join('x.' + _q(c) for c in t.content)} FROM ({_typed_rows(t)}) x"
         ),
         current_owners=prepared.Prepared(

@@ -160,7 +160,7 @@ def test_the_row_hash_is_the_one_ingest_computes(sis_world, tool):
             # the SIS's rows were hashed by ingest from staging; the tool's by the writer
             cursor.execute(
                 f"SELECT source_id, count(*) FILTER (WHERE content_hash = "  # noqa: S608
-                f"{t.hash_sql('r', staged=False)}), count(*) FROM {t.table} r GROUP BY 1"
+                f"{t.hash_sql('r')}), count(*) FROM {t.table} r GROUP BY 1"
             )
             for _source, matching, total in cursor.fetchall():
                 assert matching == total, entity

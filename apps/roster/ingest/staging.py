@@ -88,7 +88,7 @@ class EntityTables:
         """A staged column (the staging view already has the canonical type)."""
         return f"{alias}.{_q(column)}"
 
-    def hash_sql(self, alias: str, *, staged: bool = True) -> str:
+    def hash_sql(self, alias: str) -> str:
         """64-bit hash of the typed content columns, as bytea: identical for equal values.
 
         PostgreSQL's record hash of the row value: each column hashed by its type's own
@@ -97,8 +97,8 @@ class EntityTables:
         record changed between two of its versions (the source is trusted to send its own
         data), so it need not be cryptographic, and 64 bits leave one missed change in 2^64;
         a second seeded hash (migration 0004) doubled the cost of every diff for nothing
-        (migration 0008 cut stored hashes to this one). ``staged`` is kept for callers'
-        clarity: a staged row and a stored row hash alike.
+        (migration 0008 cut stored hashes to this one). A staged row (through the staging
+        view) and a stored row hash alike.
         """
         cols = ", ".join(f"{alias}.{_q(c)}" for c in self.content)
         return f"int8send(hash_record_extended(ROW({cols}), 0))"
