@@ -241,3 +241,21 @@ def test_date_order_is_checked_on_the_fast_path(tmp_path, begin, end, fast):
     staging.staging_drop()
 
     assert taken is fast
+
+
+def test_the_staging_view_declares_each_text_column_with_its_canonical_collation(
+    tmp_path, monkeypatch
+):
+    # a stored column in another collation (a byte-wise sourcedId, say) gets staged values
+    # of that collation, so comparing the two can still use the stored column's indexes
+    field = staging.TABLES["orgs"].model._meta.get_field("sourced_id")
+    monkeypatch.setattr(field, "db_collation", "C")
+    path = write_feed(tmp_path / "feed.zip", small_district(students=1))
+    with open_feed(path) as opened:
+        plan = opened.plain_plan("orgs")
+        typed, _ = fastcopy._typed_sql("orgs", plan.fields, plan.mode)
+
+    columns = dict(zip(("sourced_id", "status", "date_last_modified",
+                        *staging.TABLES["orgs"].content), typed))
+    assert columns["sourced_id"].endswith('COLLATE "C"')
+    assert columns["name"].endswith('COLLATE "default"')

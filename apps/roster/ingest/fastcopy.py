@@ -202,12 +202,11 @@ def _typed_sql(entity: str, fields: tuple[Field, ...], mode: str) -> tuple[list[
     for column in ("sourced_id", "status", "date_last_modified", *tables.content):
         kind = tables.column_type(column)
         value = typed.get(names.index(column), "NULL")
-        if kind.startswith("varchar") or kind == "text":
-            # a text value of the database's collation, as a column of the table would be
-            # (the checks compare bytes under "C"; the readers join with canonical columns)
-            value = f'({value})::text COLLATE "default"'
-        elif kind == "text[]":
-            value = f'({value})::text[] COLLATE "default"'
+        if kind.startswith("varchar") or kind in ("text", "text[]"):
+            # the canonical column's collation (the checks compare bytes under "C"; readers
+            # compare staged values with stored ones, through the stored column's indexes)
+            cast = "text[]" if kind == "text[]" else "text"
+            value = f'({value})::{cast} COLLATE "{tables.column_collation(column)}"'
         else:
             value = f"({value})::{kind}"
         values.append(value)

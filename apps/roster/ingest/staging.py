@@ -123,6 +123,13 @@ class EntityTables:
         field = next(f for f in self.model._meta.concrete_fields if f.column == column)
         return field.db_type(connection)
 
+    def column_collation(self, column: str) -> str:
+        """The collation of a text column of the canonical table (its model field's
+        ``db_collation``, else the database's): the staging view declares the same, so
+        that comparing a staged and a stored value can use the stored column's indexes."""
+        field = next((f for f in self.model._meta.concrete_fields if f.column == column), None)
+        return getattr(field, "db_collation", None) or "default"
+
     def content_list(self, alias: str | None = None) -> str:
         """Content columns; with an alias, the staged expressions of them."""
         if alias is None:
