@@ -17,7 +17,8 @@ class RosterLink(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="roster_link"
     )
     roster_user_sourced_id = models.CharField(
-        max_length=255, unique=True, help_text="sourcedId of the roster user this account is."
+        max_length=255, unique=True, help_text="sourcedId of the roster user this account is.",
+        db_collation="C",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

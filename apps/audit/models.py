@@ -225,7 +225,7 @@ class Disclosure(models.Model):
     pseudonymous sourcedId, never a name.
     """
 
-    user_sourced_id = models.TextField()
+    user_sourced_id = models.TextField(db_collation="C", )
     vendor_id = models.BigIntegerField()
     integration_id = models.BigIntegerField()
     channel = models.CharField(max_length=32, choices=Channel.choices)

@@ -93,7 +93,7 @@ class Deployment(models.Model):
     )
     deployment_id = models.CharField(max_length=64, unique=True, default=new_deployment_id,
                                      editable=False)
-    org_sourced_id = models.CharField(max_length=255, blank=True)
+    org_sourced_id = models.CharField(db_collation="C", max_length=255, blank=True)
     label = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -121,7 +121,7 @@ class ResourceLink(models.Model):
         ToolRegistration, on_delete=models.CASCADE, related_name="resource_links"
     )
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
-    class_sourced_id = models.CharField(max_length=255)
+    class_sourced_id = models.CharField(db_collation="C", max_length=255)
     origin = models.CharField(max_length=20, choices=ResourceLinkOrigin.choices)
     title = models.CharField(max_length=255, blank=True)
     text = models.TextField(blank=True)
@@ -163,7 +163,7 @@ class LaunchHint(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     registration = models.ForeignKey(ToolRegistration, on_delete=models.CASCADE, related_name="+")
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
-    class_sourced_id = models.CharField(max_length=255)
+    class_sourced_id = models.CharField(db_collation="C", max_length=255)
     message_type = models.CharField(max_length=40, choices=MessageType.choices)
     resource_link = models.ForeignKey(ResourceLink, null=True, blank=True,
                                       on_delete=models.CASCADE, related_name="+")
@@ -187,7 +187,7 @@ class DeepLinkingRequest(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     registration = models.ForeignKey(ToolRegistration, on_delete=models.CASCADE, related_name="+")
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
-    class_sourced_id = models.CharField(max_length=255)
+    class_sourced_id = models.CharField(db_collation="C", max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
@@ -211,7 +211,7 @@ class LtiContext(models.Model):
     registration = models.ForeignKey(ToolRegistration, on_delete=models.CASCADE,
                                      related_name="contexts")
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
-    class_sourced_id = models.CharField(max_length=255)
+    class_sourced_id = models.CharField(db_collation="C", max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -299,7 +299,7 @@ class AgsLineItem(models.Model):
     tag = models.CharField(max_length=255, blank=True)
     start_date_time = models.DateTimeField(null=True, blank=True)
     end_date_time = models.DateTimeField(null=True, blank=True)
-    line_item_sourced_id = models.CharField(max_length=255, unique=True)
+    line_item_sourced_id = models.CharField(db_collation="C", max_length=255, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -316,8 +316,8 @@ class AgsScore(models.Model):
     older score never overwrites a newer one (one guarded upsert decides)."""
 
     line_item = models.ForeignKey(AgsLineItem, on_delete=models.CASCADE, related_name="scores")
-    user_sourced_id = models.CharField(max_length=255)
-    result_sourced_id = models.CharField(max_length=255)
+    user_sourced_id = models.CharField(db_collation="C", max_length=255)
+    result_sourced_id = models.CharField(db_collation="C", max_length=255)
     timestamp = models.DateTimeField()
     score_given = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     score_maximum = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)

@@ -61,7 +61,7 @@ class RosterCount(models.Model):
     )
     kind = models.CharField(max_length=30, choices=RosterCountKind.choices)
     entity = models.CharField(max_length=40)
-    org_sourced_id = models.CharField(max_length=255)
+    org_sourced_id = models.CharField(db_collation="C", max_length=255)
     role = models.CharField(max_length=50, blank=True)
     count = models.BigIntegerField()
 

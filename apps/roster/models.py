@@ -110,6 +110,18 @@ class RosterOutbox(models.Model):
 # --------------------------------------------------------------------------------------------
 
 
+# sourcedIds compare and sort byte by byte, whatever the database's collation: one index
+# then serves both lookups and the REST order (which is byte-wise), and building it sorts
+# with memcmp. Tables elsewhere holding sourcedIds use the same collation, so that their
+# indexes serve joins with these columns.
+SOURCED_ID_COLLATION = "C"
+
+
+def _sid(**kwargs) -> models.CharField:  # type: ignore[no-untyped-def]
+    """A sourcedId column (the record's own or a reference)."""
+    return models.CharField(max_length=255, db_collation=SOURCED_ID_COLLATION, **kwargs)
+
+
 def _texts() -> ArrayField:
     return ArrayField(models.TextField(), null=True, blank=True)
 
@@ -124,7 +136,7 @@ class CanonicalRow(models.Model):
     source = models.ForeignKey(
         Source, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
-    sourced_id = models.CharField(max_length=255)
+    sourced_id = _sid()
     # The source's own clock, kept so a delta never lets an older change overwrite a
     # newer one. Not part of the content hash.
     date_last_modified = models.DateTimeField(null=True, blank=True)
@@ -172,7 +184,7 @@ class Org(CanonicalRow):
     name = models.TextField()
     type = models.TextField()
     identifier = models.TextField(null=True, blank=True)
-    parent_sourced_id = models.CharField(max_length=255, null=True, blank=True)
+    parent_sourced_id = _sid(null=True, blank=True)
 
     class Meta:
         constraints, indexes = _canonical_constraints("roster_org")
@@ -184,7 +196,7 @@ class AcademicSession(CanonicalRow):
     type = models.TextField()
     start_date = models.DateField()
     end_date = models.DateField()
-    parent_sourced_id = models.CharField(max_length=255, null=True, blank=True)
+    parent_sourced_id = _sid(null=True, blank=True)
     school_year = models.IntegerField()
 
     class Meta:
@@ -193,11 +205,11 @@ class AcademicSession(CanonicalRow):
 
 class Course(CanonicalRow):
     entity = "courses"
-    school_year_sourced_id = models.CharField(max_length=255, null=True, blank=True)
+    school_year_sourced_id = _sid(null=True, blank=True)
     title = models.TextField()
     course_code = models.TextField(null=True, blank=True)
     grades = _texts()
-    org_sourced_id = models.CharField(max_length=255)
+    org_sourced_id = _sid()
     subjects = _texts()
     subject_codes = _texts()
 
@@ -209,11 +221,11 @@ class Class(CanonicalRow):
     entity = "classes"
     title = models.TextField()
     grades = _texts()
-    course_sourced_id = models.CharField(max_length=255)
+    course_sourced_id = _sid()
     class_code = models.TextField(null=True, blank=True)
     class_type = models.TextField()
     location = models.TextField(null=True, blank=True)
-    school_sourced_id = models.CharField(max_length=255)
+    school_sourced_id = _sid()
     term_sourced_ids = ArrayField(models.TextField())
     subjects = _texts()
     subject_codes = _texts()
@@ -242,7 +254,7 @@ class User(CanonicalRow):
     preferred_given_name = models.TextField(null=True, blank=True)
     preferred_middle_name = models.TextField(null=True, blank=True)
     preferred_family_name = models.TextField(null=True, blank=True)
-    primary_org_sourced_id = models.CharField(max_length=255, null=True, blank=True)
+    primary_org_sourced_id = _sid(null=True, blank=True)
     pronouns = models.TextField(null=True, blank=True)
 
     class Meta:
@@ -258,13 +270,13 @@ class User(CanonicalRow):
 
 class Role(CanonicalRow):
     entity = "roles"
-    user_sourced_id = models.CharField(max_length=255)
+    user_sourced_id = _sid()
     role_type = models.TextField()
     role = models.TextField()
     begin_date = models.DateField(null=True, blank=True)
     end_date = models.DateField(null=True, blank=True)
-    org_sourced_id = models.CharField(max_length=255)
-    user_profile_sourced_id = models.CharField(max_length=255, null=True, blank=True)
+    org_sourced_id = _sid()
+    user_profile_sourced_id = _sid(null=True, blank=True)
 
     class Meta:
         constraints, indexes = _canonical_constraints("roster_role")
@@ -277,7 +289,7 @@ class Role(CanonicalRow):
 
 class UserProfile(CanonicalRow):
     entity = "userProfiles"
-    user_sourced_id = models.CharField(max_length=255)
+    user_sourced_id = _sid()
     profile_type = models.TextField()
     vendor_id = models.TextField()
     application_id = models.TextField(null=True, blank=True)
@@ -291,9 +303,9 @@ class UserProfile(CanonicalRow):
 
 class Enrollment(CanonicalRow):
     entity = "enrollments"
-    class_sourced_id = models.CharField(max_length=255)
-    school_sourced_id = models.CharField(max_length=255)
-    user_sourced_id = models.CharField(max_length=255)
+    class_sourced_id = _sid()
+    school_sourced_id = _sid()
+    user_sourced_id = _sid()
     role = models.TextField()
     primary = models.BooleanField(null=True, blank=True)
     begin_date = models.DateField(null=True, blank=True)
@@ -339,13 +351,13 @@ class LineItem(CanonicalRow):
     description = models.TextField(null=True, blank=True)
     assign_date = models.DateField()
     due_date = models.DateField()
-    class_sourced_id = models.CharField(max_length=255)
-    category_sourced_id = models.CharField(max_length=255)
-    academic_session_sourced_id = models.CharField(max_length=255)
+    class_sourced_id = _sid()
+    category_sourced_id = _sid()
+    academic_session_sourced_id = _sid()
     result_value_min = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     result_value_max = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     # 1.1 line items carry no school.
-    school_sourced_id = models.CharField(max_length=255, null=True, blank=True)
+    school_sourced_id = _sid(null=True, blank=True)
 
     class Meta:
         constraints, indexes = _canonical_constraints("roster_lineitem")
@@ -353,14 +365,14 @@ class LineItem(CanonicalRow):
 
 class Result(CanonicalRow):
     entity = "results"
-    line_item_sourced_id = models.CharField(max_length=255)
-    student_sourced_id = models.CharField(max_length=255)
+    line_item_sourced_id = _sid()
+    student_sourced_id = _sid()
     score_status = models.TextField()
     score = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     score_date = models.DateField()
     comment = models.TextField(null=True, blank=True)
     text_score = models.TextField(null=True, blank=True)
-    class_sourced_id = models.CharField(max_length=255, null=True, blank=True)
+    class_sourced_id = _sid(null=True, blank=True)
     in_progress = models.BooleanField(null=True, blank=True)
     incomplete = models.BooleanField(null=True, blank=True)
     late = models.BooleanField(null=True, blank=True)
@@ -379,9 +391,9 @@ class ScoreScale(CanonicalRow):
     entity = "scoreScales"
     title = models.TextField()
     type = models.TextField()
-    org_sourced_id = models.CharField(max_length=255)
-    course_sourced_id = models.CharField(max_length=255)
-    class_sourced_id = models.CharField(max_length=255)
+    org_sourced_id = _sid()
+    course_sourced_id = _sid()
+    class_sourced_id = _sid()
     score_scale_value = ArrayField(models.TextField())
 
     class Meta:

@@ -90,6 +90,7 @@ class Exclusion(models.Model):
     user_sourced_id = models.CharField(
         "roster sourcedId", max_length=255, db_index=True,
         help_text="The person's sourcedId in the roster. They need not be imported yet.",
+        db_collation="C",
     )
     scope = models.CharField(max_length=20, choices=ExclusionScope.choices)
     vendor = models.ForeignKey(
@@ -234,9 +235,12 @@ class Override(models.Model):
     """
 
     kind = models.CharField(max_length=20, choices=OverrideKind.choices)
-    user_sourced_id = models.CharField("roster sourcedId", max_length=255, db_index=True)
+    user_sourced_id = models.CharField(
+        "roster sourcedId", max_length=255, db_index=True, db_collation="C"
+    )
     class_sourced_id = models.CharField(
-        max_length=255, blank=True, help_text="Role correction only: the class it applies to."
+        max_length=255, blank=True, help_text="Role correction only: the class it applies to.",
+        db_collation="C",
     )
     role = models.CharField(max_length=50, blank=True, help_text="Role correction only.")
     given_name = models.CharField(max_length=200, blank=True, help_text="Preferred name only.")

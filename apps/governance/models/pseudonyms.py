@@ -38,7 +38,7 @@ class PseudonymMap(models.Model):
 
     vendor = models.ForeignKey("vendors.Vendor", on_delete=models.CASCADE, related_name="+")
     pseudonym = models.CharField(max_length=64)
-    sourced_id = models.CharField(max_length=255)
+    sourced_id = models.CharField(db_collation="C", max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
