@@ -396,18 +396,17 @@ def _apply_locked(
                 check = gates.gates_check(
                     source_id=source_id, changes=changes, thresholds=thresholds
                 )
-                if check.trips:
-                    # a held import must be one that can be applied as it is
-                    repeats = validate_sql.check_duplicates(deferred)
-                    if repeats:
-                        raise _Rejected(repeats)
-                    raise _Held(check.trips, changes)
+            held = check is not None and bool(check.trips)
+            if held or run.dry_run:
+                # not applied now, so the unique index will not find the repeats: a held
+                # import must be one that can be applied as it is, a dry run must say so
+                repeats = validate_sql.check_duplicates(deferred)
+                if repeats:
+                    raise _Rejected(repeats)
+            if held:
+                raise _Held(check.trips, changes)  # type: ignore[union-attr]
             result = changes
             if changes.is_empty or run.dry_run:
-                if run.dry_run:
-                    repeats = validate_sql.check_duplicates(deferred)
-                    if repeats:
-                        raise _Rejected(repeats)
                 raise _NothingToWrite
             mark = time.monotonic()
             number = apply_sql.next_version_number()

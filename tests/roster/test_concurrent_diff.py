@@ -18,11 +18,20 @@ from django.db import connection
 from apps.roster.ingest import apply as apply_sql
 from apps.roster.ingest import fastcopy, staging
 from apps.roster.models import Enrollment, ImportState, User
-from benchmarks.generate_district import generate_delta, generate_district
 from apps.roster.services import roster_import_run
+from benchmarks.generate_district import generate_delta, generate_district
 from tests.roster.builders import delta, small_district
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def sides(monkeypatch):  # type: ignore[no-untyped-def]
+    """The entities diffed on the second connection, in order."""
+    taken: list[str] = []
+    real = apply_sql._side_diff
+    monkeypatch.setattr(apply_sql, "_side_diff", lambda *a: taken.append(a[0]) or real(*a))
+    return taken
 
 
 def _current_rows(source: str) -> list[tuple]:
@@ -34,13 +43,10 @@ def _current_rows(source: str) -> list[tuple]:
 
 
 def test_a_resync_and_a_delta_give_the_same_changes_on_either_connection(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, sides
 ):
     # given a district and a delta changing a fifth of it
     monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", 0)  # every file as a large one's
-    sides = []
-    real = apply_sql._side_diff
-    monkeypatch.setattr(apply_sql, "_side_diff", lambda *a: sides.append(a[0]) or real(*a))
     bulk = tmp_path / "d.zip"
     generate_district(bulk, students=60, seed=3)
     changed = tmp_path / "delta.zip"
@@ -62,13 +68,10 @@ def test_a_resync_and_a_delta_give_the_same_changes_on_either_connection(
     assert _current_rows("two") == _current_rows("one")
 
 
-def test_a_bulk_change_diffed_on_the_second_connection_is_applied(tmp_path, monkeypatch,
-                                                                 import_feed):
+def test_a_bulk_change_diffed_on_the_second_connection_is_applied(monkeypatch, import_feed,
+                                                                 sides):
     monkeypatch.setattr(apply_sql, "CONCURRENT_DIFF_ROWS", 1)
     monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", 0)
-    sides = []
-    real = apply_sql._side_diff
-    monkeypatch.setattr(apply_sql, "_side_diff", lambda *a: sides.append(a[0]) or real(*a))
     feed = small_district(students=4)
     import_feed(feed)
     feed["enrollments"] = feed["enrollments"][1:]  # one enrollment leaves the file

@@ -253,9 +253,7 @@ def test_the_staging_view_declares_each_text_column_with_its_canonical_collation
     path = write_feed(tmp_path / "feed.zip", small_district(students=1))
     with open_feed(path) as opened:
         plan = opened.plain_plan("orgs")
-        typed, _ = fastcopy._typed_sql("orgs", plan.fields, plan.mode)
+        columns, _ = fastcopy._typed_sql("orgs", plan.fields, plan.mode)
 
-    columns = dict(zip(("sourced_id", "status", "date_last_modified",
-                        *staging.TABLES["orgs"].content), typed))
     assert columns["sourced_id"].endswith('COLLATE "C"')
     assert columns["name"].endswith('COLLATE "default"')

@@ -46,8 +46,6 @@ class EntityChange:
     # repeated sourcedId in a bulk file without a pass of its own
     current: int = 0
     staged: int = 0
-    # sourcedIds it removes that no other source keeps (set by the reference checks)
-    removed_ids: int = 0
 
     @property
     def total(self) -> int:
@@ -130,7 +128,8 @@ GATE_KEYS: dict[str, tuple[str, str]] = {
 def change_table(entity: str, key: int | None = None) -> str:
     """The change table of ``entity`` in this import (``key``: the importing session's,
     for a table written from another connection; see ``diff_compute``)."""
-    return f"ingest_chg_{session_key() if key is None else key}_{TABLES[entity].model._meta.model_name}"
+    owner = session_key() if key is None else key
+    return f"ingest_chg_{owner}_{TABLES[entity].model._meta.model_name}"
 
 
 # A bulk file this large (rows) is diffed on a second connection while this one diffs the

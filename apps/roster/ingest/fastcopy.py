@@ -37,7 +37,7 @@ from psycopg import sql
 from apps.roster import schema as S
 from apps.roster.ingest.parse import Feed, NotPlain
 from apps.roster.ingest.rowplan import Field
-from apps.roster.ingest.staging import TABLES, staging_copy, staging_view
+from apps.roster.ingest.staging import BOOKKEEPING, TABLES, staging_copy, staging_view
 from apps.roster.ingest.zipsafe import CorruptEntryError, ZipBombError
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
         # so that it raises DataError here rather than in a later reader of the view.
         active = [c for c in checks if not (scan.guids_checked and c.guid)]
         passing = " AND ".join(f"({c.sql})" for c in active) or "TRUE"
-        casts = "".join(f", count({value})" for value in typed if _may_fail(value))
+        casts = "".join(f", count({value})" for value in typed.values() if _may_fail(value))
         cursor.execute(
             f"SELECT count(*) FILTER (WHERE NOT coalesce({passing}, false)){casts} "
             f"FROM {raw} r"
@@ -138,8 +138,7 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
         if failing:
             raise _Declined(f"{failing} rows fail a check")
         named = ", ".join(
-            f"{value} AS {connection.ops.quote_name(column)}" for value, column in
-            zip(typed, ("sourced_id", "status", "date_last_modified", *tables.content))
+            f"{value} AS {connection.ops.quote_name(column)}" for column, value in typed.items()
         )
         view = staging_view(tables, f"SELECT r.n, r.n + 1 AS line, {named} FROM {raw} r")
         if copied < ANALYZE_FROM_ROWS:
@@ -166,9 +165,12 @@ class _Check(NamedTuple):
     guid: bool = False  # a GUID pattern check, which the scan may already have made
 
 
-def _typed_sql(entity: str, fields: tuple[Field, ...], mode: str) -> tuple[list[str], list[_Check]]:
-    """The staging view's typed values (sourced_id, status, date_last_modified, content,
-    each cast to its staged type) and every row-level check, over the raw table ``r``."""
+def _typed_sql(
+    entity: str, fields: tuple[Field, ...], mode: str
+) -> tuple[dict[str, str], list[_Check]]:
+    """The staging view's typed values by column (sourced_id, status, date_last_modified,
+    then content, each cast to its staged type) and every row-level check, over the raw
+    table ``r``."""
     tables = TABLES[entity]
     schema = S.SCHEMAS[entity]
     by_out = {f.out_index: f for f in fields if f.out_index >= 0}
@@ -198,8 +200,8 @@ def _typed_sql(entity: str, fields: tuple[Field, ...], mode: str) -> tuple[list[
             a, b = typed[i], typed[j]
             checks.append(_Check(f"({a} IS NULL OR {b} IS NULL OR {a} <= {b})"))
     names = schema.column_names
-    values = []
-    for column in ("sourced_id", "status", "date_last_modified", *tables.content):
+    values = {}
+    for column in (*BOOKKEEPING, *tables.content):
         kind = tables.column_type(column)
         value = typed.get(names.index(column), "NULL")
         if kind.startswith("varchar") or kind in ("text", "text[]"):
@@ -209,7 +211,7 @@ def _typed_sql(entity: str, fields: tuple[Field, ...], mode: str) -> tuple[list[
             value = f'({value})::{cast} COLLATE "{tables.column_collation(column)}"'
         else:
             value = f"({value})::{kind}"
-        values.append(value)
+        values[column] = value
     return values, checks
 
 

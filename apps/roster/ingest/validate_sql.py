@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from django.db import connection
 
 from apps.roster.ingest import errors as codes
-from apps.roster.ingest.errors import IngestError
 from apps.roster.ingest.apply import ChangeSet, EntityChange, change_table
+from apps.roster.ingest.errors import IngestError
 from apps.roster.ingest.staging import TABLES, session_key
 
 PRIMARY_ROLE_CONFLICT = "PRIMARY_ROLE_CONFLICT"
@@ -282,10 +282,12 @@ def _changed_rows_sql(entity: str, change: EntityChange) -> str:
     )
 
 
-def _prepare_changes(cursor, *, source_id: int, modes: dict[str, str],  # type: ignore[no-untyped-def]
-                     changes: ChangeSet) -> None:
+def _prepare_changes(cursor, *, source_id: int,  # type: ignore[no-untyped-def]
+                     changes: ChangeSet) -> set[str]:
     """``add_<target>``: sourcedIds the import adds; ``rm_<target>``: those it removes
-    (closed rows of this source that no other source keeps)."""
+    (closed rows of this source that no other source keeps). Returns the targets it
+    removes any of."""
+    removed = set()
     for target, change in _referenced(changes):
         t, x, chg = TABLES[target], target.lower(), change_table(target)
         cursor.execute(f"DROP VIEW IF EXISTS add_{x}")
@@ -309,8 +311,10 @@ def _prepare_changes(cursor, *, source_id: int, modes: dict[str, str],  # type: 
             f"(SELECT 1 FROM {t.table} o WHERE o.sourced_id = c.sourced_id "
             f"AND o.valid_to_version IS NULL AND o.source_id <> {int(source_id)})"
         )
-        change.removed_ids = cursor.rowcount
+        if cursor.rowcount:
+            removed.add(target)
         cursor.execute(f"ANALYZE rm_{x}")
+    return removed
 
 
 def _referenced(changes: ChangeSet) -> list[tuple[str, EntityChange]]:
@@ -338,7 +342,7 @@ def check_references(
     materialised: dict[str, int] = {}
     found: list[IngestError] = []
     with connection.cursor() as cursor:
-        _prepare_changes(cursor, source_id=source_id, modes=modes, changes=changes)
+        removed = _prepare_changes(cursor, source_id=source_id, changes=changes)
         for target in sorted({r.target for r in REFERENCES if r.entity in whole}):
             cursor.execute(f"DROP TABLE IF EXISTS {ids_table(target)}")
             cursor.execute(
@@ -359,14 +363,7 @@ def check_references(
                 rows = _changed_rows_sql(ref.entity, change)
             else:
                 continue
-            column = tables.staged("s", ref.column)
-            # a plain column stays a column (a lateral subquery would defeat the hash join)
-            if ref.is_list:
-                source_rows = f"{rows} CROSS JOIN LATERAL unnest({column}) AS r(ref)"
-                value = "r.ref"
-            else:
-                source_rows = rows
-                value = column
+            source_rows, value = _staged_refs(ref, rows)
             absent = _absent_sql(
                 ref.target, value, source_id=source_id, modes=modes,
                 materialised=materialised if ref.entity in whole else {},
@@ -381,12 +378,21 @@ def check_references(
             )
             found += _missing(tables, ref, cursor.fetchall())
         found += _check_orphans(
-            cursor, source_id=source_id, modes=modes, changes=changes, whole=whole,
+            cursor, source_id=source_id, modes=modes, removed=removed, whole=whole,
         )
         for target in materialised:
             cursor.execute(f"DROP TABLE IF EXISTS {ids_table(target)}")
         _drop_changes(cursor, changes)
     return found
+
+
+def _staged_refs(ref: Reference, rows: str) -> tuple[str, str]:
+    """(FROM clause, value): the staged ``rows`` with each value of ``ref`` (a list
+    unnested; a plain column stays a column, as a lateral subquery would defeat the join)."""
+    column = TABLES[ref.entity].staged("s", ref.column)
+    if ref.is_list:
+        return f"{rows} CROSS JOIN LATERAL unnest({column}) AS r(ref)", "r.ref"
+    return rows, column
 
 
 def _missing(tables, ref: Reference, rows: list[tuple]) -> list[IngestError]:  # type: ignore[no-untyped-def]
@@ -403,7 +409,7 @@ def _missing(tables, ref: Reference, rows: list[tuple]) -> list[IngestError]:  #
 
 
 def _check_orphans(  # type: ignore[no-untyped-def]
-    cursor, *, source_id: int, modes: dict[str, str], changes: ChangeSet, whole: set[str],
+    cursor, *, source_id: int, modes: dict[str, str], removed: set[str], whole: set[str],
 ) -> list[IngestError]:
     """Rows the import keeps as they are (absent files, delta rows not restated, bulk rows
     the diff found unchanged) must not be left pointing at records it removes.
@@ -412,7 +418,6 @@ def _check_orphans(  # type: ignore[no-untyped-def]
     nothing costs nothing.
     """
     found: list[IngestError] = []
-    removed = {t for t, c in changes.by_entity.items() if c.removed_ids > 0}
     for ref in REFERENCES:
         mode = modes.get(ref.entity, "absent")
         if ref.target not in removed or ref.entity in whole:
@@ -421,12 +426,7 @@ def _check_orphans(  # type: ignore[no-untyped-def]
         rm = f"rm_{ref.target.lower()}"
         if mode == "bulk":
             # unchanged staged rows: reported on their line, as a missing reference
-            column = tables.staged("s", ref.column)
-            if ref.is_list:
-                rows, value = (f"{tables.staging} s CROSS JOIN LATERAL unnest({column}) "
-                               f"AS r(ref)"), "r.ref"
-            else:
-                rows, value = f"{tables.staging} s", column
+            rows, value = _staged_refs(ref, f"{tables.staging} s")
             cursor.execute(
                 f"SELECT s.line, s.sourced_id, {value} FROM {rows} "
                 f"WHERE {value} IN (SELECT sourced_id FROM {rm}) AND NOT EXISTS "
