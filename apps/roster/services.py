@@ -411,7 +411,8 @@ def _apply_locked(
             mark = time.monotonic()
             number = apply_sql.next_version_number()
             try:
-                apply_sql.diff_apply(source_id=source_id, version=number, changes=changes)
+                apply_sql.diff_apply(source_id=source_id, version=number, changes=changes,
+                                     concurrent=concurrent)
             except IntegrityError as exc:
                 if not deferred:
                     raise

@@ -14,7 +14,8 @@ All set-based, all inside the caller's transaction:
 
 Only the importing source's rows are ever read as "current" or closed. A first load
 of an entity (the source has no current rows) skips the diff and inserts straight
-from staging.
+from staging: into an empty table with its indexes built afterwards, and for a large
+file computed on a second connection and written by COPY (relay.py).
 """
 
 # SQL here is composed from identifiers of the schema registry (never from input);
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 
+from apps.roster.ingest.relay import relay_rows, view_definition
 from apps.roster.ingest.staging import TABLES, session_key, session_tune
 
 SERIALISE_CLASS = 0x524F5354  # "ROST": advisory lock namespace for roster imports
@@ -154,7 +156,7 @@ def diff_compute(
     entities = [e for e, m in modes.items() if m in ("bulk", "delta")]
     key = session_key()
     side = _side_entity(entities, staged or {}) if concurrent else None
-    view = _view_definition(side) if side else None
+    view = view_definition(side) if side else None
     results: dict[str, EntityChange] = {}
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(_side_diff, side, modes[side], source_id,
@@ -175,20 +177,6 @@ def _side_entity(entities: list[str], staged: dict[str, int]) -> str | None:
     if len(sizes) < 2 or sizes[-1][0] < CONCURRENT_DIFF_ROWS:
         return None
     return sizes[-1][1]
-
-
-def _view_definition(entity: str) -> str | None:
-    """The staging view's query, when it reads a table another session can see (the fast
-    path's unlogged table; the parser's rows are in a temporary table)."""
-    t = TABLES[entity]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT relpersistence = 'u' FROM pg_class WHERE oid = to_regclass(%s)",
-                       [t.raw_table])
-        row = cursor.fetchone()
-        if not (row and row[0]):
-            return None
-        cursor.execute("SELECT pg_get_viewdef(%s::regclass)", [t.staging])
-        return cursor.fetchone()[0].rstrip().rstrip(";")
 
 
 def _side_diff(entity: str, mode: str, source_id: int, staged: int | None, key: int,
@@ -279,8 +267,13 @@ def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore
     return change
 
 
-def diff_apply(*, source_id: int, version: int, changes: ChangeSet) -> None:
-    """Close changed and removed rows, insert new ones, all stamped with ``version``."""
+def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
+               concurrent: bool = False) -> None:
+    """Close changed and removed rows, insert new ones, all stamped with ``version``.
+
+    ``concurrent``: the staged rows are committed (see ``diff_compute``), so a large
+    file's first load may be computed on a second connection (relay.py).
+    """
     with connection.cursor() as cursor:
         for entity, change in changes.by_entity.items():
             if not change.total:
@@ -297,17 +290,21 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet) -> None:
             )
             if change.first_load:
                 empty = not _scalar(cursor, f"SELECT EXISTS (SELECT 1 FROM {t.table})")
-                # Into an empty table, build the secondary indexes after the rows (a sort
-                # per index instead of a random b-tree insert per row and index).
-                rebuild = _secondary_indexes(cursor, t.table) if empty else []
-                for name, _ in rebuild:
-                    cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-                cursor.execute(
-                    f"INSERT INTO {t.table} ({insert_cols}) SELECT {select_cols} "
-                    f"FROM {t.staging} s WHERE s.status IS DISTINCT FROM 'tobedeleted'"
-                )
-                for _, definition in rebuild:
-                    cursor.execute(definition)
+                # Into an empty table, build the indexes after the rows (a sort per index
+                # instead of a b-tree insert per row and index, and COPY's batched writes).
+                rebuild = _indexes(cursor, t.table) if empty else []
+                for drop, _ in rebuild:
+                    cursor.execute(drop)
+                rows = (f"SELECT {select_cols} FROM {t.staging} s "
+                        f"WHERE s.status IS DISTINCT FROM 'tobedeleted'")
+                view = view_definition(entity) if concurrent else None
+                if view is not None:
+                    relay_rows(cursor, entity=entity, view=view, query=rows, table=t.table,
+                               columns=insert_cols)
+                else:
+                    cursor.execute(f"INSERT INTO {t.table} ({insert_cols}) {rows}")
+                for _, create in rebuild:
+                    cursor.execute(create)
                 continue
             # in id order, so the rows closed are visited in the order they lie on disk
             cursor.execute(
@@ -321,14 +318,23 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet) -> None:
             )
 
 
-def _secondary_indexes(cursor, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    """(name, CREATE INDEX statement) of a table's indexes other than its primary key."""
+def _indexes(cursor, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """(DROP, CREATE) statements of every index of a table, the primary key's included
+    (as its constraint): to build after the rows of a first load, one sort each."""
     cursor.execute(
-        "SELECT i.indexname, i.indexdef FROM pg_indexes i "
-        "JOIN pg_class c ON c.relname = i.indexname "
-        "JOIN pg_index x ON x.indexrelid = c.oid "
-        "WHERE i.schemaname = current_schema() AND i.tablename = %s AND NOT x.indisprimary",
-        [table],
+        """
+        SELECT format('ALTER TABLE %%I DROP CONSTRAINT %%I', t.relname, k.conname),
+               format('ALTER TABLE %%I ADD CONSTRAINT %%I %%s', t.relname, k.conname,
+                      pg_get_constraintdef(k.oid))
+        FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid
+        WHERE k.conrelid = %s::regclass AND k.conindid <> 0
+        UNION ALL
+        SELECT format('DROP INDEX %%I', i.relname), pg_get_indexdef(i.oid)
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+        WHERE x.indrelid = %s::regclass
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)
+        """,
+        [table, table],
     )
     return list(cursor.fetchall())
 
