@@ -126,6 +126,12 @@ def _texts() -> ArrayField:
     return ArrayField(models.TextField(), null=True, blank=True)
 
 
+def _sids() -> ArrayField:
+    """A list of sourcedId references, compared byte by byte like every sourcedId."""
+    return ArrayField(models.TextField(db_collation=SOURCED_ID_COLLATION), null=True,
+                      blank=True)
+
+
 class CanonicalRow(models.Model):
     """Columns every canonical table shares: identity, ownership, validity, content hash."""
 
@@ -248,7 +254,7 @@ class User(CanonicalRow):
     email = models.TextField(null=True, blank=True)
     sms = models.TextField(null=True, blank=True)
     phone = models.TextField(null=True, blank=True)
-    agent_sourced_ids = _texts()
+    agent_sourced_ids = _sids()
     grades = _texts()
     user_master_identifier = models.TextField(null=True, blank=True)
     preferred_given_name = models.TextField(null=True, blank=True)

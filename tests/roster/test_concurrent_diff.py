@@ -135,3 +135,15 @@ def test_statistics_after_a_large_import_are_refreshed_on_both_connections(
         cursor.execute("SELECT relname, reltuples FROM pg_class WHERE relname IN "
                        "('roster_user', 'roster_enrollment')")
         assert all(tuples > 0 for _, tuples in cursor.fetchall())
+
+
+def test_statistics_are_kept_only_for_the_columns_queries_plan_on(import_feed):
+    import_feed(small_district(students=4))
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE roster_user")
+        cursor.execute("SELECT attname FROM pg_stats WHERE tablename = 'roster_user'")
+        analysed = {name for (name,) in cursor.fetchall()}
+    assert {"sourced_id", "source_id", "valid_from_version", "primary_org_sourced_id",
+            "agent_sourced_ids"} <= analysed
+    assert not analysed & {"given_name", "family_name", "email", "content_hash"}

@@ -257,3 +257,15 @@ def test_the_staging_view_declares_each_text_column_with_its_canonical_collation
 
     assert columns["sourced_id"].endswith('COLLATE "C"')
     assert columns["name"].endswith('COLLATE "default"')
+
+
+def test_a_list_of_sourced_ids_is_staged_in_its_items_collation(tmp_path):
+    # users' agents are stored byte-wise (their GIN index compares items that way): staged
+    # lists declare the same, while other lists keep the database's collation
+    path = write_feed(tmp_path / "feed.zip", small_district(students=1))
+    with open_feed(path) as opened:
+        plan = opened.plain_plan("users")
+        columns, _ = fastcopy._typed_sql("users", plan.fields, plan.mode)
+
+    assert columns["agent_sourced_ids"].endswith('::text[] COLLATE "C"')
+    assert columns["grades"].endswith('::text[] COLLATE "default"')

@@ -319,8 +319,8 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
 
 
 def _indexes(cursor, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    """(DROP, CREATE) statements of every index of a table, the primary key's included
-    (as its constraint): to build after the rows of a first load, one sort each."""
+    """(DROP, CREATE) statements of a table's indexes, the primary key's included (as its
+    constraint): to build after the rows of a first load, one sort each."""
     cursor.execute(
         """
         SELECT format('ALTER TABLE %%I DROP CONSTRAINT %%I', t.relname, k.conname),
@@ -333,6 +333,9 @@ def _indexes(cursor, table: str) -> list[tuple[str, str]]:  # type: ignore[no-un
         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
         WHERE x.indrelid = %s::regclass
           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)
+          -- an index of closed rows only stays: no row loaded enters it, and building it
+          -- would read the whole table
+          AND coalesce(pg_get_expr(x.indpred, x.indrelid), '') <> '(valid_to_version IS NOT NULL)'
         """,
         [table, table],
     )

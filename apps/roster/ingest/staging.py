@@ -131,6 +131,7 @@ class EntityTables:
         ``db_collation``, else the database's): the staging view declares the same, so
         that comparing a staged and a stored value can use the stored column's indexes."""
         field = next((f for f in self.model._meta.concrete_fields if f.column == column), None)
+        field = getattr(field, "base_field", field)  # a list: its items' collation
         return getattr(field, "db_collation", None) or "default"
 
     def content_list(self, alias: str | None = None) -> str:

@@ -455,13 +455,14 @@ def _check_orphans(  # type: ignore[no-untyped-def]
         elif ref.is_list:
             # Array overlap with the removed ids first (the GIN index on users' agents),
             # so only the lists that name a removed record are unnested. The removed ids
-            # take the list's collation: compared in the sourcedIds' byte-wise one, the
-            # overlap could not use the index.
+            # take the list's collation: compared in another, the overlap could not use
+            # the index.
+            collation = tables.column_collation(ref.column)
             sql = (
                 f"SELECT c.sourced_id, r.ref FROM {tables.table} c "
                 f"CROSS JOIN LATERAL unnest({column}) AS r(ref) WHERE {kept} "
                 f"AND {column} && (SELECT coalesce(array_agg(m.sourced_id::text "
-                f"COLLATE \"default\"), '{{}}') FROM {rm} m) "
+                f"COLLATE \"{collation}\"), '{{}}') FROM {rm} m) "
                 f"AND r.ref IN (SELECT m.sourced_id FROM {rm} m)"
             )
         else:
