@@ -387,11 +387,17 @@ def check_references(
 
 
 def _staged_refs(ref: Reference, rows: str) -> tuple[str, str]:
-    """(FROM clause, value): the staged ``rows`` with each value of ``ref`` (a list
-    unnested; a plain column stays a column, as a lateral subquery would defeat the join)."""
+    """(FROM clause, value): the staged ``rows`` (as ``s``) with each value of ``ref``.
+
+    A list is unnested in the select list of a subquery: the anti-join then meets one
+    stream of values, hashed once (unnested laterally, each row's values were anti-joined
+    on their own, a hash probe loop per row). A plain column stays a column, as a
+    subquery would defeat the join.
+    """
     column = TABLES[ref.entity].staged("s", ref.column)
     if ref.is_list:
-        return f"{rows} CROSS JOIN LATERAL unnest({column}) AS r(ref)", "r.ref"
+        return (f"(SELECT s.n, s.line, s.sourced_id, s.status, unnest({column}) AS ref "
+                f"FROM {rows}) s", "s.ref")
     return rows, column
 
 
