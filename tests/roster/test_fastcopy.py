@@ -250,10 +250,8 @@ def test_the_staging_view_declares_each_text_column_with_its_canonical_collation
     # of that collation, so comparing the two can still use the stored column's indexes
     field = staging.TABLES["orgs"].model._meta.get_field("sourced_id")
     monkeypatch.setattr(field, "db_collation", "C")
-    path = write_feed(tmp_path / "feed.zip", small_district(students=1))
-    with open_feed(path) as opened:
-        plan = opened.plain_plan("orgs")
-        columns, _ = fastcopy._typed_sql("orgs", plan.fields, plan.mode)
+
+    columns = _staged_columns(tmp_path, "orgs")
 
     assert columns["sourced_id"].endswith('COLLATE "C"')
     assert columns["name"].endswith('COLLATE "default"')
@@ -262,10 +260,16 @@ def test_the_staging_view_declares_each_text_column_with_its_canonical_collation
 def test_a_list_of_sourced_ids_is_staged_in_its_items_collation(tmp_path):
     # users' agents are stored byte-wise (their GIN index compares items that way): staged
     # lists declare the same, while other lists keep the database's collation
-    path = write_feed(tmp_path / "feed.zip", small_district(students=1))
-    with open_feed(path) as opened:
-        plan = opened.plain_plan("users")
-        columns, _ = fastcopy._typed_sql("users", plan.fields, plan.mode)
+    columns = _staged_columns(tmp_path, "users")
 
     assert columns["agent_sourced_ids"].endswith('::text[] COLLATE "C"')
     assert columns["grades"].endswith('::text[] COLLATE "default"')
+
+
+def _staged_columns(tmp_path, entity: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The staging view's typed value of each column of ``entity`` in a small district."""
+    path = write_feed(tmp_path / "feed.zip", small_district(students=1))
+    with open_feed(path) as opened:
+        plan = opened.plain_plan(entity)
+        columns, _ = fastcopy._typed_sql(entity, plan.fields, plan.mode)
+    return columns
