@@ -241,7 +241,8 @@ class GradebookApi(View):
             render.release_fingerprint(release), render.roster_version(), "gradebook", ep.name,
             sorted(ids.items()), params.filter.canonical() if params.filter else "",
         )
-        stats = render.page_stats(qs, key)
+        stats = render.page_stats(
+            qs, key, entity=entity if render.order_is_computed(release, entity) else None)
         return pages.collection_response(
             request, release=release, qs=qs, entity=entity, key=ep.key, fields=fields,
             params=params, sort=sort, stats=stats, href_base=href_base(),

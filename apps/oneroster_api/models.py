@@ -143,3 +143,30 @@ class PendingDisclosure(models.Model):
 
     def __str__(self) -> str:
         return f"{len(self.user_sourced_ids)} people to integration {self.integration_id}"
+
+
+class PageRun(models.Model):
+    """The stored sourcedIds of one run of ``render.ANCHOR_STEP`` records of a list whose
+    order is computed per record: a pseudonymised release orders people by pseudonym.
+
+    Anchors (the sourcedId every STEP records) let a deep page of a stored order start with
+    an index range scan. A pseudonym has no index: without these runs every page computed
+    the pseudonym of every person in the list to find its hundred (seconds per page for a
+    large district). They are computed with the list's total, once per list, release and
+    roster version (``render.page_stats``), and purged when a newer roster version's are
+    computed or after the same time as the cached total. A cache: the table is unlogged (a
+    lost run is computed again).
+    """
+
+    key = models.CharField(max_length=64)
+    number = models.PositiveIntegerField()
+    roster_version = models.PositiveIntegerField()
+    sourced_ids = ArrayField(models.TextField(db_collation="C"))
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "number"],
+                                               name="oneroster_page_run_key_number")]
+
+    def __str__(self) -> str:
+        return f"run {self.number} of {self.key[:12]}"

@@ -14,6 +14,11 @@ starts from the nearest anchor (an index range scan) instead of skipping K rows,
 page runs a fresh ``COUNT(*)``. The roster version changes on every apply and rollback,
 and the release's fingerprint changes with every governance change, so a cached figure is
 never served for data it does not describe.
+
+A pseudonymised release orders people by pseudonym, which is computed per record and has
+no index: anchors would still have every page compute every pseudonym of the list. For
+such a list the same query keeps, instead of anchors, the stored ids of each run of
+``ANCHOR_STEP`` records (``PageRun``), and a page reads only the records of its runs.
 """
 
 # SQL text here names only our own tables and columns; client values are always bound
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import BooleanField, F, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Collate
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
@@ -266,20 +271,99 @@ def fetch(sql: str, params: list) -> Rows:
 class Stats:
     total: int
     anchors: tuple[str, ...]  # sourcedId at positions 0, STEP, 2*STEP, ... in C order
+    # Set for a list ordered by a computed sourcedId (a pseudonym): its runs of STEP stored
+    # ids are in PageRun under this key, and there are no anchors.
+    runs_key: str = ""
+    cache_key: str = ""  # where these figures are cached
 
 
-def page_stats(ids_qs: QuerySet, key: str) -> Stats:
-    """Total and anchors of a filtered release queryset, cached under ``key``."""
+def order_is_computed(release, entity: E.Entity) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the release computes the sourcedIds a list is ordered by (pseudonyms)."""
+    from apps.governance.release import PSEUDONYMISED_COLUMNS
+
+    return release.pseudonymised and "sourced_id" in PSEUDONYMISED_COLUMNS.get(entity.name, ())
+
+
+def page_stats(ids_qs: QuerySet, key: str, *, entity: E.Entity | None = None) -> Stats:
+    """Total and anchors of a filtered release queryset, cached under ``key``.
+
+    With ``entity``, the queryset's sourcedIds are computed (``order_is_computed``): the
+    stored ids of each run of ANCHOR_STEP records in that order are kept instead of anchors
+    (``in_runs``), so that no page computes more than its runs' sourcedIds.
+    """
     cached = cache.get(key)
     if cached is not None:
-        return Stats(cached[0], tuple(cached[1]))
-    ids_sql, params = ids_qs.values("sourced_id").order_by().query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(STATS_SQL.format(ids=ids_sql, step=ANCHOR_STEP), params)
-        rows = cursor.fetchall()
-    stats = Stats(int(rows[0][2]) if rows else 0, tuple(r[0] for r in rows))
-    cache.set(key, (stats.total, list(stats.anchors)), STATS_TTL_SECONDS)
+        return Stats(cached[0], tuple(cached[1]), cached[2] if len(cached) > 2 else "", key)
+    if entity is not None:
+        stats = _computed_order_stats(ids_qs, key, entity)
+    else:
+        ids_sql, params = ids_qs.values("sourced_id").order_by().query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(STATS_SQL.format(ids=ids_sql, step=ANCHOR_STEP), params)
+            rows = cursor.fetchall()
+        stats = Stats(int(rows[0][2]) if rows else 0, tuple(r[0] for r in rows), "", key)
+    cache.set(key, (stats.total, list(stats.anchors), stats.runs_key), STATS_TTL_SECONDS)
     return stats
+
+
+RUNS_SQL = """
+WITH s AS MATERIALIZED (
+    SELECT q."_rid" AS r, row_number() OVER (ORDER BY q."sourced_id" COLLATE "C") - 1 AS n
+    FROM ({ids}) AS q
+), runs AS (
+    INSERT INTO oneroster_api_pagerun (key, number, roster_version, sourced_ids, created_at)
+    SELECT %s, n / {step}, %s, array_agg(r ORDER BY n), now() FROM s GROUP BY n / {step}
+    ON CONFLICT (key, number) DO NOTHING
+)
+SELECT count(*) FROM s
+"""
+
+
+def _computed_order_stats(ids_qs: QuerySet, key: str, entity: E.Entity) -> Stats:
+    runs_key = hashlib.sha256(key.encode()).hexdigest()
+    ids_sql, params = (
+        with_raw_ids(ids_qs, entity).values("sourced_id", "_rid").order_by()
+        .query.sql_with_params()
+    )
+    version = roster_version()
+    with connection.cursor() as cursor:
+        # an older version's runs serve no new page (the key holds the version)
+        cursor.execute("DELETE FROM oneroster_api_pagerun WHERE roster_version < %s "
+                       "OR created_at < now() - make_interval(secs => %s)",
+                       [version, STATS_TTL_SECONDS])
+        cursor.execute(RUNS_SQL.format(ids=ids_sql, step=ANCHOR_STEP),
+                       [*params, runs_key, version])
+        total = int(cursor.fetchone()[0])
+    return Stats(total, (), runs_key, key)
+
+
+def in_runs(qs: QuerySet, stats: Stats, entity: E.Entity, *, offset: int, limit: int,
+            descending: bool) -> tuple[QuerySet, int] | None:
+    """Narrow a page of a computed order to the stored ids of the runs it falls in: returns
+    the narrowed queryset and the offset left to skip within it, or None when the runs are
+    gone (then the list's figures are dropped from the cache, to be computed again)."""
+    if descending:
+        low, high = max(stats.total - offset - limit, 0), stats.total - 1 - offset
+    else:
+        low, high = offset, min(offset + limit, stats.total) - 1
+    first, last = low // ANCHOR_STEP, high // ANCHOR_STEP
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sourced_ids FROM oneroster_api_pagerun WHERE key = %s "
+            "AND number BETWEEN %s AND %s ORDER BY number",
+            [stats.runs_key, first, last],
+        )
+        runs = [row[0] for row in cursor.fetchall()]
+    if len(runs) != last - first + 1:
+        cache.delete(stats.cache_key)
+        return None
+    stored = [sid for run in runs for sid in run]
+    narrowed = qs.filter(RawSQL(f'"{entity.table}"."sourced_id" = ANY(%s::text[])', (stored,),
+                                output_field=BooleanField()))
+    if descending:
+        top = min((last + 1) * ANCHOR_STEP, stats.total) - 1  # the first record fetched
+        return narrowed, top - high
+    return narrowed, offset - first * ANCHOR_STEP
 
 
 def stats_key(*parts: object) -> str:

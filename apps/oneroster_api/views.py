@@ -248,7 +248,8 @@ class RosteringApi(View):
             render.release_fingerprint(release), render.roster_version(), ep.name,
             sorted(ids.items()), params.filter.canonical() if params.filter else "",
         )
-        stats = render.page_stats(qs, key)
+        stats = render.page_stats(
+            qs, key, entity=entity if render.order_is_computed(release, entity) else None)
         _count_withheld(release, entity.name)
         return pages.collection_response(
             request, release=release, qs=qs, entity=entity, key=ep.key, fields=fields,

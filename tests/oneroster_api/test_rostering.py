@@ -14,7 +14,7 @@ from apps.audit.models import AccessRecord, Disclosure
 from apps.governance.models import ExclusionReason, ExclusionScope
 from apps.governance.services.exclusions import exclusion_create
 from apps.oneroster_api.endpoints import ENDPOINTS
-from apps.oneroster_api.models import PendingDisclosure
+from apps.oneroster_api.models import PageRun, PendingDisclosure
 from apps.oneroster_api.services import disclosures_flush
 from tests.governance import release_world as world
 from tests.oneroster_api.conftest import ALL_ROSTER_CLASSES, BASE, CORE, DEMO, make_vendor
@@ -418,6 +418,98 @@ def test_deep_pages_start_from_cached_anchors(api, governance_user, district, se
                 assert got == order[offset:offset + 3]
     finally:
         render.ANCHOR_STEP = step
+
+
+def _many_users(count: int) -> None:
+    world.rows("users", *[
+        {"sourced_id": f"u{i:03d}", "enabled_user": True, "username": f"u{i}",
+         "given_name": "G", "family_name": "F", "primary_org_sourced_id": "sch1"}
+        for i in range(count)
+    ])
+
+
+def test_every_page_of_a_pseudonymised_list_is_its_slice_of_the_pseudonym_order(
+    api, governance_user, district, monkeypatch
+):
+    # given a pseudonymised integration and runs of two records (a large district's are
+    # 250), so that pages fall across several runs
+    from apps.oneroster_api import render
+
+    monkeypatch.setattr(render, "ANCHOR_STEP", 2)
+    _many_users(11)
+    token = api.token(make_vendor(governance_user, pseudonymised=True))
+    everything = ids(api.get("/users", token, limit=100), "users")
+    assert everything == sorted(everything) and len(everything) == 16
+
+    # then every page, both ways, is the slice of that order
+    for offset in range(len(everything) + 1):
+        for desc in (False, True):
+            order = list(reversed(everything)) if desc else everything
+            got = ids(api.get("/users", token, limit=3, offset=offset,
+                              orderBy="desc" if desc else "asc"), "users")
+            assert got == order[offset:offset + 3], (offset, desc)
+    # and the list's runs are kept, the stored ids of each two records in pseudonym order
+    runs = list(PageRun.objects.order_by("key", "number").values_list("sourced_ids", flat=True))
+    assert runs and all(len(run) <= 2 for run in runs)
+
+
+def test_a_page_of_a_pseudonymised_list_computes_only_its_runs_pseudonyms(
+    api, governance_user, district, monkeypatch
+):
+    from apps.oneroster_api import render
+
+    monkeypatch.setattr(render, "ANCHOR_STEP", 2)
+    _many_users(11)
+    token = api.token(make_vendor(governance_user, pseudonymised=True))
+    api.get("/users", token, limit=1)  # the list's total and runs
+
+    with CaptureQueriesContext(connection) as queries:
+        page = ids(api.get("/users", token, limit=2, offset=6), "users")
+
+    # the page reads its run's stored ids (two people), not every person in the list
+    assert len(page) == 2
+    statement = next(q["sql"] for q in queries.captured_queries if "sha256" in q["sql"])
+    assert "= ANY(" in statement
+
+
+def test_a_pseudonymised_page_whose_runs_are_gone_is_still_right(
+    api, governance_user, district, monkeypatch
+):
+    from apps.oneroster_api import render
+
+    monkeypatch.setattr(render, "ANCHOR_STEP", 2)
+    _many_users(5)
+    token = api.token(make_vendor(governance_user, pseudonymised=True))
+    everything = ids(api.get("/users", token, limit=100), "users")
+    PageRun.objects.all().delete()  # a crash empties the unlogged table, say
+
+    assert ids(api.get("/users", token, limit=3, offset=4), "users") == everything[4:7]
+    # the list's figures were dropped, so the next page computes its runs again
+    assert ids(api.get("/users", token, limit=3, offset=7), "users") == everything[7:10]
+    assert PageRun.objects.exists()
+
+
+def test_runs_of_an_older_roster_version_are_purged_when_newer_ones_are_kept(
+    api, governance_user, district
+):
+    from apps.roster.models import RosterVersion, Source
+
+    token = api.token(make_vendor(governance_user, pseudonymised=True))
+    source = Source.objects.create(name="version-bumper")
+    RosterVersion.objects.create(number=1, source=source)
+    api.get("/users", token)
+    assert set(PageRun.objects.values_list("roster_version", flat=True)) == {1}
+
+    RosterVersion.objects.create(number=2, source=source)  # an import lands
+    api.get("/users", token)
+
+    assert set(PageRun.objects.values_list("roster_version", flat=True)) == {2}
+
+
+def test_a_plain_list_keeps_anchors_and_no_runs(api, token):
+    api.get("/users", token, limit=2, offset=2)
+
+    assert not PageRun.objects.exists()
 
 
 def test_anchors_cached_under_another_step_are_never_read(monkeypatch):
