@@ -131,6 +131,13 @@ class Pseudonymiser:
             return expr
         return _Hmac(expr, self._ipad, self._opad)
 
+    def sql_text(self, value_sql: str) -> tuple[str, list[bytes]]:
+        """The pseudonym of a text expression in raw SQL, with its parameters (for SQL
+        written by hand, such as the embedded records of a rendered page)."""
+        if not self.enabled:
+            return value_sql, []
+        return _hmac_template(value_sql, "%s", "%s"), [self._opad, self._ipad]
+
     def sql_array(self, column: str | Expression | Combinable) -> Expression | Combinable:
         expr = F(column) if isinstance(column, str) else column
         if not self.enabled:
@@ -181,7 +188,7 @@ class Pseudonymiser:
 
         version = version_latest_number()
 
-        hmac_sql = _hmac_template("u.sourced_id", "%s", "%s")
+        hmac_sql, pads = self.sql_text("u.sourced_id")
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO governance_pseudonymmap (vendor_id, pseudonym, sourced_id, "  # noqa: S608
@@ -189,7 +196,7 @@ class Pseudonymiser:
                 f"SELECT DISTINCT %s, {hmac_sql}, u.sourced_id, now() "
                 f"FROM {User._meta.db_table} u WHERE u.valid_to_version IS NULL "
                 "ON CONFLICT (vendor_id, pseudonym) DO NOTHING",
-                [self.vendor_id, self._opad, self._ipad],  # template order: opad, ipad
+                [self.vendor_id, *pads],
             )
             added = cursor.rowcount
         VendorPseudonymKey.objects.filter(vendor_id=self.vendor_id).update(mapped_version=version)

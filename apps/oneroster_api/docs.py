@@ -55,6 +55,7 @@ def openapi_document() -> dict:
         "Role": {"type": "object", "properties": {
             "roleType": {"type": "string"}, "role": {"type": "string"},
             "org": {"$ref": "#/components/schemas/GUIDRef"},
+            "userProfile": {"type": "string"},
             "beginDate": {"type": "string", "format": "date"},
             "endDate": {"type": "string", "format": "date"}}},
         "UserProfile": {"type": "object", "properties": {

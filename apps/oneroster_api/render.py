@@ -157,6 +157,11 @@ def field_sql(f: E.Field, *, release, base_url: str) -> tuple[str, list]:  # typ
         ]
         org_ref, params = _ref_sql("ro.org_sourced_id", "org", f"{base_url}/orgs/")
         members.append(f"'\"org\":' || ({org_ref})::text")
+        if "user_profile_sourced_id" in role_columns:
+            # the profile's sourcedId as the release shows it (a pseudonym when it is one)
+            profile, pads = release.pseudonymiser.sql_text("ro.user_profile_sourced_id")
+            members.append(f"'\"userProfile\":' || to_json({profile})::text")
+            params = [*params, *pads]
         return (
             f"coalesce((SELECT '[' || string_agg('{{' || concat_ws(',', {', '.join(members)})"
             " || '}', ',') || ']' FROM (SELECT * FROM roster_role ro "

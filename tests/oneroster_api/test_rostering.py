@@ -179,6 +179,32 @@ def test_a_user_embeds_their_profiles_when_credential_data_is_approved(
     assert "userProfiles" not in api.get("/users/p2", api.token(vendor)).json()["user"]
 
 
+def test_a_role_names_its_user_profile_as_the_profile_collection_does(
+    api, governance_user, district
+):
+    # given a pupil whose role points at one of their application profiles
+    _profiles("p1")
+    world.rows("roles", {"sourced_id": "r-p1-prof", "user_sourced_id": "p1",
+                         "role_type": "secondary", "role": "student", "org_sourced_id": "sch2",
+                         "user_profile_sourced_id": "prof-p1"})
+    classes = (*ALL_ROSTER_CLASSES, "credential")
+
+    plain = api.get("/users/p1", api.token(make_vendor(governance_user, classes=classes)))
+    pseudo_token = api.token(make_vendor(governance_user, pseudonymised=True, classes=classes,
+                                         name="pseudo"))
+    hidden = api.get("/users", pseudo_token, limit=100)
+
+    # then a plain integration sees the profile's sourcedId on the role, and a pseudonymised
+    # one the same pseudonym its embedded profile carries, never the school's id
+    roles = plain.json()["user"]["roles"]
+    assert [r.get("userProfile") for r in roles] == [None, "prof-p1"]
+    pupil = next(u for u in hidden.json()["users"]
+                 if any(r.get("userProfile") for r in u["roles"]))
+    profile_ids = [p["profileId"] for p in pupil["userProfiles"]]
+    assert [r["userProfile"] for r in pupil["roles"] if "userProfile" in r] == profile_ids
+    assert b"prof-p1" not in hidden.content
+
+
 def test_profiles_do_not_exist_for_a_vendor_without_credential_approval(
     api, governance_user, district
 ):
