@@ -126,3 +126,41 @@ def test_a_first_load_inside_a_transaction_is_inserted_on_this_connection(
     assert run.state == ImportState.APPLIED
     assert relayed == []
     assert CANONICAL_MODELS["users"].objects.filter(source__name="inside").count() == 3
+
+
+def test_without_a_second_connection_imports_are_written_on_one(
+    monkeypatch, import_feed, relayed
+):
+    # given a server that accepts no new connection (its limit reached, a pooler in the
+    # way), with thresholds at which a small district is relayed, diffed on a second
+    # connection and analysed on two
+    import socket
+
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    real = DatabaseWrapper.get_connection_params
+
+    def refused(self):  # type: ignore[no-untyped-def]
+        return {**real(self), "host": "127.0.0.1", "port": closed_port}
+
+    connection.ensure_connection()  # this connection stays; only new ones are refused
+    monkeypatch.setattr(DatabaseWrapper, "get_connection_params", refused)
+    monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", LARGE)
+    monkeypatch.setattr(apply_sql, "CONCURRENT_DIFF_ROWS", 1)
+    monkeypatch.setattr(apply_sql, "STATISTICS_MIN_ROWS", 1)
+    feed = small_district(students=4)
+
+    # when a first load and then a change are imported
+    first = import_feed(feed, source="alone")
+    feed["enrollments"] = feed["enrollments"][1:]
+    second = import_feed(feed, source="alone")
+
+    # then both are applied on this connection alone
+    assert (first.state, second.state) == (ImportState.APPLIED, ImportState.APPLIED)
+    assert relayed  # the relay was tried, and gave way
+    assert second.changes["deleted"] == 1
+    enrollments = CANONICAL_MODELS["enrollments"].objects
+    assert enrollments.filter(valid_to_version=None).count() == len(feed["enrollments"])

@@ -24,13 +24,16 @@ file computed on a second connection and written by COPY (relay.py).
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
-from apps.roster.ingest.relay import relay_rows, view_definition
+from apps.roster.ingest.relay import SecondConnectionUnavailable, relay_rows, view_definition
 from apps.roster.ingest.staging import TABLES, session_key, session_tune
+
+logger = logging.getLogger(__name__)
 
 SERIALISE_CLASS = 0x524F5354  # "ROST": advisory lock namespace for roster imports
 HUB_VERSION_LOCK = 0  # second key: version allocation, hub-wide
@@ -168,7 +171,16 @@ def diff_compute(
                 results[entity] = _entity_diff(cursor, entity, modes[entity], source_id,
                                                (staged or {}).get(entity), key)
         if future is not None:
-            results[side] = future.result()  # type: ignore[index]
+            try:
+                results[side] = future.result()  # type: ignore[index]
+            except DatabaseError as exc:
+                # no second connection (or it broke): the diff is redone here, replacing
+                # whatever change table it left
+                logger.warning("%s: diffed on one connection (%s)", side, exc)
+                with connection.cursor() as cursor:
+                    results[side] = _entity_diff(  # type: ignore[index]
+                        cursor, side, modes[side], source_id,  # type: ignore[index]
+                        (staged or {}).get(side), key)  # type: ignore[arg-type]
     return ChangeSet(by_entity={e: results[e] for e in entities})
 
 
@@ -299,9 +311,13 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
                         f"WHERE s.status IS DISTINCT FROM 'tobedeleted'")
                 view = view_definition(entity) if concurrent else None
                 if view is not None:
-                    relay_rows(cursor, entity=entity, view=view, query=rows, table=t.table,
-                               columns=insert_cols)
-                else:
+                    try:
+                        relay_rows(cursor, entity=entity, view=view, query=rows,
+                                   table=t.table, columns=insert_cols)
+                    except SecondConnectionUnavailable as exc:
+                        logger.warning("%s: written on one connection (%s)", t.table, exc)
+                        view = None
+                if view is None:
                     cursor.execute(f"INSERT INTO {t.table} ({insert_cols}) {rows}")
                 for _, create in rebuild:
                     cursor.execute(create)
@@ -397,11 +413,20 @@ def statistics_refresh(changes: ChangeSet) -> list[str]:
         weights[lane] += rows
     if sum(weights) < CONCURRENT_DIFF_ROWS or connection.in_atomic_block:
         lanes = (lanes[0] + lanes[1], [])
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        other = pool.submit(_analyze_elsewhere, lanes[1]) if lanes[1] else None
-        _analyze(lanes[0])
-        if other is not None:
-            other.result()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            other = pool.submit(_analyze_elsewhere, lanes[1]) if lanes[1] else None
+            _analyze(lanes[0])
+            if other is not None:
+                try:
+                    other.result()
+                except DatabaseError as exc:
+                    logger.warning("statistics analysed on one connection (%s)", exc)
+                    _analyze(lanes[1])
+    except DatabaseError:
+        # The version is committed by now: stale statistics cost speed, not correctness,
+        # and must not turn an applied import into a failed one.
+        logger.exception("planner statistics not refreshed after an import")
     return [table for _, table in due]
 
 

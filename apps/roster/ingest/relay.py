@@ -28,6 +28,12 @@ from psycopg.conninfo import make_conninfo
 
 from apps.roster.ingest.staging import TABLES
 
+
+class SecondConnectionUnavailable(OperationalError):
+    """No second connection could be opened (the server's connection limit, a pooler):
+    the caller does the work on its own connection instead."""
+
+
 # How text COPY renders and reads values: the second connection takes this one's, so
 # that a value reads back exactly as it was written.
 _TEXT_SETTINGS = ("DateStyle", "IntervalStyle", "TimeZone", "extra_float_digits",
@@ -68,7 +74,7 @@ def _second_connection() -> Iterator[pq.PGconn]:
     side = pq.PGconn.connect(make_conninfo(**params).encode())
     try:
         if side.status != pq.ConnStatus.OK:
-            raise OperationalError(side.get_error_message())
+            raise SecondConnectionUnavailable(side.get_error_message())
         pairs = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, false)"
                           for i in range(len(_TEXT_SETTINGS)))
         _expect(side, side.exec_params(
@@ -89,7 +95,8 @@ def relay_rows(cursor, *, entity: str, view: str, query: str, table: str,  # typ
                columns: str) -> int:
     """Insert into ``table`` (``columns``) the rows of ``query`` over the staging view of
     ``entity`` (recreated from ``view`` on a second connection), through this cursor's
-    transaction; returns the rows written."""
+    transaction; returns the rows written. Raises SecondConnectionUnavailable, having
+    written nothing, when no second connection can be had."""
     with _second_connection() as side:
         _expect(side, side.exec_(
             f"CREATE TEMPORARY VIEW {TABLES[entity].staging} AS {view}".encode()),
