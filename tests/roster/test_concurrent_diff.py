@@ -147,3 +147,24 @@ def test_statistics_are_kept_only_for_the_columns_queries_plan_on(import_feed):
     assert {"sourced_id", "source_id", "valid_from_version", "primary_org_sourced_id",
             "agent_sourced_ids"} <= analysed
     assert not analysed & {"given_name", "family_name", "email", "content_hash"}
+
+
+def test_statistics_lanes_share_tables_by_the_sample_analyze_reads_not_by_rows(monkeypatch):
+    # given a large import: one huge file and three smaller ones, all new to the hub
+    here, elsewhere = [], []
+    monkeypatch.setattr(apply_sql, "_analyze", lambda t: here.extend(t))
+    monkeypatch.setattr(apply_sql, "_analyze_elsewhere", lambda t: elsewhere.extend(t))
+    changes = apply_sql.ChangeSet(by_entity={
+        "enrollments": apply_sql.EntityChange(added=1_500_000),
+        "users": apply_sql.EntityChange(added=400_000),
+        "roles": apply_sql.EntityChange(added=400_000),
+        "demographics": apply_sql.EntityChange(added=200_000),
+    })
+
+    apply_sql.statistics_refresh(changes)
+
+    # then each connection analyses two tables (ANALYZE samples at most 30,000 rows of
+    # each): weighed by rows, the enrolments alone took one connection
+    assert len(here) == len(elsewhere) == 2
+    assert set(here + elsewhere) == {"roster_enrollment", "roster_user", "roster_role",
+                                     "roster_demographic"}

@@ -382,6 +382,8 @@ def entity_totals(*, source_id: int, entities) -> dict[str, int]:  # type: ignor
 # STATISTICS_MIN_ROWS rows) refreshes the table's planner statistics.
 STATISTICS_SHARE = 0.1
 STATISTICS_MIN_ROWS = 1000
+# The rows ANALYZE samples at PostgreSQL's default statistics target (300 x 100).
+ANALYZE_SAMPLE_ROWS = 30_000
 
 
 def statistics_refresh(changes: ChangeSet) -> list[str]:
@@ -393,7 +395,8 @@ def statistics_refresh(changes: ChangeSet) -> list[str]:
     commit (the sample then sees the committed rows); cheap, since ANALYZE samples, and
     after a large import shared with a second connection (one table each at a time).
     """
-    due: list[tuple[int, str]] = []
+    due: list[tuple[int, str]] = []  # (rows the table holds, at least those changed)
+    changed = 0
     with connection.cursor() as cursor:
         for entity, change in changes.by_entity.items():
             rows = change.added + change.updated + change.deleted
@@ -403,15 +406,19 @@ def statistics_refresh(changes: ChangeSet) -> list[str]:
             cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
             (tuples,) = cursor.fetchone()
             if tuples < 0 or rows >= STATISTICS_SHARE * tuples:
-                due.append((rows, table))
-    # two lanes of about equal rows, the larger tables first
+                due.append((max(rows, int(tuples)), table))
+                changed += rows
+    # Two lanes of about equal work, the larger tables first. ANALYZE reads a sample of at
+    # most ANALYZE_SAMPLE_ROWS rows, so a table costs its size up to that, not its size:
+    # weighed by rows, a large district's enrolments took one lane and every other table
+    # the other, which then took three times as long.
     lanes: tuple[list[str], list[str]] = ([], [])
     weights = [0, 0]
-    for rows, table in sorted(due, reverse=True):
+    for size, table in sorted(due, reverse=True):
         lane = weights.index(min(weights))
         lanes[lane].append(table)
-        weights[lane] += rows
-    if sum(weights) < CONCURRENT_DIFF_ROWS or connection.in_atomic_block:
+        weights[lane] += min(size, ANALYZE_SAMPLE_ROWS)
+    if changed < CONCURRENT_DIFF_ROWS or connection.in_atomic_block:
         lanes = (lanes[0] + lanes[1], [])
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
