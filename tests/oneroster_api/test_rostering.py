@@ -454,16 +454,25 @@ def _many_users(count: int) -> None:
     ])
 
 
-def test_every_page_of_a_pseudonymised_list_is_its_slice_of_the_pseudonym_order(
-    api, governance_user, district, monkeypatch
-):
-    # given a pseudonymised integration and runs of two records (a large district's are
-    # 250), so that pages fall across several runs
+@pytest.fixture
+def runs_of_two(monkeypatch):  # type: ignore[no-untyped-def]
+    """Runs (and anchors) of two records, so that a small list has many (a large
+    district's are 250 long)."""
     from apps.oneroster_api import render
 
     monkeypatch.setattr(render, "ANCHOR_STEP", 2)
-    _many_users(11)
-    token = api.token(make_vendor(governance_user, pseudonymised=True))
+
+
+def _pseudonymised_token(api, governance_user, users: int) -> str:  # type: ignore[no-untyped-def]
+    _many_users(users)
+    return api.token(make_vendor(governance_user, pseudonymised=True))
+
+
+def test_every_page_of_a_pseudonymised_list_is_its_slice_of_the_pseudonym_order(
+    api, governance_user, district, runs_of_two
+):
+    # given a pseudonymised integration, with pages falling across several runs
+    token = _pseudonymised_token(api, governance_user, 11)
     everything = ids(api.get("/users", token, limit=100), "users")
     assert everything == sorted(everything) and len(everything) == 16
 
@@ -480,13 +489,9 @@ def test_every_page_of_a_pseudonymised_list_is_its_slice_of_the_pseudonym_order(
 
 
 def test_a_page_of_a_pseudonymised_list_computes_only_its_runs_pseudonyms(
-    api, governance_user, district, monkeypatch
+    api, governance_user, district, runs_of_two
 ):
-    from apps.oneroster_api import render
-
-    monkeypatch.setattr(render, "ANCHOR_STEP", 2)
-    _many_users(11)
-    token = api.token(make_vendor(governance_user, pseudonymised=True))
+    token = _pseudonymised_token(api, governance_user, 11)
     api.get("/users", token, limit=1)  # the list's total and runs
 
     with CaptureQueriesContext(connection) as queries:
@@ -499,13 +504,9 @@ def test_a_page_of_a_pseudonymised_list_computes_only_its_runs_pseudonyms(
 
 
 def test_a_pseudonymised_page_whose_runs_are_gone_is_still_right(
-    api, governance_user, district, monkeypatch
+    api, governance_user, district, runs_of_two
 ):
-    from apps.oneroster_api import render
-
-    monkeypatch.setattr(render, "ANCHOR_STEP", 2)
-    _many_users(5)
-    token = api.token(make_vendor(governance_user, pseudonymised=True))
+    token = _pseudonymised_token(api, governance_user, 5)
     everything = ids(api.get("/users", token, limit=100), "users")
     PageRun.objects.all().delete()  # a crash empties the unlogged table, say
 
