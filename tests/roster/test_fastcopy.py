@@ -273,3 +273,52 @@ def _staged_columns(tmp_path, entity: str) -> dict[str, str]:  # type: ignore[no
         plan = opened.plain_plan(entity)
         columns, _ = fastcopy._typed_sql(entity, plan.fields, plan.mode)
     return columns
+
+
+# Values of each kind the byte scan may meet: valid, invalid, empty, and the near misses
+# PostgreSQL's own input functions would take.
+SCAN_SAMPLES = {
+    schema.DATE: ["2024-09-02", "2024-9-2", "2024-02-30", "20240902", " 2024-09-02",
+                  "2024-09-02T00:00:00Z", ""],
+    schema.DATETIME: ["2024-09-02T10:00:00Z", "2024-09-02T10:00:00.123456Z",
+                      "2024-09-02T24:00:00Z", "2024-09-02T10:00:60Z",
+                      "2024-09-02T10:00:00.1234567Z", "2024-09-02 10:00:00", ""],
+    schema.YEAR: ["2025", "25", "20255", "２０２５", ""],
+    schema.DECIMAL: ["1", "-1.5", ".5", "-.5", "1.", "1e3", "1234567890123456", "+1", ""],
+    schema.INTEGER: ["12", "-3", "1.0", "1234567890123456789", "+3", ""],
+    schema.BOOLEAN: ["true", "false", "TRUE", "yes", "1", ""],
+    schema.ENUM: ["student", "Student", "ext:tutor", "ext:", "ext:x y", "guardian", ""],
+    schema.GUID: ["abc-1", "a b", "x" * 256, "é", ""],
+    schema.STRING: ["Ann", " ", ""],
+}
+
+
+@pytest.mark.parametrize("required", [True, False])
+@pytest.mark.parametrize("kind", sorted(SCAN_SAMPLES))
+def test_what_the_byte_scan_accepts_the_sql_check_accepts(kind, required):
+    # the scan stands in for a SQL check only where it is at least as strict: a value it
+    # lets through, bare or quoted, must pass the check it replaces
+    import re
+
+    from apps.roster.ingest.parse import scan_pattern
+    from apps.roster.ingest.rowplan import Field
+
+    column = schema.Column("x", kind, required,
+                           enum=schema.ENROLLMENT_ROLES if kind == schema.ENUM else None,
+                           allow_ext=kind == schema.ENUM)
+    field = Field(0, 3, column, "x", required)
+    pattern = scan_pattern(field)
+    if pattern is None:
+        return  # only SQL checks this kind (an optional string has no check at all)
+    scans = re.compile(pattern).fullmatch
+    _, check = fastcopy._column_sql(field)
+    accepted = []
+    for value in SCAN_SAMPLES[kind]:
+        for written, stored in ((value, value or None), (f'"{value}"', value)):
+            if scans(written.encode()):
+                accepted.append(written)
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SELECT coalesce(({check}), false) "  # noqa: S608
+                                   f"FROM (SELECT %s::text AS c0) r", [stored])
+                    assert cursor.fetchone()[0], (kind, required, written)
+    assert accepted  # the scan does accept the kind's valid values

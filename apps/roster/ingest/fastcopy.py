@@ -6,10 +6,13 @@ an import. For a 1.2 file this module instead
 1. streams the entry's bytes (through the same size-limited inflater, with the encoding,
    quoting and line checks of ``parse.PlainScan``) into ``COPY raw (FORMAT csv)``, a
    temporary table of text columns, one per header column;
-2. reads every row once in SQL, running every row-level check of the file's row plan
-   (rowplan.py): required fields, GUID charset, enumerations after the mapping rules,
-   booleans, dates and times, numbers, lists, bulk/delta status and date order, and
-   computing every typed value;
+2. makes every row-level check of the file's row plan (rowplan.py): required fields,
+   GUID charset, enumerations after the mapping rules, booleans, dates and times,
+   numbers, lists, bulk/delta status and date order. Most are made on the bytes as they
+   stream past (``parse.scan_pattern``, at most as lenient as the SQL check it stands in
+   for); one read of the rows in SQL makes the rest (mapped enumerations, lists, date
+   order: all of them when any line missed a pattern) and computes every cast a pattern
+   does not guarantee (2024-02-30);
 3. makes the staging view (staging.py) type the raw text as later steps read it.
 
 It is all or nothing per file. Every check here is at least as strict as the parser's, so
@@ -35,7 +38,7 @@ from django.db import DataError, connection, transaction
 from psycopg import sql
 
 from apps.roster import schema as S
-from apps.roster.ingest.parse import Feed, NotPlain
+from apps.roster.ingest.parse import VALUE_PATTERNS, Feed, NotPlain, scan_pattern
 from apps.roster.ingest.rowplan import Field
 from apps.roster.ingest.staging import BOOKKEEPING, TABLES, staging_copy, staging_view
 from apps.roster.ingest.zipsafe import CorruptEntryError, ZipBombError
@@ -47,14 +50,8 @@ logger = logging.getLogger(__name__)
 _GUID = "[-0-9A-Za-z._/@]+"
 _RE_GUID = f"^{_GUID}$"
 _RE_GUID_LIST = f"^ *{_GUID} *(, *{_GUID} *)*$"
-_RE_DATE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-# PostgreSQL would read hour 24 and second 60; Python's datetime (the parser) does not.
-_RE_DATETIME = (
-    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?Z$"
-)
-_RE_YEAR = "^[0-9]{4}$"
-_RE_DECIMAL = "^(-?[0-9]{1,15}(\\.[0-9]{1,10})?|-?\\.[0-9]{1,10})$"
-_RE_INTEGER = "^-?[0-9]{1,18}$"
+# The byte scan's patterns, anchored (one definition: parse.VALUE_PATTERNS).
+_RE_VALUE = {kind: f"^{pattern}$" for kind, pattern in VALUE_PATTERNS.items()}
 # Whitespace Python's str.strip() removes besides the space: a string list holding any of
 # them next to a space is left to the parser.
 _RE_OTHER_SPACE = (
@@ -127,7 +124,7 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
         # One read of every row: the checks, and every cast that can still fail after
         # its pattern matched (2024-02-30, a number too large for its column) computed,
         # so that it raises DataError here rather than in a later reader of the view.
-        active = [c for c in checks if not (scan.guids_checked and c.guid)]
+        active = [c for c in checks if not (scan.lines_checked and c.scan)]
         passing = " AND ".join(f"({c.sql})" for c in active) or "TRUE"
         casts = "".join(f", count({value})" for value in typed.values() if _may_fail(value))
         cursor.execute(
@@ -162,7 +159,7 @@ def _literal(value: str) -> str:
 
 class _Check(NamedTuple):
     sql: str
-    guid: bool = False  # a GUID pattern check, which the scan may already have made
+    scan: bool = False  # a check the byte scan may already have made (parse.scan_pattern)
 
 
 def _typed_sql(
@@ -178,7 +175,7 @@ def _typed_sql(
     typed: dict[int, str] = {}  # schema index -> typed SQL value
     # Bulk rows leave status and dateLastModified empty; delta rows need both.
     if mode == "bulk":
-        checks.append(_Check("coalesce(r.c1, '') = '' AND coalesce(r.c2, '') = ''"))
+        checks.append(_Check("coalesce(r.c1, '') = '' AND coalesce(r.c2, '') = ''", True))
     else:
         checks.append(_Check("coalesce(r.c1, '') <> '' AND coalesce(r.c2, '') <> ''"))
     for out_index, field in by_out.items():
@@ -187,7 +184,7 @@ def _typed_sql(
         value, check = _column_sql(field)
         typed[out_index] = value
         if check:
-            checks.append(_Check(check, field.column.type in (S.GUID, S.GUID_LIST)))
+            checks.append(_Check(check, scan_pattern(field) is not None))
     for start, end in schema.date_order:
         i, j = schema.index(start), schema.index(end)
         if i in typed and j in typed:
@@ -256,12 +253,9 @@ def _column_sql(field: Field) -> tuple[str, str]:
         return (f"CASE {v} WHEN 'true' THEN true WHEN 'false' THEN false END",
                 either(f"{v} IN ('true', 'false')"))
     if kind in (S.DATE, S.DATETIME, S.YEAR, S.DECIMAL, S.INTEGER):
-        pattern, cast = {
-            S.DATE: (_RE_DATE, "date"), S.DATETIME: (_RE_DATETIME, "timestamptz"),
-            S.YEAR: (_RE_YEAR, "integer"), S.DECIMAL: (_RE_DECIMAL, "numeric"),
-            S.INTEGER: (_RE_INTEGER, "bigint"),
-        }[kind]
-        return f"nullif({v}, '')::{cast}", either(f"{v} ~ '{pattern}'")
+        cast = {S.DATE: "date", S.DATETIME: "timestamptz", S.YEAR: "integer",
+                S.DECIMAL: "numeric", S.INTEGER: "bigint"}[kind]
+        return f"nullif({v}, '')::{cast}", either(f"{v} ~ '{_RE_VALUE[kind]}'")
     if kind == S.GUID_LIST:
         # GUIDs hold no spaces, so dropping every space strips each item.
         items = f"string_to_array(replace(nullif({v}, ''), ' ', ''), ',')"

@@ -582,7 +582,7 @@ class Feed:
         header = ",".join(self._headers[entity].fields).encode("utf-8")
         limit = min(self.limits.max_line_bytes, self.limits.max_field_chars)
         return PlainScan(self, info, header=header, max_line=limit,
-                         max_rows=self.limits.max_rows, guid_lines=_guid_lines(plan))
+                         max_rows=self.limits.max_rows, line_check=_line_check(plan))
 
     def _rows(self, entity: str) -> Iterator[tuple[int, tuple]]:
         plan = self._plan(entity)
@@ -642,29 +642,71 @@ _PLAIN_LINE = re.compile(rb"%s(?:,%s)*\r?\n" % (_FIELD, _FIELD)).fullmatch
 
 
 _GUID_BYTES = rb"[-0-9A-Za-z._/@]{%d,255}"
+# A field with something in it, bare or quoted.
+_NON_EMPTY = rb'(?:[^",\r\n]+|"(?:[^"\r\n]|"")+")'
+# A field with nothing in it, bare or quoted (the parser reads both as empty).
+_EMPTY = rb'(?:|"")'
+
+# The text the fast path accepts for these types: regular expressions that Python (the
+# byte scan below) and PostgreSQL (fastcopy's checks, anchored) read alike, so that the
+# two can stand in for each other.
+VALUE_PATTERNS = {
+    S.DATE: "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    # PostgreSQL would read hour 24 and second 60; Python's datetime (the parser) does not.
+    S.DATETIME: ("[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+                 "(?:\\.[0-9]{1,6})?Z"),
+    S.YEAR: "[0-9]{4}",
+    S.DECIMAL: "(?:-?[0-9]{1,15}(?:\\.[0-9]{1,10})?|-?\\.[0-9]{1,10})",
+    S.INTEGER: "-?[0-9]{1,18}",
+    S.BOOLEAN: "(?:true|false)",
+}
 
 
-def _guid_lines(plan: _Plan) -> Callable[..., object] | None:
-    """fullmatch of a block of lines whose GUID and GUID list columns are valid, or None.
+def scan_pattern(field: Field) -> bytes | None:
+    """The bytes a field must be for the scan to have made the whole of its row check
+    (fastcopy then leaves that check out of SQL), or None when only SQL makes it: a list
+    of strings, an enumeration the mapping rules rewrite, an optional string (no check).
 
-    Any other column may be anything (bare or quoted); a GUID column must be unquoted and
-    match the GUID charset and length (at least one character when required), a GUID list
-    one bare GUID or a quoted list of them: each a test the parser and the SQL checks
-    apply too (fields.to_guid_list), only narrower.
+    Each pattern accepts at most what the check accepts; what it refuses is not an error,
+    only a file whose checks all run in SQL.
     """
-    patterns = {}
-    one = _GUID_BYTES % 1
-    listed = rb" *%s *(?:, *%s *)*" % (one, one)
+    kind, required = field.column.type, field.required
+    if kind == S.GUID:  # bare only (a GUID never needs quoting)
+        return _GUID_BYTES % (1 if required else 0)
+    if kind == S.GUID_LIST:
+        # one bare GUID, or a quoted list (with spaces around the items if need be)
+        one = _GUID_BYTES % 1
+        listed = rb" *%s *(?:, *%s *)*" % (one, one)
+        empty = b"" if required else rb"|"
+        return rb'(?:%s%s|"(?:%s)%s")' % (one, empty, listed, b"?" if not required else b"")
+    if kind == S.STRING:
+        return _NON_EMPTY if required else None
+    if kind in VALUE_PATTERNS:
+        value = VALUE_PATTERNS[kind].encode()
+    elif kind == S.ENUM and not field.mapping:
+        terms = [re.escape(term.encode()) for term in sorted(field.column.enum or ())]
+        if field.column.allow_ext:
+            terms.append(rb'ext:[^",\r\n]+')
+        value = rb"(?:%s)" % b"|".join(terms)
+    else:
+        return None
+    bare_or_quoted = rb'(?:%s|"%s")' % (value, value)
+    return bare_or_quoted if required else rb"(?:%s|%s)" % (_EMPTY, bare_or_quoted)
+
+
+def _line_check(plan: _Plan) -> Callable[..., object] | None:
+    """fullmatch of a block of lines whose fields all pass their ``scan_pattern`` (and, in a
+    bulk file, leave status and dateLastModified empty), or None when no field has one.
+    Any other field may be anything, bare or quoted."""
+    patterns: dict[int, bytes] = {}
+    if plan.mode == "bulk":
+        patterns[1] = patterns[2] = _EMPTY  # status, dateLastModified
     for f in plan.fields:
-        if f.out_index < 0:
+        if f.out_index < 0 or (plan.mode == "bulk" and f.csv_index in (1, 2)):
             continue
-        if f.column.type == S.GUID:
-            patterns[f.csv_index] = one if f.required else _GUID_BYTES % 0
-        elif f.column.type == S.GUID_LIST:
-            # one bare GUID, or a quoted list (with spaces around the items if need be)
-            empty = b"" if f.required else rb"|"
-            patterns[f.csv_index] = rb'(?:%s%s|"(?:%s)%s")' % (
-                one, empty, listed, b"?" if not f.required else b"")
+        pattern = scan_pattern(f)
+        if pattern is not None:
+            patterns[f.csv_index] = pattern
     if not patterns:
         return None
     columns = [patterns.get(i, _FIELD) for i in range(plan.width)]
@@ -688,17 +730,17 @@ class PlainScan:
     """
 
     def __init__(self, feed: Feed, info: zipfile.ZipInfo, *, header: bytes, max_line: int,
-                 max_rows: int, guid_lines: Callable[..., object] | None = None) -> None:
+                 max_rows: int, line_check: Callable[..., object] | None = None) -> None:
         self._feed = feed
         self._info = info
         self._header = header
         self._max_line = max_line
         self._max_rows = max_rows
-        self._guid_lines = guid_lines
+        self._line_check = line_check
         self.lines = 0
-        # True while every line seen had its GUID columns unquoted and valid (checked here,
-        # in bytes, where it costs a fraction of a regular expression per value in SQL).
-        self.guids_checked = guid_lines is not None
+        # True while every line seen passed its fields' scan patterns (checked here, in
+        # bytes, as the file streams past: in SQL each check was a pass over the rows).
+        self.lines_checked = line_check is not None
 
     def __iter__(self) -> Iterator[bytes]:
         feed, info = self._feed, self._info
@@ -765,8 +807,8 @@ class PlainScan:
             if _PLAIN_LINE(block, start, end) is None:
                 raise NotPlain("quoting the parser would read differently")
             quote = find(b'"', end)
-        if self.guids_checked and self._guid_lines(block) is None:  # type: ignore[misc]
-            self.guids_checked = False  # SQL checks them instead
+        if self.lines_checked and self._line_check(block) is None:  # type: ignore[misc]
+            self.lines_checked = False  # SQL makes every check instead
         self.lines += block.count(b"\n")
         if self.lines > self._max_rows:
             raise NotPlain("too many rows")
