@@ -134,7 +134,9 @@ def test_override_audit_events_keep_the_person_restricted(officer):
     events = [event for model in (AuditEvent, PendingAuditEvent)
               for event in model.objects.filter(pk__gt=seen[model], **mine).values(*fields)]
 
-    assert [e["action"] for e in events] == [
+    # (an event may still be pending when the next is appended, or the other way round:
+    # the two tables do not say which came first)
+    assert sorted(e["action"] for e in events) == [
         "governance.override_created", "governance.override_ended"
     ]
     for event in events:
