@@ -75,14 +75,9 @@ def collection_response(  # type: ignore[no-untyped-def]
     if params.offset < stats.total:
         inner = render.with_raw_ids(qs, entity).order_by(*order_by(sort, params.descending))
         offset = params.offset
-        if sort.column == "sourced_id" and stats.runs_key:
-            narrowed = render.in_runs(inner, stats, entity, offset=offset, limit=params.limit,
-                                      descending=params.descending)
-            if narrowed is not None:  # else the whole list, as before its runs were kept
-                inner, offset = narrowed
-        elif sort.column == "sourced_id":
-            inner, offset = render.anchored(inner, stats, offset=offset,
-                                            descending=params.descending)
+        if sort.column == "sourced_id":
+            inner, offset = render.positioned(inner, stats, entity, offset=offset,
+                                              limit=params.limit, descending=params.descending)
         inner = inner[offset:offset + params.limit]
         sql, sql_params = render.page_sql(inner, fields, entity, release=release,
                                           base_url=href_base)

@@ -276,38 +276,44 @@ def fetch(sql: str, params: list) -> Rows:
 class Stats:
     total: int
     anchors: tuple[str, ...]  # sourcedId at positions 0, STEP, 2*STEP, ... in C order
-    # Set for a list ordered by a computed sourcedId (a pseudonym): its runs of STEP stored
-    # ids are in PageRun under this key, and there are no anchors.
-    runs_key: str = ""
     cache_key: str = ""  # where these figures are cached
+    # A list ordered by a computed sourcedId (a pseudonym): its runs of STEP stored ids
+    # are in PageRun under ``runs_key``, and there are no anchors.
+    runs: bool = False
+
+    @property
+    def runs_key(self) -> str:
+        return hashlib.sha256(self.cache_key.encode()).hexdigest()
 
 
-def order_is_computed(release, entity: E.Entity) -> bool:  # type: ignore[no-untyped-def]
+def _order_is_computed(release, entity: E.Entity) -> bool:  # type: ignore[no-untyped-def]
     """Whether the release computes the sourcedIds a list is ordered by (pseudonyms)."""
     from apps.governance.release import PSEUDONYMISED_COLUMNS
 
     return release.pseudonymised and "sourced_id" in PSEUDONYMISED_COLUMNS.get(entity.name, ())
 
 
-def page_stats(ids_qs: QuerySet, key: str, *, entity: E.Entity | None = None) -> Stats:
-    """Total and anchors of a filtered release queryset, cached under ``key``.
+def page_stats(ids_qs: QuerySet, key: str, *, release, entity: E.Entity,  # type: ignore[no-untyped-def]
+               version: int) -> Stats:
+    """Total and anchors of a filtered release queryset, cached under ``key`` (which holds
+    the roster ``version``).
 
-    With ``entity``, the queryset's sourcedIds are computed (``order_is_computed``): the
-    stored ids of each run of ANCHOR_STEP records in that order are kept instead of anchors
-    (``in_runs``), so that no page computes more than its runs' sourcedIds.
+    When the release computes the list's sourcedIds (pseudonyms), the stored ids of each
+    run of ANCHOR_STEP records in that order are kept instead of anchors (``in_runs``), so
+    that no page computes more than its runs' sourcedIds.
     """
     cached = cache.get(key)
     if cached is not None:
-        return Stats(cached[0], tuple(cached[1]), cached[2] if len(cached) > 2 else "", key)
-    if entity is not None:
-        stats = _computed_order_stats(ids_qs, key, entity)
+        return Stats(cached[0], tuple(cached[1]), key, len(cached) > 2 and cached[2])
+    if _order_is_computed(release, entity):
+        stats = _computed_order_stats(ids_qs, key, entity, version)
     else:
         ids_sql, params = ids_qs.values("sourced_id").order_by().query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(STATS_SQL.format(ids=ids_sql, step=ANCHOR_STEP), params)
             rows = cursor.fetchall()
-        stats = Stats(int(rows[0][2]) if rows else 0, tuple(r[0] for r in rows), "", key)
-    cache.set(key, (stats.total, list(stats.anchors), stats.runs_key), STATS_TTL_SECONDS)
+        stats = Stats(int(rows[0][2]) if rows else 0, tuple(r[0] for r in rows), key)
+    cache.set(key, (stats.total, list(stats.anchors), stats.runs), STATS_TTL_SECONDS)
     return stats
 
 
@@ -324,26 +330,38 @@ SELECT count(*) FROM s
 """
 
 
-def _computed_order_stats(ids_qs: QuerySet, key: str, entity: E.Entity) -> Stats:
-    runs_key = hashlib.sha256(key.encode()).hexdigest()
+def _computed_order_stats(ids_qs: QuerySet, key: str, entity: E.Entity,
+                          version: int) -> Stats:
+    stats = Stats(0, (), key, runs=True)
     ids_sql, params = (
         with_raw_ids(ids_qs, entity).values("sourced_id", "_rid").order_by()
         .query.sql_with_params()
     )
-    version = roster_version()
     with connection.cursor() as cursor:
         # an older version's runs serve no new page (the key holds the version)
         cursor.execute("DELETE FROM oneroster_api_pagerun WHERE roster_version < %s "
                        "OR created_at < now() - make_interval(secs => %s)",
                        [version, STATS_TTL_SECONDS])
         cursor.execute(RUNS_SQL.format(ids=ids_sql, step=ANCHOR_STEP),
-                       [*params, runs_key, version])
+                       [*params, stats.runs_key, version])
         total = int(cursor.fetchone()[0])
-    return Stats(total, (), runs_key, key)
+    return Stats(total, (), key, runs=True)
 
 
-def in_runs(qs: QuerySet, stats: Stats, entity: E.Entity, *, offset: int, limit: int,
-            descending: bool) -> tuple[QuerySet, int] | None:
+def positioned(qs: QuerySet, stats: Stats, entity: E.Entity, *, offset: int, limit: int,
+               descending: bool) -> tuple[QuerySet, int]:
+    """Start a page in sourcedId order where it lies: from the runs of a computed order,
+    or from the nearest anchor. Returns the narrowed queryset and the offset left to skip."""
+    if stats.runs:
+        narrowed = _in_runs(qs, stats, entity, offset=offset, limit=limit,
+                            descending=descending)
+        # runs gone: the whole list this once (its figures are computed again next time)
+        return narrowed if narrowed is not None else (qs, offset)
+    return anchored(qs, stats, offset=offset, descending=descending)
+
+
+def _in_runs(qs: QuerySet, stats: Stats, entity: E.Entity, *, offset: int, limit: int,
+             descending: bool) -> tuple[QuerySet, int] | None:
     """Narrow a page of a computed order to the stored ids of the runs it falls in: returns
     the narrowed queryset and the offset left to skip within it, or None when the runs are
     gone (then the list's figures are dropped from the cache, to be computed again)."""

@@ -244,12 +244,12 @@ class RosteringApi(View):
         if params.filter is not None:
             qs = qs.filter(compile_filter(params.filter, entity, available))
         sort = sort_field(params, entity, available)
+        version = render.roster_version()
         key = render.stats_key(
-            render.release_fingerprint(release), render.roster_version(), ep.name,
+            render.release_fingerprint(release), version, ep.name,
             sorted(ids.items()), params.filter.canonical() if params.filter else "",
         )
-        stats = render.page_stats(
-            qs, key, entity=entity if render.order_is_computed(release, entity) else None)
+        stats = render.page_stats(qs, key, release=release, entity=entity, version=version)
         _count_withheld(release, entity.name)
         return pages.collection_response(
             request, release=release, qs=qs, entity=entity, key=ep.key, fields=fields,

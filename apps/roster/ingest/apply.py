@@ -30,8 +30,13 @@ from dataclasses import dataclass, field
 
 from django.db import DatabaseError, connection
 
-from apps.roster.ingest.relay import SecondConnectionUnavailable, relay_rows, view_definition
-from apps.roster.ingest.staging import TABLES, session_key, session_tune
+from apps.roster.ingest.relay import (
+    SecondConnectionUnavailable,
+    beside,
+    relay_rows,
+    view_definition,
+)
+from apps.roster.ingest.staging import TABLES, session_key
 
 logger = logging.getLogger(__name__)
 
@@ -157,19 +162,23 @@ def diff_compute(
     transaction to read (the others are temporary tables of this session).
     """
     entities = [e for e, m in modes.items() if m in ("bulk", "delta")]
+    staged = staged or {}
     key = session_key()
-    side = _side_entity(entities, staged or {}) if concurrent else None
+    side = _side_entity(entities, staged) if concurrent else None
     view = view_definition(side) if side else None
     results: dict[str, EntityChange] = {}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_side_diff, side, modes[side], source_id,
-                             (staged or {}).get(side), key, view) if side and view else None
+
+    def here(entity: str) -> EntityChange:
         with connection.cursor() as cursor:
-            for entity in entities:
-                if future is not None and entity == side:
-                    continue
-                results[entity] = _entity_diff(cursor, entity, modes[entity], source_id,
-                                               (staged or {}).get(entity), key)
+            return _entity_diff(cursor, entity, modes[entity], source_id, staged.get(entity),
+                                key)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(_side_diff, side, modes[side], source_id, staged.get(side), key,
+                             view) if side and view else None
+        for entity in entities:
+            if future is None or entity != side:
+                results[entity] = here(entity)
         if future is not None:
             try:
                 results[side] = future.result()  # type: ignore[index]
@@ -177,10 +186,7 @@ def diff_compute(
                 # no second connection (or it broke): the diff is redone here, replacing
                 # whatever change table it left
                 logger.warning("%s: diffed on one connection (%s)", side, exc)
-                with connection.cursor() as cursor:
-                    results[side] = _entity_diff(  # type: ignore[index]
-                        cursor, side, modes[side], source_id,  # type: ignore[index]
-                        (staged or {}).get(side), key)  # type: ignore[arg-type]
+                results[side] = here(side)  # type: ignore[arg-type,index]
     return ChangeSet(by_entity={e: results[e] for e in entities})
 
 
@@ -194,13 +200,8 @@ def _side_entity(entities: list[str], staged: dict[str, int]) -> str | None:
 def _side_diff(entity: str, mode: str, source_id: int, staged: int | None, key: int,
                view: str) -> EntityChange:
     """``_entity_diff`` on this thread's own connection (closed when done)."""
-    try:
-        session_tune()
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE TEMPORARY VIEW {TABLES[entity].staging} AS {view}")
-            return _entity_diff(cursor, entity, mode, source_id, staged, key, "UNLOGGED")
-    finally:
-        connection.close()
+    with beside({entity: view}), connection.cursor() as cursor:
+        return _entity_diff(cursor, entity, mode, source_id, staged, key, "UNLOGGED")
 
 
 def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore[no-untyped-def]
@@ -307,18 +308,11 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
                 rebuild = _indexes(cursor, t.table) if empty else []
                 for drop, _ in rebuild:
                     cursor.execute(drop)
-                rows = (f"SELECT {select_cols} FROM {t.staging} s "
-                        f"WHERE s.status IS DISTINCT FROM 'tobedeleted'")
-                view = view_definition(entity) if concurrent else None
-                if view is not None:
-                    try:
-                        relay_rows(cursor, entity=entity, view=view, query=rows,
-                                   table=t.table, columns=insert_cols)
-                    except SecondConnectionUnavailable as exc:
-                        logger.warning("%s: written on one connection (%s)", t.table, exc)
-                        view = None
-                if view is None:
-                    cursor.execute(f"INSERT INTO {t.table} ({insert_cols}) {rows}")
+                _first_load_write(
+                    cursor, entity, columns=insert_cols, concurrent=concurrent,
+                    rows=(f"SELECT {select_cols} FROM {t.staging} s "
+                          f"WHERE s.status IS DISTINCT FROM 'tobedeleted'"),
+                )
                 for _, create in rebuild:
                     cursor.execute(create)
                 continue
@@ -332,6 +326,22 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
                 f"INSERT INTO {t.table} ({insert_cols}) SELECT {select_cols} "
                 f"FROM {t.staging} s JOIN {chg} d ON d.n = s.n WHERE d.op IN ('a', 'u')"
             )
+
+
+def _first_load_write(cursor, entity: str, *, columns: str, rows: str,  # type: ignore[no-untyped-def]
+                      concurrent: bool) -> None:
+    """Insert ``rows`` into the entity's table: a large file's through the relay (see
+    ``diff_apply``), else, or without a second connection, by INSERT ... SELECT."""
+    table = TABLES[entity].table
+    view = view_definition(entity) if concurrent else None
+    if view is not None:
+        try:
+            relay_rows(cursor, entity=entity, view=view, query=rows, table=table,
+                       columns=columns)
+            return
+        except SecondConnectionUnavailable as exc:
+            logger.warning("%s: written on one connection (%s)", table, exc)
+    cursor.execute(f"INSERT INTO {table} ({columns}) {rows}")
 
 
 def _indexes(cursor, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -444,7 +454,5 @@ def _analyze(tables: list[str]) -> None:
 
 
 def _analyze_elsewhere(tables: list[str]) -> None:
-    try:
+    with beside():
         _analyze(tables)
-    finally:
-        connection.close()

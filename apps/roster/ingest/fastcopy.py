@@ -52,6 +52,10 @@ _RE_GUID = f"^{_GUID}$"
 _RE_GUID_LIST = f"^ *{_GUID} *(, *{_GUID} *)*$"
 # The byte scan's patterns, anchored (one definition: parse.VALUE_PATTERNS).
 _RE_VALUE = {kind: f"^{pattern}$" for kind, pattern in VALUE_PATTERNS.items()}
+# Types whose staged value is a cast a matching pattern does not guarantee (2024-02-30, a
+# number too large for its column), and the cast.
+_CASTS = {S.DATE: "date", S.DATETIME: "timestamptz", S.YEAR: "integer", S.DECIMAL: "numeric",
+          S.INTEGER: "bigint"}
 # Whitespace Python's str.strip() removes besides the space: a string list holding any of
 # them next to a space is left to the parser.
 _RE_OTHER_SPACE = (
@@ -214,8 +218,7 @@ def _typed_sql(
 
 def _may_fail(typed_value: str) -> bool:
     """Whether a typed value is a cast that a matching pattern does not guarantee."""
-    return any(f"::{kind}" in typed_value for kind in ("date", "timestamptz", "numeric",
-                                                         "integer", "bigint"))
+    return any(f"::{cast}" in typed_value for cast in _CASTS.values())
 
 
 def _raw_statistics_columns(entity: str, fields: tuple[Field, ...]) -> str:
@@ -252,10 +255,8 @@ def _column_sql(field: Field) -> tuple[str, str]:
     if kind == S.BOOLEAN:
         return (f"CASE {v} WHEN 'true' THEN true WHEN 'false' THEN false END",
                 either(f"{v} IN ('true', 'false')"))
-    if kind in (S.DATE, S.DATETIME, S.YEAR, S.DECIMAL, S.INTEGER):
-        cast = {S.DATE: "date", S.DATETIME: "timestamptz", S.YEAR: "integer",
-                S.DECIMAL: "numeric", S.INTEGER: "bigint"}[kind]
-        return f"nullif({v}, '')::{cast}", either(f"{v} ~ '{_RE_VALUE[kind]}'")
+    if kind in _CASTS:
+        return f"nullif({v}, '')::{_CASTS[kind]}", either(f"{v} ~ '{_RE_VALUE[kind]}'")
     if kind == S.GUID_LIST:
         # GUIDs hold no spaces, so dropping every space strips each item.
         items = f"string_to_array(replace(nullif({v}, ''), ' ', ''), ',')"

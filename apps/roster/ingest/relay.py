@@ -5,8 +5,9 @@ core. What a second connection may do for it is read what is committed: the fast
 staged text of a large file (an unlogged table, committed before the import's transaction
 starts) and the canonical rows as they were before the import. Two uses:
 
-* ``apply.diff_compute`` diffs the largest file there (``view_definition`` gives the
-  staging view to recreate there);
+* ``apply.diff_compute`` diffs the largest file on a worker thread's connection, and
+  ``apply.statistics_refresh`` analyses half the tables there (``beside``, with the
+  staging views recreated from ``view_definition``);
 * ``relay_rows`` has the second connection compute a first load's typed rows and hashes
   (``COPY (query) TO STDOUT``) while this one writes them (``COPY table FROM STDIN``).
   Besides the second core, COPY writes rows in batches (one WAL record per page of rows),
@@ -26,7 +27,7 @@ from django.db import OperationalError, connection
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
-from apps.roster.ingest.staging import TABLES
+from apps.roster.ingest.staging import TABLES, session_tune
 
 
 class SecondConnectionUnavailable(OperationalError):
@@ -40,6 +41,21 @@ _TEXT_SETTINGS = ("DateStyle", "IntervalStyle", "TimeZone", "extra_float_digits"
                   "bytea_output", "search_path", "standard_conforming_strings")
 # Rows are sent on in blocks about this large (one message per row costs a call each).
 _BLOCK_BYTES = 1 << 18
+
+
+@contextmanager
+def beside(views: dict[str, str] | None = None) -> Iterator[None]:
+    """Run the body on this thread's own connection (a worker thread's: not the import's),
+    tuned for an import, with the import's staging views recreated there from
+    ``view_definition``; the connection is closed when the body ends."""
+    try:
+        session_tune()
+        with connection.cursor() as cursor:
+            for entity, view in (views or {}).items():
+                cursor.execute(f"CREATE TEMPORARY VIEW {TABLES[entity].staging} AS {view}")
+        yield
+    finally:
+        connection.close()
 
 
 def view_definition(entity: str) -> str | None:
