@@ -298,8 +298,7 @@ SCAN_SAMPLES = {
 def test_what_the_byte_scan_accepts_the_sql_check_accepts(kind, required):
     # the scan stands in for a SQL check only where it is at least as strict: a value it
     # lets through, bare or quoted, must pass the check it replaces
-    import re
-
+    from apps.roster.ingest.linescan import block_matcher
     from apps.roster.ingest.parse import scan_pattern
     from apps.roster.ingest.rowplan import Field
 
@@ -310,7 +309,7 @@ def test_what_the_byte_scan_accepts_the_sql_check_accepts(kind, required):
     pattern = scan_pattern(field)
     if pattern is None:
         return  # only SQL checks this kind (an optional string has no check at all)
-    scans = re.compile(pattern).fullmatch
+    scans = block_matcher(pattern)  # the engine the scan uses
     _, check = fastcopy._column_sql(field)
     accepted = []
     for value in SCAN_SAMPLES[kind]:

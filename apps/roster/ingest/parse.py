@@ -30,6 +30,7 @@ from types import TracebackType
 from apps.roster import schema as S
 from apps.roster.ingest import errors as E
 from apps.roster.ingest.fields import BAD, to_guid
+from apps.roster.ingest.linescan import block_matcher, longest_line_exceeds
 from apps.roster.ingest.manifest import Manifest, parse_manifest
 from apps.roster.ingest.mapping import DEFAULT_RULES, MappingRules
 from apps.roster.ingest.rowplan import Field, RowConverter, compile_plan
@@ -638,7 +639,7 @@ class NotPlain(Exception):
 # provably agree: fields are either unquoted (no quote, comma or line break) or wholly quoted
 # with doubled inner quotes, and the record ends on this very line.
 _FIELD = rb'(?:[^",\r\n]*|"(?:[^"\r\n]|"")*")'
-_PLAIN_LINE = re.compile(rb"%s(?:,%s)*\r?\n" % (_FIELD, _FIELD)).fullmatch
+_PLAIN_LINES = block_matcher(rb"(?:%s(?:,%s)*\r?\n)*" % (_FIELD, _FIELD))
 
 
 _GUID_BYTES = rb"[-0-9A-Za-z._/@]{%d,255}"
@@ -710,7 +711,7 @@ def _line_check(plan: _Plan) -> Callable[..., object] | None:
     if not patterns:
         return None
     columns = [patterns.get(i, _FIELD) for i in range(plan.width)]
-    return re.compile(rb"(?:%s\r?\n)*" % b",".join(columns)).fullmatch
+    return block_matcher(rb"(?:%s\r?\n)*" % b",".join(columns))
 
 
 class PlainScan:
@@ -797,18 +798,14 @@ class PlainScan:
             raise NotPlain("not UTF-8") from None
         if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
             raise NotPlain("bare carriage return")
-        if len(block) > self._max_line and max(map(len, block.split(b"\n"))) > self._max_line:
+        if longest_line_exceeds(block, self._max_line):
             raise NotPlain("line too long")
-        find, rfind = block.find, block.rfind
-        quote = find(b'"')
-        while quote >= 0:
-            start = rfind(b"\n", 0, quote) + 1
-            end = find(b"\n", quote) + 1
-            if _PLAIN_LINE(block, start, end) is None:
-                raise NotPlain("quoting the parser would read differently")
-            quote = find(b'"', end)
-        if self.lines_checked and self._line_check(block) is None:  # type: ignore[misc]
+        # Lines that pass their fields' patterns are plain lines too (each pattern accepts
+        # only a bare or wholly quoted field), so one match makes both checks.
+        if not (self.lines_checked and self._line_check(block) is not None):  # type: ignore[misc]
             self.lines_checked = False  # SQL makes every check instead
+            if b'"' in block and _PLAIN_LINES(block) is None:
+                raise NotPlain("quoting the parser would read differently")
         self.lines += block.count(b"\n")
         if self.lines > self._max_rows:
             raise NotPlain("too many rows")
