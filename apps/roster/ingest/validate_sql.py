@@ -441,22 +441,23 @@ def _check_orphans(  # type: ignore[no-untyped-def]
             )
             found += _missing(tables, ref, cursor.fetchall())
             continue
-        kept = f"c.valid_to_version IS NULL AND c.source_id = {source_id}"
-        if mode == "delta":
-            kept += (
-                f" AND NOT EXISTS (SELECT 1 FROM {tables.staging} s "
-                f"WHERE s.sourced_id = c.sourced_id)"
-            )
+        current = f"c.valid_to_version IS NULL AND c.source_id = {source_id}"
+        # a delta keeps the current rows it does not restate
+        unstated = (f"NOT EXISTS (SELECT 1 FROM {tables.staging} s "
+                    f"WHERE s.sourced_id = c.sourced_id)" if mode == "delta" else "TRUE")
+        kept = f"{current} AND {unstated}"
         column = f'c."{ref.column}"'
         # No ORDER BY ... LIMIT here: it tempts the planner into walking the sourcedId
         # index with a nested loop per row. Filter first (array overlap for lists), sort after.
         if (ref.entity, ref.column) in INDEXED_REFERENCES:
             # one probe per removed id through the index on the referencing column, so a
-            # delta that removes a few pupils never reads every current role or enrollment
+            # delta that removes a few pupils never reads every current role or enrollment;
+            # the staged rows are looked up outside the probe (inside it, PostgreSQL 18
+            # hashed the staged file again for every removed id)
             sql = (
                 f"SELECT c.sourced_id, c.ref FROM {rm} m CROSS JOIN LATERAL "
                 f"(SELECT c.sourced_id, {column} AS ref FROM {tables.table} c "
-                f"WHERE {column} = m.sourced_id AND {kept} OFFSET 0) c"
+                f"WHERE {column} = m.sourced_id AND {current} OFFSET 0) c WHERE {unstated}"
             )
         elif ref.is_list:
             # Array overlap with the removed ids first (the GIN index on users' agents),
