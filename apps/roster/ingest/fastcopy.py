@@ -5,7 +5,9 @@ an import. For a 1.2 file this module instead
 
 1. streams the entry's bytes (through the same size-limited inflater, with the encoding,
    quoting and line checks of ``parse.PlainScan``) into ``COPY raw (FORMAT csv)``, a
-   temporary table of text columns, one per header column;
+   table of one column per header column: text, except dates, times and numbers, which
+   COPY reads into their types when every line passes their patterns (a line that does
+   not sends the file round again, all text, for SQL to check);
 2. makes every row-level check of the file's row plan (rowplan.py): required fields,
    GUID charset, enumerations after the mapping rules, booleans, dates and times,
    numbers, lists, bulk/delta status and date order. Most are made on the bytes as they
@@ -77,6 +79,10 @@ class _Declined(Exception):
     pass
 
 
+class _Untyped(Exception):
+    """A line missed its fields' patterns: stage the file as text, where SQL checks it."""
+
+
 def staging_load(
     entity: str, feed: Feed, *, progress: Callable[[str, int], None] | None = None
 ) -> int:
@@ -84,7 +90,11 @@ def staging_load(
     plan = feed.plain_plan(entity)
     if plan is not None:
         try:
-            count = _copy_plain(entity, feed, plan.fields, plan.mode, plan.width)
+            try:
+                count = _copy_plain(entity, feed, plan.fields, plan.mode, plan.width)
+            except _Untyped:
+                count = _copy_plain(entity, feed, plan.fields, plan.mode, plan.width,
+                                    typed=False)
         except (_Declined, *_DECLINED) as exc:
             logger.info("%s: row-by-row parse (%s)", plan.file_name, exc or type(exc).__name__)
         else:
@@ -95,11 +105,20 @@ def staging_load(
 
 
 def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
-                width: int) -> int:
+                width: int, *, typed: bool = True) -> int:
     tables = TABLES[entity]
     raw = tables.raw_table
     columns = ", ".join(f"c{i}" for i in range(width))
-    typed, checks = _typed_sql(entity, fields, mode)
+    scan = feed.plain_scan(entity)
+    # Columns COPY reads straight into their type, when the scan checks every line
+    # against the fields' patterns (else, and once a line misses, all stays text).
+    types = _raw_types(fields) if typed and scan.lines_checked else {}
+    values, checks = _typed_sql(entity, fields, mode, types)
+    options = "FORMAT csv, ENCODING 'UTF8'"
+    if types:
+        # a quoted empty field ("") is empty too, as the parser reads it
+        options += f", FORCE_NULL ({', '.join(f'c{i}' for i in sorted(types))})"
+    raw_columns = ", ".join(f"c{i} {types.get(i, 'text')}" for i in range(width))
     with transaction.atomic(), connection.cursor() as cursor:
         # Replaces the parser path's view (restored if this savepoint rolls back). n
         # numbers rows in the order COPY reads them (the identity's sequence is the
@@ -114,23 +133,24 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
             f"DROP VIEW IF EXISTS {tables.staging}; DROP TABLE IF EXISTS {raw}; "
             f"CREATE {persistence} TABLE {raw} (n integer GENERATED ALWAYS AS IDENTITY "
             f"(CACHE 100000), "
-            f"{', '.join(f'c{i} text' for i in range(width))})"
+            f"{raw_columns})"
         )
-        scan = feed.plain_scan(entity)
-        with cursor.copy(
-            f"COPY {raw} ({columns}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')"
-        ) as copy:
+        with cursor.copy(f"COPY {raw} ({columns}) FROM STDIN ({options})") as copy:
             for block in scan:
                 copy.write(block)
         copied = cursor.rowcount
         if copied != scan.lines:
             raise _Declined(f"{copied} rows read from {scan.lines} lines")
+        if types and not scan.lines_checked:
+            # COPY read some value its pattern refuses (2024-9-2, say) and SQL must now
+            # check it as text: this savepoint goes, the file is staged again untyped
+            raise _Untyped
         # One read of every row: the checks, and every cast that can still fail after
         # its pattern matched (2024-02-30, a number too large for its column) computed,
         # so that it raises DataError here rather than in a later reader of the view.
         active = [c for c in checks if not (scan.lines_checked and c.scan)]
         passing = " AND ".join(f"({c.sql})" for c in active) or "TRUE"
-        casts = "".join(f", count({value})" for value in typed.values() if _may_fail(value))
+        casts = "".join(f", count({value})" for value in values.values() if _may_fail(value))
         cursor.execute(
             f"SELECT count(*) FILTER (WHERE NOT coalesce({passing}, false)){casts} "
             f"FROM {raw} r"
@@ -139,7 +159,7 @@ def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,
         if failing:
             raise _Declined(f"{failing} rows fail a check")
         named = ", ".join(
-            f"{value} AS {connection.ops.quote_name(column)}" for column, value in typed.items()
+            f"{value} AS {connection.ops.quote_name(column)}" for column, value in values.items()
         )
         view = staging_view(tables, f"SELECT r.n, r.n + 1 AS line, {named} FROM {raw} r")
         if copied < ANALYZE_FROM_ROWS:
@@ -166,12 +186,24 @@ class _Check(NamedTuple):
     scan: bool = False  # a check the byte scan may already have made (parse.scan_pattern)
 
 
+def _raw_types(fields: tuple[Field, ...]) -> dict[int, str]:
+    """Raw columns (by CSV position) that COPY reads into their staged type: the content
+    columns whose values are a cast (dates, times, numbers). Their patterns are what the
+    input functions read alike (an ISO date in any DateStyle), and the cast is then made
+    once, where every later read of the view (checks, the diff's hashes, a first load's
+    rows) made it again."""
+    return {f.csv_index: _CASTS[f.column.type] for f in fields
+            if f.out_index >= 0 and f.column.name not in BOOKKEEPING
+            and f.column.type in _CASTS and scan_pattern(f) is not None}
+
+
 def _typed_sql(
-    entity: str, fields: tuple[Field, ...], mode: str
+    entity: str, fields: tuple[Field, ...], mode: str, types: dict[int, str] | None = None,
 ) -> tuple[dict[str, str], list[_Check]]:
     """The staging view's typed values by column (sourced_id, status, date_last_modified,
     then content, each cast to its staged type) and every row-level check, over the raw
-    table ``r``."""
+    table ``r`` (``types``: its columns already typed, see ``_raw_types``)."""
+    types = types or {}
     tables = TABLES[entity]
     schema = S.SCHEMAS[entity]
     by_out = {f.out_index: f for f in fields if f.out_index >= 0}
@@ -185,6 +217,10 @@ def _typed_sql(
     for out_index, field in by_out.items():
         if mode == "bulk" and out_index in (1, 2):
             continue
+        if field.csv_index in types:
+            # typed by COPY, every line having passed the field's pattern
+            typed[out_index] = f"r.c{field.csv_index}"
+            continue
         value, check = _column_sql(field)
         typed[out_index] = value
         if check:
@@ -192,7 +228,8 @@ def _typed_sql(
     for start, end in schema.date_order:
         i, j = schema.index(start), schema.index(end)
         if i in typed and j in typed:
-            if schema.columns[i].type == schema.columns[j].type == S.DATE:
+            both_text = not ({by_out[i].csv_index, by_out[j].csv_index} & set(types))
+            if both_text and schema.columns[i].type == schema.columns[j].type == S.DATE:
                 # both checked as YYYY-MM-DD: their bytes sort as the dates do (no casts)
                 a, b = (f"r.c{by_out[k].csv_index} COLLATE \"C\"" for k in (i, j))
                 checks.append(_Check(f"(coalesce({a}, '') = '' OR coalesce({b}, '') = '' "

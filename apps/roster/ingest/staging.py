@@ -9,10 +9,11 @@ bookkeeping, never hashed). Every check, the diff and the apply read that view.
 
 Behind the view is one of two tables:
 
-* the COPY fast path (fastcopy.py): ``raw_table``, the file's own CSV text, one text
-  column per header column, and the view types it as it is read. Writing typed copies of
-  every row first cost an import more than the COPY itself, and most rows of a re-sync
-  are only read for their sourcedId and hash;
+* the COPY fast path (fastcopy.py): ``raw_table``, the file's own CSV, one column per
+  header column (text, or a date, time or number COPY typed), and the view types the
+  rest as it is read. Writing typed copies of every row in a second pass cost an import
+  more than the COPY itself, and most rows of a re-sync are only read for their sourcedId
+  and hash;
 * the row-by-row parser (``staging_copy``): ``stg_<entity>_rows``, typed rows.
 
 The views and the parser's tables are temporary, private to the database session. A
