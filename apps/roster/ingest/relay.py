@@ -121,12 +121,17 @@ def relay_rows(cursor, *, entity: str, view: str, query: str, table: str,  # typ
                 pq.ExecStatus.COPY_OUT)
         read = side.get_copy_data
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as into:
-            block = bytearray()
-            while (row := read(0)[1]):  # blocks for the next row; empty at the end
+            # a call per row: kept to the fewest operations (the row's size comes with it)
+            block, size = bytearray(), 0
+            while True:
+                length, row = read(0)  # blocks for the next row; no length at the end
+                if length <= 0:
+                    break
                 block += row
-                if len(block) >= _BLOCK_BYTES:
+                size += length
+                if size >= _BLOCK_BYTES:
                     into.write(block)
-                    block = bytearray()
+                    block, size = bytearray(), 0
             if block:
                 into.write(block)
             # the COPY's own result: an error found after the last row shows here
