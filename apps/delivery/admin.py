@@ -25,6 +25,7 @@ from apps.delivery.models import (
 )
 from apps.delivery.sources import sis_source_poll
 from apps.roster.selectors import version_latest_number
+from portal.forms import HTTPS_URL_FIELDS
 
 _COLOURS = {RunState.FAILED: "#b00020", RunState.DELIVERED: "#1b5e20",
             RunState.SKIPPED: "#8a6d00"}
@@ -221,6 +222,7 @@ class SisSourceAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     exclude = ("sftp_private_key_wrapped", "sftp_private_key_master_key_id",
                "rest_client_secret_wrapped", "rest_client_secret_master_key_id")
+    formfield_overrides = HTTPS_URL_FIELDS
 
     actions = ("poll_now",)
 

@@ -11,6 +11,7 @@ from apps.lti import services
 from apps.lti.models import AgsLineItem, Deployment, ResourceLink, TokenRequest, ToolRegistration
 from apps.lti.tool_keys import ToolKeyError, check_jwks_url, public_key_from_pem
 from apps.vendors.models import Integration, IntegrationKind
+from portal.forms import HTTPS_URL_FIELDS, https_formfield
 
 
 class _LinesField(forms.CharField):
@@ -34,6 +35,7 @@ class ToolRegistrationForm(forms.ModelForm):
         model = ToolRegistration
         fields = ["integration", "login_initiation_url", "redirect_uris", "target_link_uris",
                   "jwks_url", "public_key_pem", "custom"]
+        formfield_callback = staticmethod(https_formfield)
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
@@ -78,6 +80,7 @@ class DeploymentInline(admin.TabularInline):
 @admin.register(ToolRegistration)
 class ToolRegistrationAdmin(admin.ModelAdmin):
     form = ToolRegistrationForm
+    formfield_overrides = HTTPS_URL_FIELDS
     list_display = ("integration", "vendor", "client_id", "key_source", "deployments_count",
                     "created_at")
     list_select_related = ("integration__vendor",)
@@ -130,6 +133,7 @@ class ToolRegistrationAdmin(admin.ModelAdmin):
 
 @admin.register(ResourceLink)
 class ResourceLinkAdmin(admin.ModelAdmin):
+    formfield_overrides = HTTPS_URL_FIELDS
     list_display = ("title", "registration", "class_sourced_id", "origin", "created_at")
     list_filter = ("origin",)
     list_select_related = ("registration__integration",)
@@ -142,6 +146,8 @@ class ResourceLinkAdmin(admin.ModelAdmin):
 
 class _ReadOnly(admin.ModelAdmin):
     """Records the services write; staff read them, nobody edits them here."""
+
+    formfield_overrides = HTTPS_URL_FIELDS
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False

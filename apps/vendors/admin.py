@@ -35,6 +35,7 @@ from apps.vendors.models import (
     VendorContact,
     VendorStatus,
 )
+from portal.forms import HTTPS_URL_FIELDS
 
 
 def badge(kind: str, text: str, title: str = "") -> str:
@@ -223,7 +224,7 @@ class VendorAdmin(SimpleHistoryAdmin):
     )
     inlines = (ContactInline, ContractInline, AgreementInline, SecurityReviewInline,
                IntegrationInline)
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    formfield_overrides = HTTPS_URL_FIELDS
     change_form_template = "admin/vendors/vendor/change_form.html"
 
     def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
