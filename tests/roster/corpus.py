@@ -631,6 +631,9 @@ _field_case("datetime_not_utc", E.BAD_DATETIME, "roles.csv", 3, "dateLastModifie
 _field_case("school_year_two_digits", E.BAD_YEAR, "academicSessions.csv", 2, "schoolYear", "25")
 _field_case("score_in_words", E.BAD_NUMBER, "results.csv", 2, "score", "eight")
 _field_case("weight_nan", E.BAD_NUMBER, "categories.csv", 3, "weight", "NaN")
+# 14 digits before the point: more than a stored score can hold once rounded to 6 places
+_field_case("score_too_large_to_store", E.BAD_NUMBER, "results.csv", 2, "score",
+            "12345678901234")
 _field_case("grades_empty_item", E.BAD_LIST, "courses.csv", 3, "grades", "07,,08")
 _field_case("v11_role_unknown", E.BAD_ENUM, "users.csv", 3, "role", "headteacher",
             version="1.1")

@@ -35,7 +35,13 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z",
                        re.ASCII)
 _YEAR = re.compile(r"[0-9]{4}", re.ASCII)
-_DECIMAL = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,10})?|-?\.[0-9]{1,10}", re.ASCII)
+# Canonical decimals are numeric(20, 6) (scores, weights, result ranges): 14 digits before
+# the point, and a value rounded to 6 places may gain one, so at most 13 are read (a longer
+# number is reported on its line, not left to overflow when the rows are written).
+DECIMAL_INTEGER_DIGITS = 13
+DECIMAL_PATTERN = (rf"-?[0-9]{{1,{DECIMAL_INTEGER_DIGITS}}}(?:\.[0-9]{{1,10}})?"
+                   rf"|-?\.[0-9]{{1,10}}")
+_DECIMAL = re.compile(DECIMAL_PATTERN, re.ASCII)
 _INTEGER = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 _guid_match = _GUID.fullmatch
 

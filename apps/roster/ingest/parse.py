@@ -29,7 +29,7 @@ from types import TracebackType
 
 from apps.roster import schema as S
 from apps.roster.ingest import errors as E
-from apps.roster.ingest.fields import BAD, to_guid
+from apps.roster.ingest.fields import BAD, DECIMAL_PATTERN, to_guid
 from apps.roster.ingest.linescan import block_matcher, longest_line_exceeds
 from apps.roster.ingest.manifest import Manifest, parse_manifest
 from apps.roster.ingest.mapping import DEFAULT_RULES, MappingRules
@@ -657,7 +657,7 @@ VALUE_PATTERNS = {
     S.DATETIME: ("[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
                  "(?:\\.[0-9]{1,6})?Z"),
     S.YEAR: "[0-9]{4}",
-    S.DECIMAL: "(?:-?[0-9]{1,15}(?:\\.[0-9]{1,10})?|-?\\.[0-9]{1,10})",
+    S.DECIMAL: f"(?:{DECIMAL_PATTERN})",
     S.INTEGER: "-?[0-9]{1,18}",
     S.BOOLEAN: "(?:true|false)",
 }
