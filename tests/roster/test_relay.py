@@ -132,8 +132,8 @@ def test_without_a_second_connection_imports_are_written_on_one(
     monkeypatch, import_feed, relayed
 ):
     # given a server that accepts no new connection (its limit reached, a pooler in the
-    # way), with thresholds at which a small district is relayed, diffed on a second
-    # connection and analysed on two
+    # way), with thresholds at which a small district is staged partly beside, relayed,
+    # diffed on a second connection and analysed on two
     import socket
 
     from django.db.backends.postgresql.base import DatabaseWrapper
@@ -151,6 +151,7 @@ def test_without_a_second_connection_imports_are_written_on_one(
     monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", LARGE)
     monkeypatch.setattr(apply_sql, "CONCURRENT_DIFF_ROWS", 1)
     monkeypatch.setattr(apply_sql, "STATISTICS_MIN_ROWS", 1)
+    monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", 1)  # the largest file staged beside
     feed = small_district(students=4)
 
     # when a first load and then a change are imported

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -88,6 +89,9 @@ class Feed:
         self._entries: dict[str, zipfile.ZipInfo] = {}
         self._headers: dict[str, _Header] = {}  # entity -> header of its supplied file
         self._produced: dict[str, int] = {}  # entry name -> most bytes one pass inflated
+        # two files may stream at once (fastcopy.StagedBeside): the total limit's ledger
+        # is read and written under this lock
+        self._produced_lock = threading.Lock()
         self._plans: dict[str, _Plan] = {}
         self._fatal_at_open = False
 
@@ -408,10 +412,26 @@ class Feed:
         return None
 
     # --- streaming ----------------------------------------------------------------------------
-    def _reader(self, info: zipfile.ZipInfo) -> SafeEntryReader:
-        others = sum(v for k, v in self._produced.items() if k != info.filename)
+    def _reader(self, info: zipfile.ZipInfo, *, at_most: int | None = None) -> SafeEntryReader:
+        """A reader of one entry within the limits: per entry, and the total less what the
+        other entries inflated (or have reserved, ``reserve``). ``at_most`` narrows it."""
+        with self._produced_lock:
+            others = sum(v for k, v in self._produced.items() if k != info.filename)
         budget = min(self.limits.max_entry_bytes, self.limits.max_total_bytes - others)
+        if at_most is not None:
+            budget = min(budget, at_most)
         return SafeEntryReader(self.path, info, budget=budget, limits=self.limits)
+
+    def _inflated(self, info: zipfile.ZipInfo, produced: int) -> None:
+        with self._produced_lock:
+            self._produced[info.filename] = max(self._produced.get(info.filename, 0),
+                                                produced)
+
+    def reserve(self, entity: str) -> None:
+        """Count an entity's file at its declared size before it streams beside others
+        (those then leave it room in the total limit; it may inflate no more)."""
+        self._inflated(self._entries[self._plan(entity).file_name],
+                       self.declared_size(entity))
 
     def _line_reporter(self, file: str):
         def report(line: int, code: str, text: str) -> None:
@@ -536,8 +556,7 @@ class Feed:
         except (ZipBombError, CorruptEntryError) as exc:
             self._container_error(name, exc)
         finally:
-            self._produced[info.filename] = max(self._produced.get(info.filename, 0),
-                                                raw.produced)
+            self._inflated(info, raw.produced)
             raw.close()
             csv.field_size_limit(previous_limit)
 
@@ -576,14 +595,16 @@ class Feed:
         inflater enforces the limits on what it really produces)."""
         return self._entries[self._plan(entity).file_name].file_size
 
-    def plain_scan(self, entity: str) -> PlainScan:
-        """The data bytes of an entity's file, for ``COPY ... (FORMAT csv)``; see PlainScan."""
+    def plain_scan(self, entity: str, *, reserved: bool = False) -> PlainScan:
+        """The data bytes of an entity's file, for ``COPY ... (FORMAT csv)``; see PlainScan.
+        ``reserved``: the file was ``reserve``d, and may inflate no more than it declares."""
         plan = self._plan(entity)
         info = self._entries[plan.file_name]
         header = ",".join(self._headers[entity].fields).encode("utf-8")
         limit = min(self.limits.max_line_bytes, self.limits.max_field_chars)
         return PlainScan(self, info, header=header, max_line=limit,
-                         max_rows=self.limits.max_rows, line_check=_line_check(plan))
+                         max_rows=self.limits.max_rows, line_check=_line_check(plan),
+                         at_most=info.file_size if reserved else None)
 
     def _rows(self, entity: str) -> Iterator[tuple[int, tuple]]:
         plan = self._plan(entity)
@@ -731,8 +752,10 @@ class PlainScan:
     """
 
     def __init__(self, feed: Feed, info: zipfile.ZipInfo, *, header: bytes, max_line: int,
-                 max_rows: int, line_check: Callable[..., object] | None = None) -> None:
+                 max_rows: int, line_check: Callable[..., object] | None = None,
+                 at_most: int | None = None) -> None:
         self._feed = feed
+        self._at_most = at_most
         self._info = info
         self._header = header
         self._max_line = max_line
@@ -745,7 +768,7 @@ class PlainScan:
 
     def __iter__(self) -> Iterator[bytes]:
         feed, info = self._feed, self._info
-        raw = feed._reader(info)
+        raw = feed._reader(info, at_most=self._at_most)
         try:
             pending = b""
             first = True
@@ -769,8 +792,7 @@ class PlainScan:
                 self._check(block)
                 yield block
         finally:
-            feed._produced[info.filename] = max(feed._produced.get(info.filename, 0),
-                                                raw.produced)
+            feed._inflated(info, raw.produced)
             raw.close()
 
     def _skip_header(self, raw: SafeEntryReader, data: bytes) -> bytes:

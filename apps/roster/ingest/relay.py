@@ -5,9 +5,10 @@ core. What a second connection may do for it is read what is committed: the fast
 staged text of a large file (an unlogged table, committed before the import's transaction
 starts) and the canonical rows as they were before the import. Two uses:
 
-* ``apply.diff_compute`` diffs the largest file on a worker thread's connection, and
-  ``apply.statistics_refresh`` analyses half the tables there (``beside``, with the
-  staging views recreated from ``view_definition``);
+* ``fastcopy.StagedBeside`` stages the largest file on a worker thread's connection
+  while the import's stages the others, ``apply.diff_compute`` diffs the largest file
+  there, and ``apply.statistics_refresh`` analyses half the tables there (``beside``,
+  with the staging views recreated from ``view_definition``);
 * ``relay_rows`` has the second connection compute a first load's typed rows and hashes
   (``COPY (query) TO STDOUT``) while this one writes them (``COPY table FROM STDIN``).
   Besides the second core, COPY writes rows in batches (one WAL record per page of rows),

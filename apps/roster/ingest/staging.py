@@ -29,7 +29,9 @@ meet; a session that dies leaves it behind, and the next import drops it
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import DatabaseError, connection, transaction
@@ -142,12 +144,30 @@ class EntityTables:
         return ", ".join(self.staged(alias, c) for c in self.content)
 
 
+_acting = threading.local()
+
+
 def session_key() -> int:
     """This database session's backend process id, which names its unlogged staging and
     change tables: unique among live sessions, and a dead session's tables are known by
-    it (``drop_orphaned_tables``)."""
+    it (``drop_orphaned_tables``). On a thread working for an import (``acting_for``), the
+    import's."""
+    key = getattr(_acting, "key", None)
+    if key is not None:
+        return key
     connection.ensure_connection()
     return connection.connection.info.backend_pid
+
+
+@contextmanager
+def acting_for(key: int) -> Iterator[None]:
+    """Name staging tables on this thread's connection after the import's session ``key``
+    (a second connection staging a file for it)."""
+    _acting.key = key
+    try:
+        yield
+    finally:
+        _acting.key = None
 
 
 ORPHANED_TABLES_SQL = r"""

@@ -1,0 +1,131 @@
+"""The largest file of a feed is staged on a second connection while the import's own
+stages the others (fastcopy.StagedBeside); what it stages, rejects and reports is exactly
+what staging it here would.
+
+Real imports with the size threshold lowered, so that a small district's largest file goes
+beside; each compared with the same feed staged on one connection.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.roster.ingest import errors as E
+from apps.roster.ingest import fastcopy, staging
+from apps.roster.ingest.parse import open_feed
+from apps.roster.ingest.zipsafe import ZipBombError, ZipLimits
+from apps.roster.models import ImportState
+from tests.roster.builders import small_district
+from tests.roster.corpus import _patch_sizes, base_files, write_zip
+from tests.roster.test_relay import _stored
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BESIDE, HERE = 1, 10**12  # BESIDE_FROM_BYTES: the largest file always; never
+
+
+@pytest.fixture
+def staged_beside(monkeypatch):  # type: ignore[no-untyped-def]
+    """The entities a second connection staged, in order."""
+    entities: list[str] = []
+    real = fastcopy.StagedBeside.finish
+
+    def spy(self):  # type: ignore[no-untyped-def]
+        staged = real(self)
+        if staged is not None:
+            entities.append(self.entity)
+        return staged
+
+    monkeypatch.setattr(fastcopy.StagedBeside, "finish", spy)
+    return entities
+
+
+def _errors(run) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return list(run.errors.order_by("file", "line", "column", "code")
+                .values_list("file", "line", "column", "code"))
+
+
+def test_a_file_staged_beside_stores_what_staging_here_stores(monkeypatch, import_feed,
+                                                              staged_beside):
+    feed = small_district(students=6)
+    feed["users"][1].update(givenName="Zoë \\ Back\tslash", familyName='say "hi"')
+
+    monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", BESIDE)
+    beside = import_feed(feed, source="beside")
+    monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", HERE)
+    here = import_feed(feed, source="here")
+
+    assert beside.state == here.state == ImportState.APPLIED
+    assert staged_beside == ["users"]  # the feed's largest file
+    assert beside.counts["rows"] == here.counts["rows"]
+    assert _stored("beside") == _stored("here")
+    # and a re-sync of the same feed, staged beside again, changes nothing
+    monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", BESIDE)
+    assert import_feed(feed, source="beside").state == ImportState.NO_CHANGES
+
+
+@pytest.mark.parametrize("edit", ["bad_guid", "line_spanning_field"])
+def test_a_file_declined_beside_is_staged_and_reported_here(monkeypatch, import_feed,
+                                                            staged_beside, edit):
+    # given a largest file the fast path cannot take: a sourcedId the binding does not
+    # allow, or a quoted field over two lines (the parser reads it; COPY's reading could
+    # differ)
+    feed = small_district(students=6)
+    if edit == "bad_guid":
+        feed["users"][2]["sourcedId"] = "user 3"
+    else:
+        feed["users"][2]["givenName"] = "Ann\nMarie"
+
+    monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", BESIDE)
+    beside = import_feed(feed, source="beside")
+    monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", HERE)
+    here = import_feed(feed, source="here")
+
+    # then it is staged here, by the parser, with the same outcome and report
+    assert staged_beside == []
+    assert beside.state == here.state
+    assert _errors(beside) == _errors(here)
+    if edit == "bad_guid":
+        assert beside.state == ImportState.REJECTED and _errors(beside)
+    else:
+        assert _stored("beside") == _stored("here")
+
+
+def test_an_entry_inflating_past_its_declared_size_beside_is_still_a_zip_bomb(
+    monkeypatch, tmp_path
+):
+    # given a largest file that declares 2 MB and inflates to 3 MB
+    monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", 100)
+    files = base_files()
+    files["enrollments.csv"] += b"\n" * 3_000_000
+    path = _patch_sizes(write_zip(tmp_path / "lying.zip", files), "enrollments.csv",
+                        2_000_000)
+    limits = ZipLimits(max_entry_bytes=2_500_000, ratio_grace_bytes=1 << 30)
+    with open_feed(path, limits=limits) as feed:
+        entities = feed.supplied_entities()
+        staging.staging_create(entities)
+        try:
+            # when it is staged beside, the second connection gives it up at 2 MB
+            beside = fastcopy.StagedBeside(feed, entities)
+            assert beside.entity == "enrollments"
+            assert beside.finish() is None
+            with pytest.raises(ZipBombError, match="past 2000000 bytes"):
+                list(feed.plain_scan("enrollments", reserved=True))
+            # and staged here, it is reported as any zip bomb
+            fastcopy.staging_load("enrollments", feed)
+        finally:
+            staging.staging_drop(entities)
+        assert [(e.code, e.file) for e in feed.errors] == [(E.ZIP_BOMB, "enrollments.csv")]
+
+
+def test_a_file_staged_beside_counts_at_its_declared_size_in_the_total_limit(tmp_path):
+    # while the largest file streams beside, the others may use only what its declared
+    # size leaves of the total limit: two files never inflate past it together
+    path = write_zip(tmp_path / "feed.zip", base_files())
+    with open_feed(path) as feed:
+        room = feed.declared_size("enrollments") + feed.declared_size("users")
+        feed.limits = ZipLimits(max_total_bytes=room - 1)
+        feed.reserve("enrollments")
+        with pytest.raises(ZipBombError):
+            for _ in feed.plain_scan("users"):
+                pass
