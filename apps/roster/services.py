@@ -282,23 +282,23 @@ def import_run_process(
             modes = {e: feed.mode(e) for e in schema.ENTITIES}
             supplied = [e for e in schema.ENTITIES if modes[e] in ("bulk", "delta")]
             staging.staging_create(supplied)
-            # the largest file is staged on a second connection meanwhile
+            # large files are staged on a second connection meanwhile
             beside = fastcopy.StagedBeside(feed, supplied)
             for entity in supplied:
                 if feed.fatal:  # a zip bomb or corrupt entry found while streaming
                     break
-                if entity == beside.entity:
+                if entity in beside.entities:
                     continue
                 # the COPY holds the connection: only the caller's callback runs inside it
                 counts[entity] = fastcopy.staging_load(entity, feed, progress=progress)
                 report(entity, counts[entity])
-            if beside.entity is not None:
-                staged = beside.finish()
-                if not feed.fatal:
-                    counts[beside.entity] = (
-                        staged if staged is not None
-                        else fastcopy.staging_load(beside.entity, feed, progress=progress))
-                    report(beside.entity, counts[beside.entity])
+            staged = beside.finish()
+            for entity in beside.entities:
+                if feed.fatal:
+                    break
+                counts[entity] = (staged[entity] if entity in staged
+                                  else fastcopy.staging_load(entity, feed, progress=progress))
+                report(entity, counts[entity])
             counts = {e: counts[e] for e in supplied if e in counts}  # in file order
             row_errors = list(feed.errors)
             if feed.fatal:

@@ -32,8 +32,7 @@ def staged_beside(monkeypatch):  # type: ignore[no-untyped-def]
 
     def spy(self):  # type: ignore[no-untyped-def]
         staged = real(self)
-        if staged is not None:
-            entities.append(self.entity)
+        entities.extend(staged)
         return staged
 
     monkeypatch.setattr(fastcopy.StagedBeside, "finish", spy)
@@ -107,8 +106,8 @@ def test_an_entry_inflating_past_its_declared_size_beside_is_still_a_zip_bomb(
         try:
             # when it is staged beside, the second connection gives it up at 2 MB
             beside = fastcopy.StagedBeside(feed, entities)
-            assert beside.entity == "enrollments"
-            assert beside.finish() is None
+            assert beside.entities[0] == "enrollments"
+            assert "enrollments" not in beside.finish()
             with pytest.raises(ZipBombError, match="past 2000000 bytes"):
                 list(feed.plain_scan("enrollments", reserved=True))
             # and staged here, it is reported as any zip bomb
@@ -129,3 +128,24 @@ def test_a_file_staged_beside_counts_at_its_declared_size_in_the_total_limit(tmp
         with pytest.raises(ZipBombError):
             for _ in feed.plain_scan("users"):
                 pass
+
+
+def test_the_files_beside_are_the_largest_then_those_evening_out_the_two_connections(
+    monkeypatch, tmp_path
+):
+    from tests.roster.builders import write_feed
+
+    monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", 1000)
+    monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", 300)
+    with open_feed(write_feed(tmp_path / "feed.zip", small_district(students=40))) as feed:
+        entities = feed.supplied_entities()
+        sizes = {e: feed.declared_size(e) for e in entities}
+        chosen = fastcopy._beside_entities(feed, entities)
+
+    assert chosen[0] == max(sizes, key=sizes.get)
+    assert all(sizes[e] >= 300 for e in chosen)
+    beside = sum(sizes[e] for e in chosen)
+    here = sum(sizes.values()) - beside
+    # neither connection is left with more than the other by more than one file's worth
+    assert abs(beside - here) <= max(sizes.values())
+    assert len(chosen) >= 2
