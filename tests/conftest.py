@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 
 import pytest
@@ -145,11 +146,25 @@ def fresh_master_key(settings):  # type: ignore[no-untyped-def]
 def celery_worker(redis_url):  # type: ignore[no-untyped-def]
     """A real worker thread consuming from Redis (no result backend: the ping check needs one)."""
     from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun
+    from django.db import connections
 
     from portal.celery import app
 
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
-        yield worker
+    def close_connections(**_: object) -> None:
+        # The worker's thread keeps its database connection between tasks (CONN_MAX_AGE),
+        # and a thread's connection outlives the thread: the test database could then not
+        # be dropped at the end of the session.
+        if threading.current_thread() is not threading.main_thread():
+            connections.close_all()
+
+    task_postrun.connect(close_connections, weak=False)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False,
+                          shutdown_timeout=10) as worker:
+            yield worker
+    finally:
+        task_postrun.disconnect(close_connections)
 
 
 def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
@@ -173,3 +188,4 @@ def sign_in(browser, live_server, username: str):  # type: ignore[no-untyped-def
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/")
     return page
+
