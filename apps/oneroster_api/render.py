@@ -299,8 +299,8 @@ def page_stats(ids_qs: QuerySet, key: str, *, release, entity: E.Entity,  # type
     the roster ``version``).
 
     When the release computes the list's sourcedIds (pseudonyms), the stored ids of each
-    run of ANCHOR_STEP records in that order are kept instead of anchors (``in_runs``), so
-    that no page computes more than its runs' sourcedIds.
+    run of ANCHOR_STEP records in that order are kept instead of anchors (``PageRun``,
+    read by ``positioned``), so that no page computes more than its runs' sourcedIds.
     """
     cached = cache.get(key)
     if cached is not None:

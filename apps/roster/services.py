@@ -269,7 +269,6 @@ def import_run_process(
             return run
         _transition(run, ImportState.VALIDATING, progress={"phase": "parsing", "rows": 0})
         rules = MappingRules.from_dict(run.rule_set.rules) if run.rule_set else DEFAULT_RULES
-        counts: dict[str, int] = {}
         with (
             store.staged_plaintext(run.staged_path) as plain,
             open_feed(plain, rules=rules) as feed,
@@ -282,24 +281,7 @@ def import_run_process(
             modes = {e: feed.mode(e) for e in schema.ENTITIES}
             supplied = [e for e in schema.ENTITIES if modes[e] in ("bulk", "delta")]
             staging.staging_create(supplied)
-            # large files are staged on a second connection meanwhile
-            beside = fastcopy.StagedBeside(feed, supplied)
-            for entity in supplied:
-                if feed.fatal:  # a zip bomb or corrupt entry found while streaming
-                    break
-                if entity in beside.entities:
-                    continue
-                # the COPY holds the connection: only the caller's callback runs inside it
-                counts[entity] = fastcopy.staging_load(entity, feed, progress=progress)
-                report(entity, counts[entity])
-            staged = beside.finish()
-            for entity in beside.entities:
-                if feed.fatal:
-                    break
-                counts[entity] = (staged[entity] if entity in staged
-                                  else fastcopy.staging_load(entity, feed, progress=progress))
-                report(entity, counts[entity])
-            counts = {e: counts[e] for e in supplied if e in counts}  # in file order
+            counts = fastcopy.stage_feed(feed, supplied, progress=progress, staged=report)
             row_errors = list(feed.errors)
             if feed.fatal:
                 _record_errors(run, row_errors)

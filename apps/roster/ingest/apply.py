@@ -135,11 +135,10 @@ GATE_KEYS: dict[str, tuple[str, str]] = {
 }
 
 
-def change_table(entity: str, key: int | None = None) -> str:
-    """The change table of ``entity`` in this import (``key``: the importing session's,
-    for a table written from another connection; see ``diff_compute``)."""
-    owner = session_key() if key is None else key
-    return f"ingest_chg_{owner}_{TABLES[entity].model._meta.model_name}"
+def change_table(entity: str) -> str:
+    """The change table of ``entity`` in this import (named after the importing session,
+    also when another connection writes it for the import; see ``diff_compute``)."""
+    return f"ingest_chg_{session_key()}_{TABLES[entity].model._meta.model_name}"
 
 
 # A bulk file this large (rows) is diffed on a second connection while this one diffs the
@@ -170,8 +169,7 @@ def diff_compute(
 
     def here(entity: str) -> EntityChange:
         with connection.cursor() as cursor:
-            return _entity_diff(cursor, entity, modes[entity], source_id, staged.get(entity),
-                                key)
+            return _entity_diff(cursor, entity, modes[entity], source_id, staged.get(entity))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(_side_diff, side, modes[side], source_id, staged.get(side), key,
@@ -200,16 +198,16 @@ def _side_entity(entities: list[str], staged: dict[str, int]) -> str | None:
 def _side_diff(entity: str, mode: str, source_id: int, staged: int | None, key: int,
                view: str) -> EntityChange:
     """``_entity_diff`` on this thread's own connection (closed when done)."""
-    with beside({entity: view}), connection.cursor() as cursor:
-        return _entity_diff(cursor, entity, mode, source_id, staged, key, "UNLOGGED")
+    with beside(key=key, views={entity: view}), connection.cursor() as cursor:
+        return _entity_diff(cursor, entity, mode, source_id, staged, "UNLOGGED")
 
 
 def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore[no-untyped-def]
-                 staged: int | None, key: int, persistence: str = "TEMPORARY") -> EntityChange:
+                 staged: int | None, persistence: str = "TEMPORARY") -> EntityChange:
     """One entity's change table (``persistence``: UNLOGGED when written for another
     connection to read, else TEMPORARY) and counts."""
     t = TABLES[entity]
-    chg = change_table(entity, key)
+    chg = change_table(entity)
     cursor.execute(f"DROP TABLE IF EXISTS {chg}")
     # A bulk file's repeats are found from the counts (validate_sql); a delta only
     # needs to know whether there is anything to diff against.

@@ -47,7 +47,6 @@ from apps.roster.ingest.rowplan import Field
 from apps.roster.ingest.staging import (
     BOOKKEEPING,
     TABLES,
-    acting_for,
     session_key,
     staging_copy,
     staging_view,
@@ -109,6 +108,36 @@ def staging_load(
     return staging_copy(entity, feed.rows(entity), progress=progress)
 
 
+def stage_feed(
+    feed: Feed, entities: list[str], *, progress: Callable[[str, int], None] | None = None,
+    staged: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
+    """Stage the feed's files of ``entities``: large ones partly on a second connection
+    (``StagedBeside``), the rest here. ``progress`` hears from inside each COPY, ``staged``
+    after each file (outside any COPY: it may use this connection). Stops at a zip bomb or
+    corrupt entry (``feed.fatal``). Rows staged, by entity, in file order."""
+    beside = StagedBeside(feed, entities)
+    counts: dict[str, int] = {}
+
+    def done(entity: str, rows: int) -> None:
+        counts[entity] = rows
+        if staged is not None:
+            staged(entity, rows)
+
+    for entity in entities:
+        if feed.fatal:
+            break
+        if entity not in beside.entities:
+            done(entity, staging_load(entity, feed, progress=progress))
+    staged_beside = beside.finish()
+    for entity in beside.entities:
+        if feed.fatal:
+            break
+        done(entity, staged_beside[entity] if entity in staged_beside
+             else staging_load(entity, feed, progress=progress))
+    return {e: counts[e] for e in entities if e in counts}
+
+
 def _copy_fast(entity: str, feed: Feed, *, beside: bool = False) -> tuple[int, str]:
     """``_copy_plain`` with typed columns, or untyped when a line missed its patterns."""
     plan = feed.plain_plan(entity)
@@ -152,7 +181,7 @@ class StagedBeside:
 
     def _stage(self, feed: Feed, key: int) -> None:
         try:
-            with relay.beside(), acting_for(key):
+            with relay.beside(key=key):
                 for entity in self.entities:
                     try:
                         self._staged[entity] = _copy_fast(entity, feed, beside=True)

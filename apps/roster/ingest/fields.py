@@ -30,19 +30,25 @@ class _Bad:
 BAD = _Bad()
 Converter = Callable[[str], object]
 
-_GUID = re.compile(r"[0-9A-Za-z._/@-]{1,255}", re.ASCII)
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
-_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z",
-                       re.ASCII)
-_YEAR = re.compile(r"[0-9]{4}", re.ASCII)
+# The forms the parser reads (the fast path's byte scan and SQL checks use the same
+# strings: parse.VALUE_PATTERNS).
+DATE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+YEAR_PATTERN = r"[0-9]{4}"
+INTEGER_PATTERN = r"-?[0-9]{1,18}"
 # Canonical decimals are numeric(20, 6) (scores, weights, result ranges): 14 digits before
 # the point, and a value rounded to 6 places may gain one, so at most 13 are read (a longer
 # number is reported on its line, not left to overflow when the rows are written).
 DECIMAL_INTEGER_DIGITS = 13
 DECIMAL_PATTERN = (rf"-?[0-9]{{1,{DECIMAL_INTEGER_DIGITS}}}(?:\.[0-9]{{1,10}})?"
                    rf"|-?\.[0-9]{{1,10}}")
+
+_GUID = re.compile(r"[0-9A-Za-z._/@-]{1,255}", re.ASCII)
+_DATE = re.compile(DATE_PATTERN, re.ASCII)
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z",
+                       re.ASCII)
+_YEAR = re.compile(YEAR_PATTERN, re.ASCII)
 _DECIMAL = re.compile(DECIMAL_PATTERN, re.ASCII)
-_INTEGER = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+_INTEGER = re.compile(INTEGER_PATTERN, re.ASCII)
 _guid_match = _GUID.fullmatch
 
 # Bounded memo for dates and date-times: feeds repeat the same few values (term dates, the

@@ -30,7 +30,14 @@ from types import TracebackType
 
 from apps.roster import schema as S
 from apps.roster.ingest import errors as E
-from apps.roster.ingest.fields import BAD, DECIMAL_PATTERN, to_guid
+from apps.roster.ingest.fields import (
+    BAD,
+    DATE_PATTERN,
+    DECIMAL_PATTERN,
+    INTEGER_PATTERN,
+    YEAR_PATTERN,
+    to_guid,
+)
 from apps.roster.ingest.linescan import block_matcher, longest_line_exceeds
 from apps.roster.ingest.manifest import Manifest, parse_manifest
 from apps.roster.ingest.mapping import DEFAULT_RULES, MappingRules
@@ -673,13 +680,13 @@ _EMPTY = rb'(?:|"")'
 # byte scan below) and PostgreSQL (fastcopy's checks, anchored) read alike, so that the
 # two can stand in for each other.
 VALUE_PATTERNS = {
-    S.DATE: "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    S.DATE: DATE_PATTERN,
     # PostgreSQL would read hour 24 and second 60; Python's datetime (the parser) does not.
     S.DATETIME: ("[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
                  "(?:\\.[0-9]{1,6})?Z"),
-    S.YEAR: "[0-9]{4}",
+    S.YEAR: YEAR_PATTERN,
     S.DECIMAL: f"(?:{DECIMAL_PATTERN})",
-    S.INTEGER: "-?[0-9]{1,18}",
+    S.INTEGER: INTEGER_PATTERN,
     S.BOOLEAN: "(?:true|false)",
 }
 

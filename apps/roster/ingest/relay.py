@@ -28,7 +28,7 @@ from django.db import OperationalError, connection
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
-from apps.roster.ingest.staging import TABLES, session_tune
+from apps.roster.ingest.staging import TABLES, acting_for, session_tune
 
 
 class SecondConnectionUnavailable(OperationalError):
@@ -45,16 +45,22 @@ _BLOCK_BYTES = 1 << 18
 
 
 @contextmanager
-def beside(views: dict[str, str] | None = None) -> Iterator[None]:
+def beside(*, key: int | None = None, views: dict[str, str] | None = None) -> Iterator[None]:
     """Run the body on this thread's own connection (a worker thread's: not the import's),
     tuned for an import, with the import's staging views recreated there from
-    ``view_definition``; the connection is closed when the body ends."""
+    ``view_definition`` and, given the import's session ``key``, the tables it writes
+    named after the import (``staging.acting_for``); the connection is closed when the
+    body ends."""
     try:
         session_tune()
         with connection.cursor() as cursor:
             for entity, view in (views or {}).items():
                 cursor.execute(f"CREATE TEMPORARY VIEW {TABLES[entity].staging} AS {view}")
-        yield
+        if key is None:
+            yield
+        else:
+            with acting_for(key):
+                yield
     finally:
         connection.close()
 
