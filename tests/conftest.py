@@ -153,8 +153,8 @@ def celery_worker(redis_url):  # type: ignore[no-untyped-def]
 
     def close_connections(**_: object) -> None:
         # The worker's thread keeps its database connection between tasks (CONN_MAX_AGE),
-        # and a thread's connection outlives the thread: the test database could then not
-        # be dropped at the end of the session.
+        # and a thread's connection outlives the thread: closed after each task, none is
+        # left open once the worker stops.
         if threading.current_thread() is not threading.main_thread():
             connections.close_all()
 
@@ -188,4 +188,3 @@ def sign_in(browser, live_server, username: str):  # type: ignore[no-untyped-def
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/")
     return page
-
