@@ -404,9 +404,13 @@ def _apply_locked(
                 raise _NothingToWrite
             mark = time.monotonic()
             number = apply_sql.next_version_number()
+            # a first import's baseline, counted beside the index builds where it can be
+            first = (gates.FirstImportCounts.of(changes)
+                     if thresholds is not None and not has_baseline and concurrent else None)
             try:
-                apply_sql.diff_apply(source_id=source_id, version=number, changes=changes,
-                                     concurrent=concurrent)
+                counted = apply_sql.diff_apply(
+                    source_id=source_id, version=number, changes=changes,
+                    concurrent=concurrent, meanwhile=first.beside if first else None)
             except IntegrityError as exc:
                 if not deferred:
                     raise
@@ -419,9 +423,13 @@ def _apply_locked(
             if thresholds is not None:
                 # the next import's baseline: what this one leaves, counted afresh only
                 # when the gates did not know it exactly (a first import, an approval)
-                counts = check.counts_after if check is not None else None
-                gates.baseline_store(source_id, version=number, counts=(
-                    counts if counts is not None else gates.source_counts(source_id)))
+                if check is not None and check.counts_after is not None:
+                    counts = check.counts_after
+                elif first is not None:
+                    counts = first.complete(source_id, counted)
+                else:
+                    counts = gates.source_counts(source_id)
+                gates.baseline_store(source_id, version=number, counts=counts)
             timings["apply"] = round(time.monotonic() - mark, 3)
             audit.record(
                 actor=run.decided_by or run.created_by,

@@ -25,8 +25,10 @@ file computed on a second connection and written by COPY (relay.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.db import DatabaseError, connection
 
@@ -39,6 +41,8 @@ from apps.roster.ingest.relay import (
 from apps.roster.ingest.staging import TABLES, session_key
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SERIALISE_CLASS = 0x524F5354  # "ROST": advisory lock namespace for roster imports
 HUB_VERSION_LOCK = 0  # second key: version allocation, hub-wide
@@ -279,12 +283,19 @@ def _entity_diff(cursor, entity: str, mode: str, source_id: int,  # type: ignore
 
 
 def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
-               concurrent: bool = False) -> None:
+               concurrent: bool = False, meanwhile: Callable[[], T] | None = None) -> T | None:
     """Close changed and removed rows, insert new ones, all stamped with ``version``.
 
     ``concurrent``: the staged rows are committed (see ``diff_compute``), so a large
     file's first load may be computed on a second connection (relay.py).
+
+    ``meanwhile``: work for a second connection, run while this one builds the first
+    loads' indexes that PostgreSQL builds on one process (GIN, before version 18), which
+    are then left to the end: the one stretch of a first import with a core to spare.
+    Returns its result; None when there was no such stretch or the work failed (the
+    caller then does it itself).
     """
+    single_process: list[str] = []
     with connection.cursor() as cursor:
         for entity, change in changes.by_entity.items():
             if not change.total:
@@ -312,7 +323,10 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
                           f"WHERE s.status IS DISTINCT FROM 'tobedeleted'"),
                 )
                 for _, create in rebuild:
-                    cursor.execute(create)
+                    if meanwhile is not None and _built_on_one_process(create):
+                        single_process.append(create)
+                    else:
+                        cursor.execute(create)
                 continue
             # in id order, so the rows closed are visited in the order they lie on disk
             cursor.execute(
@@ -324,6 +338,32 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
                 f"INSERT INTO {t.table} ({insert_cols}) SELECT {select_cols} "
                 f"FROM {t.staging} s JOIN {chg} d ON d.n = s.n WHERE d.op IN ('a', 'u')"
             )
+        return _alongside(cursor, single_process, meanwhile)
+
+
+def _built_on_one_process(create: str) -> bool:
+    """Whether PostgreSQL builds this index (a ``pg_get_indexdef``) without parallel
+    workers: a GIN index before version 18."""
+    return connection.pg_version < 180000 and " USING gin " in create
+
+
+def _alongside(cursor, statements: list[str],  # type: ignore[no-untyped-def]
+               meanwhile: Callable[[], T] | None) -> T | None:
+    """Run ``statements`` here and ``meanwhile`` on a worker thread (its own connection)
+    at the same time; ``meanwhile``'s result, or None when it failed."""
+    if not statements or meanwhile is None:
+        for statement in statements:
+            cursor.execute(statement)
+        return None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(meanwhile)
+        for statement in statements:
+            cursor.execute(statement)
+        try:
+            return future.result()
+        except DatabaseError as exc:
+            logger.warning("work beside the index builds left to this connection (%s)", exc)
+            return None
 
 
 def _first_load_write(cursor, entity: str, *, columns: str, rows: str,  # type: ignore[no-untyped-def]

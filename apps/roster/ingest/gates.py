@@ -28,6 +28,7 @@ from decimal import Decimal
 from django.db import connection
 
 from apps.roster.ingest.apply import GATE_KEYS, ChangeSet, change_table
+from apps.roster.ingest.relay import beside, view_definition
 from apps.roster.ingest.staging import TABLES
 
 RULE_CHANGE = "change"
@@ -87,16 +88,66 @@ def _counts(sql: str) -> dict[tuple[str, str], int]:
         return {(org or "", kind or ""): n for org, kind, n in cursor.fetchall()}
 
 
-def source_counts(source_id: int) -> dict[str, Counts]:
-    """The source's exact current counts per (org, kind), every entity: what a baseline
-    stored for the first time holds."""
+def source_counts(source_id: int, entities=GATE_KEYS) -> dict[str, Counts]:  # type: ignore[no-untyped-def]
+    """The source's exact current counts per (org, kind) of ``entities`` (every one by
+    default): what a baseline stored for the first time holds."""
+    return _grouped_counts({
+        entity: (f"{TABLES[entity].table} r WHERE r.source_id = {int(source_id)} "
+                 f"AND r.valid_to_version IS NULL")
+        for entity in entities
+    })
+
+
+class FirstImportCounts:
+    """``source_counts`` after a source's first import, counted while it is written.
+
+    A first load writes every staged row but those marked ``tobedeleted``, as the staging
+    view types and maps it, so its staged file gives the same counts. Files staged where
+    another connection can read them (the large ones) are counted there by ``beside``,
+    meant for ``diff_apply``'s ``meanwhile``; ``complete`` counts the rest here.
+    """
+
+    def __init__(self, views: dict[str, str], here: list[str]) -> None:
+        self.views, self.here = views, here
+
+    @classmethod
+    def of(cls, changes: ChangeSet) -> FirstImportCounts | None:
+        """None unless ``changes`` is all first loads."""
+        views, here = {}, []
+        for entity, change in changes.by_entity.items():
+            if not change.first_load:
+                return None
+            if not change.added:
+                continue
+            view = view_definition(entity)
+            if view is None:
+                here.append(entity)
+            else:
+                views[entity] = view
+        return cls(views, here)
+
+    def beside(self) -> dict[str, Counts]:
+        with beside(views=self.views):
+            return _grouped_counts({
+                entity: f"{TABLES[entity].staging} r WHERE r.status IS DISTINCT FROM "
+                        f"'tobedeleted'"
+                for entity in self.views
+            })
+
+    def complete(self, source_id: int, counted: dict[str, Counts] | None) -> dict[str, Counts]:
+        """The whole baseline, given what ``beside`` returned (None: it did not run)."""
+        if counted is None:
+            return source_counts(source_id)
+        return {**counted, **source_counts(source_id, entities=self.here)}
+
+
+def _grouped_counts(rows_of: dict[str, str]) -> dict[str, Counts]:
+    """Per entity, the counts by its gate keys of the rows ``FROM`` its ``rows_of``
+    clause (table, alias ``r`` and condition); entities with no rows left out."""
     counts: dict[str, Counts] = {}
-    for entity, (org, kind) in GATE_KEYS.items():
-        found = _counts(
-            f"SELECT {org}, {kind}, count(*) FROM {TABLES[entity].table} r "
-            f"WHERE r.source_id = {int(source_id)} AND r.valid_to_version IS NULL "
-            f"GROUP BY 1, 2"
-        )
+    for entity, rows in rows_of.items():
+        org, kind = GATE_KEYS[entity]
+        found = _counts(f"SELECT {org}, {kind}, count(*) FROM {rows} GROUP BY 1, 2")
         if found:
             counts[entity] = found
     return counts
