@@ -34,6 +34,7 @@ from apps.roster import schema
 from apps.roster.ingest import apply as apply_sql
 from apps.roster.ingest import fastcopy, gates, staging, store, validate_sql
 from apps.roster.ingest.errors import IngestError
+from apps.roster.ingest.first_import import BesideIndexBuilds
 from apps.roster.ingest.mapping import DEFAULT_RULES, MappingRules
 from apps.roster.ingest.rollback import rollback_apply
 from apps.roster.models import (
@@ -338,9 +339,11 @@ def import_run_process(
 class _RepeatSuspected(Exception):
     """The apply hit the unique index of a first-loaded entity: a sourcedId repeats."""
 
-    def __init__(self, entities: list[str]) -> None:
+    def __init__(self, entities: list[str],
+                 unchecked: Callable[[], list[IngestError]] | None = None) -> None:
         super().__init__(", ".join(entities))
         self.entities = entities
+        self.unchecked = unchecked  # a check left for after the writes, not yet made
 
 
 def _apply(
@@ -356,6 +359,8 @@ def _apply(
     except _RepeatSuspected as suspected:
         # the transaction is rolled back; staging outlives it, so the repeats can be named
         errors = validate_sql.check_duplicates(suspected.entities)
+        if errors and suspected.unchecked is not None:
+            errors += suspected.unchecked()  # every problem reported
         if errors:
             raise _Rejected(errors) from None
         raise suspected.__cause__ from None  # type: ignore[misc]
@@ -377,14 +382,21 @@ def _apply_locked(
             mark = time.monotonic()
             errors, deferred = validate_sql.check_duplicates_after_diff(
                 modes=modes, changes=changes)
-            errors += validate_sql.check_state(source_id=source_id, modes=modes,
-                                               changes=changes)
-            timings["check_state"] = round(time.monotonic() - mark, 3)
-            if errors:
-                # rejected anyway: name the repeats the apply would otherwise have found
-                raise _Rejected(validate_sql.check_duplicates(deferred) + errors)
             thresholds = _thresholds(run.source)
             has_baseline = RosterVersion.objects.filter(source_id=source_id).exists()
+            # a first import's work for a second connection beside its index builds
+            first = (BesideIndexBuilds.plan(changes, modes, source_id=source_id,
+                                            gated=thresholds is not None)
+                     if not has_baseline and concurrent and not run.dry_run else None)
+            later = first is not None and first.checks_primary_roles
+            errors += validate_sql.check_state(source_id=source_id, modes=modes,
+                                               changes=changes, primary_roles_later=later)
+            timings["check_state"] = round(time.monotonic() - mark, 3)
+            if errors:
+                if later:  # every problem reported
+                    errors += _primary_role_errors(source_id, modes, changes)
+                # rejected anyway: name the repeats the apply would otherwise have found
+                raise _Rejected(validate_sql.check_duplicates(deferred) + errors)
             check = None
             if not approved and thresholds is not None and has_baseline and not changes.is_empty:
                 check = gates.gates_check(
@@ -404,17 +416,21 @@ def _apply_locked(
                 raise _NothingToWrite
             mark = time.monotonic()
             number = apply_sql.next_version_number()
-            # a first import's baseline, counted beside the index builds where it can be
-            first = (gates.FirstImportCounts.of(changes)
-                     if thresholds is not None and not has_baseline and concurrent else None)
             try:
-                counted = apply_sql.diff_apply(
-                    source_id=source_id, version=number, changes=changes,
-                    concurrent=concurrent, meanwhile=first.beside if first else None)
+                found = apply_sql.diff_apply(source_id=source_id, version=number,
+                                             changes=changes, concurrent=concurrent,
+                                             meanwhile=first)
             except IntegrityError as exc:
                 if not deferred:
                     raise
-                raise _RepeatSuspected(deferred) from exc
+                raise _RepeatSuspected(deferred, unchecked=(
+                    (lambda: _primary_role_errors(source_id, modes, changes)) if later
+                    else None)) from exc
+            if later and (found is None or found.primary_conflict):
+                # the first load's state is its staged rows, after the writes as before
+                late = _primary_role_errors(source_id, modes, changes)
+                if late:
+                    raise _Rejected(late)  # and the writes are rolled back
             version = _version_create(
                 number=number, source=run.source, changes=changes, kind="import",
                 import_run=run, actor=run.decided_by or run.created_by,
@@ -425,8 +441,8 @@ def _apply_locked(
                 # when the gates did not know it exactly (a first import, an approval)
                 if check is not None and check.counts_after is not None:
                     counts = check.counts_after
-                elif first is not None:
-                    counts = first.complete(source_id, counted)
+                elif first is not None and first.counts is not None:
+                    counts = first.counts.complete(source_id, found and found.counts)
                 else:
                     counts = gates.source_counts(source_id)
                 gates.baseline_store(source_id, version=number, counts=counts)
@@ -442,6 +458,12 @@ def _apply_locked(
         pass
     assert result is not None
     return result
+
+
+def _primary_role_errors(source_id: int, modes: dict[str, str],
+                         changes: apply_sql.ChangeSet) -> list[IngestError]:
+    return validate_sql.check_primary_roles(source_id=source_id, mode=modes["roles"],
+                                            change=changes.by_entity["roles"])
 
 
 def _totals(changes: apply_sql.ChangeSet) -> dict[str, int]:

@@ -8,6 +8,7 @@ import pytest
 from django.db import OperationalError, connection
 
 from apps.roster.ingest import fastcopy, gates
+from apps.roster.ingest.first_import import BesideIndexBuilds
 from apps.roster.ingest.gates import RULE_LEARNERS_DOUBLE
 from apps.roster.models import GateBaseline, ImportState, QualityGate, RosterVersion, Source
 from apps.roster.services import roster_rollback
@@ -84,15 +85,15 @@ EVERY_FILE, LARGER_FILES = 0, 600
 
 @pytest.fixture
 def counted_beside(monkeypatch):  # type: ignore[no-untyped-def]
-    """What ``FirstImportCounts.beside`` returned, each time it ran."""
+    """What ``FirstImportCounts.staged`` counted, each time it ran."""
     results: list[dict] = []
-    real = gates.FirstImportCounts.beside
+    real = gates.FirstImportCounts.staged
 
     def spy(self):  # type: ignore[no-untyped-def]
         results.append(real(self))
         return results[-1]
 
-    monkeypatch.setattr(gates.FirstImportCounts, "beside", spy)
+    monkeypatch.setattr(gates.FirstImportCounts, "staged", spy)
     return results
 
 
@@ -135,7 +136,7 @@ def test_a_first_import_whose_counting_beside_fails_counts_afresh(monkeypatch, i
     def broken(self):  # type: ignore[no-untyped-def]
         raise OperationalError("no second connection")
 
-    monkeypatch.setattr(gates.FirstImportCounts, "beside", broken)
+    monkeypatch.setattr(BesideIndexBuilds, "__call__", broken)
 
     run = import_feed(small_district(students=30))
 

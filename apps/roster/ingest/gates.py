@@ -28,7 +28,7 @@ from decimal import Decimal
 from django.db import connection
 
 from apps.roster.ingest.apply import GATE_KEYS, ChangeSet, change_table
-from apps.roster.ingest.relay import beside, view_definition
+from apps.roster.ingest.relay import view_definition
 from apps.roster.ingest.staging import TABLES
 
 RULE_CHANGE = "change"
@@ -103,8 +103,8 @@ class FirstImportCounts:
 
     A first load writes every staged row but those marked ``tobedeleted``, as the staging
     view types and maps it, so its staged file gives the same counts. Files staged where
-    another connection can read them (the large ones) are counted there by ``beside``,
-    meant for ``diff_apply``'s ``meanwhile``; ``complete`` counts the rest here.
+    another connection can read them (the large ones, ``views``) are counted there
+    (``staged``, see ``first_import.py``); ``complete`` counts the rest here.
     """
 
     def __init__(self, views: dict[str, str], here: list[str]) -> None:
@@ -126,16 +126,15 @@ class FirstImportCounts:
                 views[entity] = view
         return cls(views, here)
 
-    def beside(self) -> dict[str, Counts]:
-        with beside(views=self.views):
-            return _grouped_counts({
-                entity: f"{TABLES[entity].staging} r WHERE r.status IS DISTINCT FROM "
-                        f"'tobedeleted'"
-                for entity in self.views
-            })
+    def staged(self) -> dict[str, Counts]:
+        """The counts of the files in ``views``, on a connection that has their views."""
+        return _grouped_counts({
+            entity: f"{TABLES[entity].staging} r WHERE r.status IS DISTINCT FROM 'tobedeleted'"
+            for entity in self.views
+        })
 
     def complete(self, source_id: int, counted: dict[str, Counts] | None) -> dict[str, Counts]:
-        """The whole baseline, given what ``beside`` returned (None: it did not run)."""
+        """The whole baseline, given what ``staged`` returned (None: it did not run)."""
         if counted is None:
             return source_counts(source_id)
         return {**counted, **source_counts(source_id, entities=self.here)}

@@ -518,6 +518,27 @@ def _post_state_rows_sql(
 
 def check_primary_roles(*, source_id: int, mode: str, change: EntityChange) -> list[IngestError]:
     """One primary role per user and org: each staged primary beyond the first conflicts."""
+    post = primary_roles_post_state(source_id=source_id, mode=mode, change=change)
+    if post is None or not primary_roles_conflict(post):
+        return []
+    return _primary_role_errors(post)
+
+
+def primary_roles_conflict(post: str) -> bool:
+    """Whether the roles ``post`` (``primary_roles_post_state``) give a user two primary
+    roles at an org. Conflicts are rare: a hash aggregate (no sort) finds whether there
+    is one at all, without naming it."""
+    (conflict,) = _fetch(
+        f"SELECT EXISTS (SELECT 1 FROM ({post}) p WHERE role_type = 'primary' "
+        f"GROUP BY user_sourced_id, org_sourced_id HAVING count(*) > 1 "
+        f"AND count(line) > 0)"
+    )[0]
+    return bool(conflict)
+
+
+def primary_roles_post_state(*, source_id: int, mode: str, change: EntityChange) -> str | None:
+    """The roles (after the import) that the primary-role check reads; None: none can
+    conflict."""
     # Only staged primaries are ever reported, so only the (user, org) pairs they name
     # matter: a delta reads just those pairs' current roles, never every user's; a bulk
     # file of roles the source already has, just the pairs of the primaries it changes.
@@ -525,13 +546,13 @@ def check_primary_roles(*, source_id: int, mode: str, change: EntityChange) -> l
     staged_filter = "TRUE"
     if mode == "bulk" and not change.first_load:
         if not (change.added or change.updated):
-            return []
+            return None
         staged_filter = (
             f"user_sourced_id IN (SELECT q.user_sourced_id FROM {staging_table} q "
             f"JOIN {change_table('roles')} d ON d.n = q.n AND d.op IN ('a', 'u') "
             f"WHERE q.role_type = 'primary')"
         )
-    post = _post_state_rows_sql(
+    return _post_state_rows_sql(
         "roles", "user_sourced_id, org_sourced_id, role_type",
         source_id=source_id, mode=mode, staged_filter=staged_filter,
         current_filter=(
@@ -544,14 +565,9 @@ def check_primary_roles(*, source_id: int, mode: str, change: EntityChange) -> l
             f"u.user_sourced_id AND r.valid_to_version IS NULL OFFSET 0) p)"
         ),
     )
-    # Conflicts are rare: a hash aggregate (no sort) finds whether there is one at all.
-    (conflict,) = _fetch(
-        f"SELECT EXISTS (SELECT 1 FROM ({post}) p WHERE role_type = 'primary' "
-        f"GROUP BY user_sourced_id, org_sourced_id HAVING count(*) > 1 "
-        f"AND count(line) > 0)"
-    )[0]
-    if not conflict:
-        return []
+
+
+def _primary_role_errors(post: str) -> list[IngestError]:
     rows = _fetch(
         f"""
         SELECT line, sourced_id, user_sourced_id, org_sourced_id, first_sid FROM (
@@ -606,12 +622,14 @@ def check_cycles(entity: str, *, source_id: int, mode: str) -> list[IngestError]
 
 
 def check_state(
-    *, source_id: int, modes: dict[str, str], changes: ChangeSet
+    *, source_id: int, modes: dict[str, str], changes: ChangeSet,
+    primary_roles_later: bool = False,
 ) -> list[IngestError]:
     """The checks that read the current roster (run under the source's import lock,
-    after the diff)."""
+    after the diff). ``primary_roles_later``: the caller checks the primary roles itself
+    (a first import's, beside its index builds: see ``first_import.py``)."""
     found = check_references(source_id=source_id, modes=modes, changes=changes)
-    if modes.get("roles") in ("bulk", "delta"):
+    if modes.get("roles") in ("bulk", "delta") and not primary_roles_later:
         found += check_primary_roles(source_id=source_id, mode=modes["roles"],
                                      change=changes.by_entity["roles"])
     for entity in ("orgs", "academicSessions"):

@@ -1,0 +1,81 @@
+"""A source's first import: work done beside the index builds that use one core.
+
+A first import writes every table from empty and builds its indexes afterwards, with
+parallel workers, except the GIN index of the users' agents, which PostgreSQL builds on
+one process before version 18. ``diff_apply`` leaves those builds to the end and runs
+``BesideIndexBuilds`` on a second connection meanwhile, on the core they leave idle:
+
+* the quality gates' baseline, counted from the staged files (``gates.FirstImportCounts``)
+  instead of from the written tables afterwards;
+* whether the staged roles give a user two primary roles at an org: the one check left
+  until after the writes, since a conflict is rare; when it finds one (or did not run),
+  the import's own connection checks again, names the conflicts, and the import is
+  rejected with nothing applied (the transaction is rolled back).
+
+For a first load the state after the import is the staged rows, before the writes and
+after them alike, so the check and the counts give what they would have given in their
+usual place.
+"""
+
+# SQL here is composed from identifiers of the schema registry (never from input).
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection
+
+from apps.roster.ingest import validate_sql
+from apps.roster.ingest.apply import ChangeSet
+from apps.roster.ingest.gates import Counts, FirstImportCounts
+from apps.roster.ingest.relay import beside, view_definition
+
+
+@dataclass(frozen=True)
+class Found:
+    counts: dict[str, Counts] | None  # the staged files' gate counts, when asked for
+    primary_conflict: bool | None  # None: not checked here
+
+
+class BesideIndexBuilds:
+    def __init__(self, *, counts: FirstImportCounts | None, roles: str | None,
+                 views: dict[str, str]) -> None:
+        self.counts, self.roles, self.views = counts, roles, views
+
+    @classmethod
+    def plan(cls, changes: ChangeSet, modes: dict[str, str], *, source_id: int,
+             gated: bool) -> BesideIndexBuilds | None:
+        """What a second connection can do for this import (None: nothing, e.g. not a
+        first import, or no staged file another connection can read)."""
+        counts = FirstImportCounts.of(changes) if gated else None
+        views = dict(counts.views) if counts is not None else {}
+        roles = None
+        change = changes.by_entity.get("roles")
+        view = view_definition("roles") if change is not None else None
+        if (view is not None and change.first_load and change.added  # type: ignore[union-attr]
+                and modes.get("roles") in ("bulk", "delta")):
+            # a bulk file's post-state: the staged rows alone, the same as a delta's when
+            # the source has no roles yet, and never the canonical table (this import's
+            # connection holds it locked until it commits)
+            roles = validate_sql.primary_roles_post_state(
+                source_id=source_id, mode="bulk", change=change)  # type: ignore[arg-type]
+            views["roles"] = view
+        if not views:
+            return None
+        return cls(counts=counts, roles=roles, views=views)
+
+    @property
+    def checks_primary_roles(self) -> bool:
+        return self.roles is not None
+
+    def __call__(self) -> Found:
+        with beside(views=self.views), connection.cursor() as cursor:
+            # one core: the other is the index build's
+            cursor.execute("SET max_parallel_workers_per_gather = 0")
+            # never wait on this import's locks (it waits on this work): fail, and the
+            # import does the work itself
+            cursor.execute("SET lock_timeout = '5s'")
+            counted = self.counts.staged() if self.counts is not None else None
+            conflict = (validate_sql.primary_roles_conflict(self.roles)
+                        if self.roles is not None else None)
+        return Found(counts=counted, primary_conflict=conflict)
