@@ -14,8 +14,9 @@ All set-based, all inside the caller's transaction:
 
 Only the importing source's rows are ever read as "current" or closed. A first load
 of an entity (the source has no current rows) skips the diff and inserts straight
-from staging: into an empty table with its indexes built afterwards, and for a large
-file computed on a second connection and written by COPY (relay.py).
+from staging: into an empty table with its indexes built afterwards (those PostgreSQL
+builds on one process last of all, with other work beside them: first_import.py), and for
+a large file computed on a second connection and written by COPY (relay.py).
 """
 
 # SQL here is composed from identifiers of the schema registry (never from input);
