@@ -34,7 +34,7 @@ from apps.roster import schema
 from apps.roster.ingest import apply as apply_sql
 from apps.roster.ingest import fastcopy, gates, staging, store, validate_sql
 from apps.roster.ingest.errors import IngestError
-from apps.roster.ingest.first_import import BesideIndexBuilds
+from apps.roster.ingest.first_import import BesideIndexBuilds, Found
 from apps.roster.ingest.mapping import DEFAULT_RULES, MappingRules
 from apps.roster.ingest.rollback import rollback_apply
 from apps.roster.models import (
@@ -388,13 +388,13 @@ def _apply_locked(
             first = (BesideIndexBuilds.plan(changes, modes, source_id=source_id,
                                             gated=thresholds is not None)
                      if not has_baseline and concurrent and not run.dry_run else None)
-            later = first is not None and first.checks_primary_roles
-            errors += validate_sql.check_state(source_id=source_id, modes=modes,
-                                               changes=changes, primary_roles_later=later)
+            errors += validate_sql.check_state(
+                source_id=source_id, modes=modes, changes=changes,
+                primary_roles_later=first is not None and first.checks_primary_roles)
             timings["check_state"] = round(time.monotonic() - mark, 3)
             if errors:
-                if later:  # every problem reported
-                    errors += _primary_role_errors(source_id, modes, changes)
+                if first is not None:  # every problem reported
+                    errors += _checks_left(first, source_id, modes, changes)
                 # rejected anyway: name the repeats the apply would otherwise have found
                 raise _Rejected(validate_sql.check_duplicates(deferred) + errors)
             check = None
@@ -424,11 +424,11 @@ def _apply_locked(
                 if not deferred:
                     raise
                 raise _RepeatSuspected(deferred, unchecked=(
-                    (lambda: _primary_role_errors(source_id, modes, changes)) if later
-                    else None)) from exc
-            if later and (found is None or found.primary_conflict):
+                    (lambda: _checks_left(first, source_id, modes, changes))  # type: ignore[arg-type]
+                    if first is not None else None)) from exc
+            if first is not None:
                 # the first load's state is its staged rows, after the writes as before
-                late = _primary_role_errors(source_id, modes, changes)
+                late = _checks_left(first, source_id, modes, changes, found=found)
                 if late:
                     raise _Rejected(late)  # and the writes are rolled back
             version = _version_create(
@@ -460,10 +460,16 @@ def _apply_locked(
     return result
 
 
-def _primary_role_errors(source_id: int, modes: dict[str, str],
-                         changes: apply_sql.ChangeSet) -> list[IngestError]:
-    return validate_sql.check_primary_roles(source_id=source_id, mode=modes["roles"],
-                                            change=changes.by_entity["roles"])
+def _checks_left(first: BesideIndexBuilds, source_id: int, modes: dict[str, str],
+                 changes: apply_sql.ChangeSet, *, found: Found | None = None,
+                 ) -> list[IngestError]:
+    """The checks ``first`` left for after the writes, made here in full: each one the
+    work beside did not clear (``found``; without it, every one)."""
+    errors: list[IngestError] = []
+    if first.checks_primary_roles and (found is None or found.primary_conflict is not False):
+        errors += validate_sql.check_primary_roles(source_id=source_id, mode=modes["roles"],
+                                                   change=changes.by_entity["roles"])
+    return errors
 
 
 def _totals(changes: apply_sql.ChangeSet) -> dict[str, int]:

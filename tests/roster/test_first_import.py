@@ -42,7 +42,7 @@ def found_beside(monkeypatch):  # type: ignore[no-untyped-def]
 
 def one_process_gin() -> bool:
     """PostgreSQL builds the users' GIN index on one process before version 18: only then
-    is there a stretch for the work beside (later versions check after the writes)."""
+    is there a stretch for the work beside (later versions check in the usual place)."""
     return connection.pg_version < 180000
 
 

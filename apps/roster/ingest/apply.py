@@ -342,6 +342,24 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
         return _alongside(cursor, single_process, meanwhile)
 
 
+def one_process_build_ahead(changes: ChangeSet) -> bool:
+    """Whether ``diff_apply`` will build an index on one process (and so can run work
+    beside it): a first load into an empty table with a GIN index, before PostgreSQL 18."""
+    if connection.pg_version >= 180000:
+        return False
+    with connection.cursor() as cursor:
+        for entity, change in changes.by_entity.items():
+            t = TABLES[entity]
+            if not (change.first_load and change.added):
+                continue
+            gin = _scalar(cursor, "SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE "
+                                  "tablename = %s AND indexdef LIKE %s)",
+                          [t.table, "% USING gin %"])
+            if gin and not _scalar(cursor, f"SELECT EXISTS (SELECT 1 FROM {t.table})"):
+                return True
+    return False
+
+
 def _built_on_one_process(create: str) -> bool:
     """Whether PostgreSQL builds this index (a ``pg_get_indexdef``) without parallel
     workers: a GIN index before version 18."""

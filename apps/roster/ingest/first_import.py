@@ -14,7 +14,9 @@ one process before version 18. ``diff_apply`` leaves those builds to the end and
 
 For a first load the state after the import is the staged rows, before the writes and
 after them alike, so the check and the counts give what they would have given in their
-usual place.
+usual place. The second connection reads staging alone: the canonical tables are locked by
+the import until it commits. Its work must fit in the stretch (the import waits for it):
+aggregates over the staged files, each one pass, never a join that could go quadratic.
 """
 
 # SQL here is composed from identifiers of the schema registry (never from input).
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from apps.roster.ingest import validate_sql
-from apps.roster.ingest.apply import ChangeSet
+from apps.roster.ingest.apply import ChangeSet, one_process_build_ahead
 from apps.roster.ingest.gates import Counts, FirstImportCounts
 from apps.roster.ingest.relay import beside, view_definition
 
@@ -46,21 +48,32 @@ class BesideIndexBuilds:
     def plan(cls, changes: ChangeSet, modes: dict[str, str], *, source_id: int,
              gated: bool) -> BesideIndexBuilds | None:
         """What a second connection can do for this import (None: nothing, e.g. not a
-        first import, or no staged file another connection can read)."""
+        first import, no one-process index build ahead, or no staged file another
+        connection can read)."""
+        if not one_process_build_ahead(changes):
+            return None
         counts = FirstImportCounts.of(changes) if gated else None
         views = dict(counts.views) if counts is not None else {}
+
+        def first_loaded(entity: str) -> str | None:
+            """The staging view of a first-loaded file another connection can read."""
+            change = changes.by_entity.get(entity)
+            if (change is None or not (change.first_load and change.added)
+                    or modes.get(entity) not in ("bulk", "delta")):
+                return None
+            view = views.get(entity) or view_definition(entity)
+            if view is not None:
+                views[entity] = view
+            return view
+
         roles = None
-        change = changes.by_entity.get("roles")
-        view = view_definition("roles") if change is not None else None
-        if (view is not None and change.first_load and change.added  # type: ignore[union-attr]
-                and modes.get("roles") in ("bulk", "delta")):
+        if first_loaded("roles") is not None:
             # a bulk file's post-state: the staged rows alone, the same as a delta's when
             # the source has no roles yet, and never the canonical table (this import's
             # connection holds it locked until it commits)
             roles = validate_sql.primary_roles_post_state(
-                source_id=source_id, mode="bulk", change=change)  # type: ignore[arg-type]
-            views["roles"] = view
-        if not views:
+                source_id=source_id, mode="bulk", change=changes.by_entity["roles"])
+        if counts is None and roles is None:
             return None
         return cls(counts=counts, roles=roles, views=views)
 
