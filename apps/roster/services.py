@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,7 +35,7 @@ from apps.roster import schema
 from apps.roster.ingest import apply as apply_sql
 from apps.roster.ingest import fastcopy, gates, staging, store, validate_sql
 from apps.roster.ingest.errors import IngestError
-from apps.roster.ingest.first_import import BesideIndexBuilds, Found
+from apps.roster.ingest.first_import import BesideIndexBuilds
 from apps.roster.ingest.mapping import DEFAULT_RULES, MappingRules
 from apps.roster.ingest.rollback import rollback_apply
 from apps.roster.models import (
@@ -394,7 +395,7 @@ def _apply_locked(
             timings["check_state"] = round(time.monotonic() - mark, 3)
             if errors:
                 if first is not None:  # every problem reported
-                    errors += _checks_left(first, source_id, modes, changes)
+                    errors += first.left_to_check(source_id, modes, changes)
                 # rejected anyway: name the repeats the apply would otherwise have found
                 raise _Rejected(validate_sql.check_duplicates(deferred) + errors)
             check = None
@@ -424,11 +425,11 @@ def _apply_locked(
                 if not deferred:
                     raise
                 raise _RepeatSuspected(deferred, unchecked=(
-                    (lambda: _checks_left(first, source_id, modes, changes))  # type: ignore[arg-type]
+                    partial(first.left_to_check, source_id, modes, changes)
                     if first is not None else None)) from exc
             if first is not None:
                 # the first load's state is its staged rows, after the writes as before
-                late = _checks_left(first, source_id, modes, changes, found=found)
+                late = first.left_to_check(source_id, modes, changes, found)
                 if late:
                     raise _Rejected(late)  # and the writes are rolled back
             version = _version_create(
@@ -458,18 +459,6 @@ def _apply_locked(
         pass
     assert result is not None
     return result
-
-
-def _checks_left(first: BesideIndexBuilds, source_id: int, modes: dict[str, str],
-                 changes: apply_sql.ChangeSet, *, found: Found | None = None,
-                 ) -> list[IngestError]:
-    """The checks ``first`` left for after the writes, made here in full: each one the
-    work beside did not clear (``found``; without it, every one)."""
-    errors: list[IngestError] = []
-    if first.checks_primary_roles and (found is None or found.primary_conflict is not False):
-        errors += validate_sql.check_primary_roles(source_id=source_id, mode=modes["roles"],
-                                                   change=changes.by_entity["roles"])
-    return errors
 
 
 def _totals(changes: apply_sql.ChangeSet) -> dict[str, int]:

@@ -312,10 +312,7 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
                 f"{int(version)}, {t.content_list('s')}"
             )
             if change.first_load:
-                empty = not _scalar(cursor, f"SELECT EXISTS (SELECT 1 FROM {t.table})")
-                # Into an empty table, build the indexes after the rows (a sort per index
-                # instead of a b-tree insert per row and index, and COPY's batched writes).
-                rebuild = _indexes(cursor, t.table) if empty else []
+                rebuild = _rebuilt_indexes(cursor, t.table)
                 for drop, _ in rebuild:
                     cursor.execute(drop)
                 _first_load_write(
@@ -348,16 +345,19 @@ def one_process_build_ahead(changes: ChangeSet) -> bool:
     if connection.pg_version >= 180000:
         return False
     with connection.cursor() as cursor:
-        for entity, change in changes.by_entity.items():
-            t = TABLES[entity]
-            if not (change.first_load and change.added):
-                continue
-            gin = _scalar(cursor, "SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE "
-                                  "tablename = %s AND indexdef LIKE %s)",
-                          [t.table, "% USING gin %"])
-            if gin and not _scalar(cursor, f"SELECT EXISTS (SELECT 1 FROM {t.table})"):
-                return True
-    return False
+        return any(
+            _built_on_one_process(create)
+            for entity, change in changes.by_entity.items() if change.first_load and change.total
+            for _, create in _rebuilt_indexes(cursor, TABLES[entity].table)
+        )
+
+
+def _rebuilt_indexes(cursor, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """A first load's index rebuilds (``_indexes``): into an empty table, the indexes are
+    built after the rows (a sort per index instead of a b-tree insert per row and index,
+    and COPY's batched writes); none into a table other sources' rows are in."""
+    empty = not _scalar(cursor, f"SELECT EXISTS (SELECT 1 FROM {table})")
+    return _indexes(cursor, table) if empty else []
 
 
 def _built_on_one_process(create: str) -> bool:

@@ -29,6 +29,7 @@ from django.db import connection
 
 from apps.roster.ingest import validate_sql
 from apps.roster.ingest.apply import ChangeSet, one_process_build_ahead
+from apps.roster.ingest.errors import IngestError
 from apps.roster.ingest.gates import Counts, FirstImportCounts
 from apps.roster.ingest.relay import beside, view_definition
 
@@ -54,25 +55,18 @@ class BesideIndexBuilds:
             return None
         counts = FirstImportCounts.of(changes) if gated else None
         views = dict(counts.views) if counts is not None else {}
-
-        def first_loaded(entity: str) -> str | None:
-            """The staging view of a first-loaded file another connection can read."""
-            change = changes.by_entity.get(entity)
-            if (change is None or not (change.first_load and change.added)
-                    or modes.get(entity) not in ("bulk", "delta")):
-                return None
-            view = views.get(entity) or view_definition(entity)
-            if view is not None:
-                views[entity] = view
-            return view
-
         roles = None
-        if first_loaded("roles") is not None:
-            # a bulk file's post-state: the staged rows alone, the same as a delta's when
-            # the source has no roles yet, and never the canonical table (this import's
-            # connection holds it locked until it commits)
-            roles = validate_sql.primary_roles_post_state(
-                source_id=source_id, mode="bulk", change=changes.by_entity["roles"])
+        change = changes.by_entity.get("roles")
+        if (change is not None and change.first_load and change.added
+                and modes.get("roles") in ("bulk", "delta")):
+            view = views.get("roles") or view_definition("roles")
+            if view is not None:
+                views["roles"] = view
+                # a bulk file's post-state: the staged rows alone, the same as a delta's
+                # when the source has no roles yet, and never the canonical table (this
+                # import's connection holds it locked until it commits)
+                roles = validate_sql.primary_roles_post_state(
+                    source_id=source_id, mode="bulk", change=change)
         if counts is None and roles is None:
             return None
         return cls(counts=counts, roles=roles, views=views)
@@ -80,6 +74,16 @@ class BesideIndexBuilds:
     @property
     def checks_primary_roles(self) -> bool:
         return self.roles is not None
+
+    def left_to_check(self, source_id: int, modes: dict[str, str], changes: ChangeSet,
+                      found: Found | None = None) -> list[IngestError]:
+        """The checks left for after the writes, made on the import's connection in full
+        unless the work beside cleared them (``found``; without it, none is cleared)."""
+        if not self.checks_primary_roles or (found is not None
+                                             and found.primary_conflict is False):
+            return []
+        return validate_sql.check_primary_roles(source_id=source_id, mode=modes["roles"],
+                                                change=changes.by_entity["roles"])
 
     def __call__(self) -> Found:
         with beside(views=self.views), connection.cursor() as cursor:

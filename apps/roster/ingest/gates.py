@@ -22,6 +22,7 @@ to compare with; the first import of a source sets the baseline and is not gated
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -88,7 +89,7 @@ def _counts(sql: str) -> dict[tuple[str, str], int]:
         return {(org or "", kind or ""): n for org, kind, n in cursor.fetchall()}
 
 
-def source_counts(source_id: int, entities=GATE_KEYS) -> dict[str, Counts]:  # type: ignore[no-untyped-def]
+def source_counts(source_id: int, entities: Iterable[str] = tuple(GATE_KEYS)) -> dict[str, Counts]:
     """The source's exact current counts per (org, kind) of ``entities`` (every one by
     default): what a baseline stored for the first time holds."""
     return _grouped_counts({
