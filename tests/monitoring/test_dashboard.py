@@ -278,6 +278,9 @@ def test_the_dashboard_costs_the_same_queries_for_three_integrations_or_twelve(
             assert client.get(DASHBOARD).status_code == 200
         return len(captured)
 
+    # the session's expiry is pushed back at most once a minute: with database sessions
+    # (no Redis) the first request saves it; that is not the dashboard's cost
+    assert client.get(DASHBOARD).status_code == 200
     assert queries_with(3) == queries_with(12)
 
 

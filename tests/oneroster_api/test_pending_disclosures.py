@@ -10,6 +10,13 @@ from apps.oneroster_api.services import disclosures_pending_add
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def a_worker_flushes_the_queue(settings):  # type: ignore[no-untyped-def]
+    """With a worker (not eagerly, as without Redis) the queue is flushed later: what is
+    queued can be read."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+
+
 def test_a_page_of_people_is_queued_as_one_row_each_person_once():
     disclosures_pending_add(vendor_id=7, integration_id=9,
                             field_classes={"identifier", "directory"},
