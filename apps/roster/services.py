@@ -390,7 +390,7 @@ def _apply_locked(
                                             gated=thresholds is not None)
                      if not has_baseline and concurrent and not run.dry_run else None)
             errors += validate_sql.check_state(
-                source_id=source_id, modes=modes, changes=changes,
+                source_id=source_id, modes=modes, changes=changes, concurrent=concurrent,
                 primary_roles_later=first is not None and first.checks_primary_roles)
             timings["check_state"] = round(time.monotonic() - mark, 3)
             if errors:

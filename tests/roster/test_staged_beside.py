@@ -130,7 +130,7 @@ def test_a_file_staged_beside_counts_at_its_declared_size_in_the_total_limit(tmp
                 pass
 
 
-def test_the_files_beside_are_the_largest_then_those_evening_out_the_two_connections(
+def test_the_worker_may_take_the_large_files_the_fast_path_takes_largest_first(
     monkeypatch, tmp_path
 ):
     from tests.roster.builders import write_feed
@@ -140,12 +140,56 @@ def test_the_files_beside_are_the_largest_then_those_evening_out_the_two_connect
     with open_feed(write_feed(tmp_path / "feed.zip", small_district(students=40))) as feed:
         entities = feed.supplied_entities()
         sizes = {e: feed.declared_size(e) for e in entities}
-        chosen = fastcopy._beside_entities(feed, entities)
+        candidates = fastcopy._beside_candidates(feed, entities)
+        monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", max(sizes.values()) + 1)
+        assert fastcopy._beside_candidates(feed, entities) == []  # no file large enough
 
-    assert chosen[0] == max(sizes, key=sizes.get)
-    assert all(sizes[e] >= 300 for e in chosen)
-    beside = sum(sizes[e] for e in chosen)
-    here = sum(sizes.values()) - beside
-    # neither connection is left with more than the other by more than one file's worth
-    assert abs(beside - here) <= max(sizes.values())
-    assert len(chosen) >= 2
+    largest = max(sizes, key=sizes.get)
+    assert candidates == [largest] + sorted(
+        (e for e in entities if sizes[e] >= 300 and e != largest), key=sizes.get, reverse=True)
+    assert len(candidates) >= 3
+
+
+def test_the_worker_begins_with_the_largest_file_then_takes_the_largest_not_begun_here():
+    shares = fastcopy.FileShares(["enrollments", "users", "roles", "demographics"])
+
+    assert shares.take_here("users")  # the import's connection begins on users
+    assert shares.take_beside() == "enrollments"  # the worker had the largest from the start
+    assert not shares.take_here("enrollments")  # so the import's connection skips it
+    assert shares.take_beside() == "roles"  # free again: the largest not begun, not users
+    assert not shares.take_here("roles")
+    assert shares.take_here("demographics")
+    assert shares.take_beside() is None  # nothing left to take
+    assert shares.beside == ["enrollments", "roles"]
+
+
+def test_a_worker_free_early_takes_the_large_files_the_import_has_not_reached(
+    monkeypatch, import_feed, staged_beside
+):
+    # given an import's connection held up before its first file, long enough for the
+    # worker to stage every large file it may take
+    monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", 1000)
+    monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", 300)
+    real_init = fastcopy.StagedBeside.__init__
+    candidates: list[list[str]] = []
+    real_candidates = fastcopy._beside_candidates
+    monkeypatch.setattr(fastcopy, "_beside_candidates",
+                        lambda *a: candidates.append(real_candidates(*a)) or candidates[-1])
+
+    def then_wait(self, feed, entities):  # type: ignore[no-untyped-def]
+        real_init(self, feed, entities)
+        if self._thread is not None:
+            self._thread.join()
+
+    monkeypatch.setattr(fastcopy.StagedBeside, "__init__", then_wait)
+    feed = small_district(students=40)
+    beside = import_feed(feed, source="beside")
+    monkeypatch.setattr(fastcopy, "BESIDE_FROM_BYTES", 10**12)
+    here = import_feed(feed, source="here")
+
+    # then the worker staged them all, largest first, and what was stored is the same
+    assert len(candidates[0]) >= 3
+    assert staged_beside == candidates[0]
+    assert beside.state == here.state == ImportState.APPLIED
+    assert beside.counts["rows"] == here.counts["rows"]
+    assert _stored("beside") == _stored("here")

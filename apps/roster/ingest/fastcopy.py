@@ -127,7 +127,7 @@ def stage_feed(
     for entity in entities:
         if feed.fatal:
             break
-        if entity not in beside.entities:
+        if beside.take_here(entity):
             done(entity, staging_load(entity, feed, progress=progress))
     staged_beside = beside.finish()
     for entity in beside.entities:
@@ -157,32 +157,48 @@ BESIDE_FROM_BYTES = 16 << 20
 
 class StagedBeside:
     """Large files of a feed, staged on a worker thread's connection while this one stages
-    the others: the largest, then (largest first) whichever would leave this connection
-    with more to stage than the worker.
+    the others.
+
+    The two connections share the large files out as they go (``FileShares``): the worker
+    begins with the largest and, each time it is free, takes the largest this connection
+    has not begun; this connection goes through the feed in order and skips the files the
+    worker took. (Split by size beforehand, this connection was left staging a third
+    longer than the worker: a user's line costs more to stage than an enrolment's.)
 
     The worker only ever takes the fast path. Should it decline a file, or fail in any way
     (no second connection, say), ``finish`` leaves the file out and the caller stages it as
     any other, so that declines, the parser and its error reports all happen on this
-    connection, in the usual order. Each file is reserved at its declared size in the
-    feed's total size limit before anything streams, and may not inflate past it.
+    connection, in the usual order. Every file the worker may take is reserved at its
+    declared size in the feed's total size limit before anything streams, and may not
+    inflate past it there.
     """
 
     def __init__(self, feed: Feed, entities: list[str]) -> None:
-        self.entities = [] if connection.in_atomic_block else _beside_entities(feed, entities)
+        candidates = [] if connection.in_atomic_block else _beside_candidates(feed, entities)
+        self._shares = FileShares(candidates)
         self._staged: dict[str, tuple[int, str]] = {}
         self._thread: threading.Thread | None = None
-        if not self.entities:
+        if not candidates:
             return
-        for entity in self.entities:
+        for entity in candidates:
             feed.reserve(entity)
         self._thread = threading.Thread(target=self._stage, args=(feed, session_key()),
                                         name="roster-stage", daemon=True)
         self._thread.start()
 
+    @property
+    def entities(self) -> list[str]:
+        """The files the worker took, in the order it took them."""
+        return self._shares.beside
+
+    def take_here(self, entity: str) -> bool:
+        """Whether this connection stages ``entity`` (False: the worker took it)."""
+        return self._shares.take_here(entity)
+
     def _stage(self, feed: Feed, key: int) -> None:
         try:
             with relay.beside(key=key):
-                for entity in self.entities:
+                while not feed.fatal and (entity := self._shares.take_beside()) is not None:
                     try:
                         self._staged[entity] = _copy_fast(entity, feed, beside=True)
                     except (_Declined, *_DECLINED) as exc:
@@ -203,24 +219,46 @@ class StagedBeside:
         return {entity: copied for entity, (copied, _) in self._staged.items()}
 
 
-def _beside_entities(feed: Feed, entities: list[str]) -> list[str]:
-    """The files for the worker: sizes split about evenly between the two connections,
-    the worker taking only files large enough to be staged unlogged anyway."""
+class FileShares:
+    """Which connection stages which of the files the worker may take (``candidates``,
+    largest first): the worker has the largest from the start, then whichever is largest
+    and not yet begun by the import's connection each time it asks."""
+
+    def __init__(self, candidates: list[str]) -> None:
+        self._waiting = list(candidates[1:])
+        self.beside: list[str] = list(candidates[:1])
+        self._handed = 0  # of ``beside``, how many the worker has asked for
+        self._lock = threading.Lock()
+
+    def take_here(self, entity: str) -> bool:
+        with self._lock:
+            if entity in self.beside:
+                return False
+            if entity in self._waiting:
+                self._waiting.remove(entity)
+            return True
+
+    def take_beside(self) -> str | None:
+        with self._lock:
+            if self._handed == len(self.beside):
+                if not self._waiting:
+                    return None
+                self.beside.append(self._waiting.pop(0))
+            self._handed += 1
+            return self.beside[self._handed - 1]
+
+
+def _beside_candidates(feed: Feed, entities: list[str]) -> list[str]:
+    """The files the worker may take, largest first: those the fast path may take, the
+    largest when it has at least ``BESIDE_FROM_BYTES`` (else none), then those large
+    enough to be staged unlogged anyway."""
     if len(entities) < 2:
         return []
-    sizes = sorted(((feed.declared_size(e), e) for e in entities), reverse=True)
-    plain = {e for e in entities if feed.plain_plan(e) is not None}
-    here = there = 0  # bytes each connection stages
-    chosen: list[str] = []
-    for size, entity in sizes:
-        first = not chosen and size >= BESIDE_FROM_BYTES
-        if entity in plain and (first or (chosen and size >= UNLOGGED_FROM_BYTES
-                                          and there < here)):
-            chosen.append(entity)
-            there += size
-        else:
-            here += size
-    return chosen
+    plain = sorted(((feed.declared_size(e), e) for e in entities
+                    if feed.plain_plan(e) is not None), reverse=True)
+    if not plain or plain[0][0] < BESIDE_FROM_BYTES:
+        return []
+    return [plain[0][1]] + [e for size, e in plain[1:] if size >= UNLOGGED_FROM_BYTES]
 
 
 def _copy_plain(entity: str, feed: Feed, fields: tuple[Field, ...], mode: str,

@@ -29,14 +29,21 @@ nothing; a first import checks every row, with hash joins against the post-state
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from apps.roster.ingest import errors as codes
 from apps.roster.ingest.apply import ChangeSet, EntityChange, change_table
 from apps.roster.ingest.errors import IngestError
+from apps.roster.ingest.relay import beside, view_definition
 from apps.roster.ingest.staging import TABLES, session_key
+
+logger = logging.getLogger(__name__)
 
 PRIMARY_ROLE_CONFLICT = "PRIMARY_ROLE_CONFLICT"
 REFERENCE_ORPHANED = "REFERENCE_ORPHANED"
@@ -331,59 +338,174 @@ def _drop_changes(cursor, changes: ChangeSet) -> None:  # type: ignore[no-untype
 
 
 def check_references(
-    *, source_id: int, modes: dict[str, str], changes: ChangeSet
+    *, source_id: int, modes: dict[str, str], changes: ChangeSet, concurrent: bool = False,
 ) -> list[IngestError]:
     """Every reference of every changed (or first-loaded) row must resolve in the
-    post-state, and no row kept as it is may point at what the import removes."""
+    post-state, and no row kept as it is may point at what the import removes.
+
+    ``concurrent``: the staged rows are committed, so a first load's checks may be shared
+    with a second connection (``_WholeChecks``)."""
     supplied = {e for e, m in modes.items() if m in ("bulk", "delta")}
     # A first load of a bulk file checks every row: against materialised post-state id
     # sets (hash joins; the file is as large as the roster anyway).
     whole = {e for e in supplied if modes[e] == "bulk" and changes.by_entity[e].first_load}
-    materialised: dict[str, int] = {}
-    found: list[IngestError] = []
-    with connection.cursor() as cursor:
+    checks = _WholeChecks([r for r in REFERENCES if r.entity in whole], changes,
+                          source_id=source_id, modes=modes, concurrent=concurrent)
+    found_by_ref: dict[Reference, list[IngestError]] = {}
+    with checks.beside() as there, connection.cursor() as cursor:
         removed = _prepare_changes(cursor, source_id=source_id, changes=changes)
-        for target in sorted({r.target for r in REFERENCES if r.entity in whole}):
-            cursor.execute(f"DROP TABLE IF EXISTS {ids_table(target)}")
-            cursor.execute(
-                f"CREATE UNLOGGED TABLE {ids_table(target)} AS "
-                f"{_post_state_ids_sql(target, source_id=source_id, modes=modes)}"
-            )
-            materialised[target] = cursor.rowcount
-            # No index: every probe of an id set is hashed.
-            cursor.execute(f"ANALYZE {ids_table(target)}")
+        found_by_ref.update(checks.run(cursor, checks.here))
         for ref in REFERENCES:
-            if ref.entity not in supplied:
+            if ref.entity not in supplied or ref.entity in whole:
                 continue
             tables = TABLES[ref.entity]
             change = changes.by_entity[ref.entity]
             if modes[ref.entity] == "delta":
                 rows = f"{tables.staging} s"  # every active row, applied or stale
-            elif change.first_load or change.added or change.updated:
+            elif change.added or change.updated:
                 rows = _changed_rows_sql(ref.entity, change)
             else:
                 continue
             source_rows, value = _staged_refs(ref, rows)
-            absent = _absent_sql(
-                ref.target, value, source_id=source_id, modes=modes,
-                materialised=materialised if ref.entity in whole else {},
-            )
-            cursor.execute(
-                f"""
-                SELECT s.line, s.sourced_id, {value} FROM {source_rows}
-                WHERE {value} IS NOT NULL AND s.status IS DISTINCT FROM 'tobedeleted'
-                  AND {absent}
-                ORDER BY s.n LIMIT {MAX_ERRORS_PER_CHECK}
-                """
-            )
-            found += _missing(tables, ref, cursor.fetchall())
-        found += _check_orphans(
+            absent = _absent_sql(ref.target, value, source_id=source_id, modes=modes,
+                                 materialised={})
+            found_by_ref[ref] = _missing_refs(cursor, ref, source_rows, value, absent)
+        orphans = _check_orphans(
             cursor, source_id=source_id, modes=modes, removed=removed, whole=whole,
         )
-        for target in materialised:
-            cursor.execute(f"DROP TABLE IF EXISTS {ids_table(target)}")
         _drop_changes(cursor, changes)
-    return found
+        found_by_ref.update(there.result() if there is not None else {})
+        if checks.left:  # the second connection failed: its share is checked here
+            found_by_ref.update(checks.run(cursor, checks.left))
+    return [e for ref in REFERENCES for e in found_by_ref.get(ref, [])] + orphans
+
+
+def _missing_refs(cursor, ref: Reference, rows: str, value: str,  # type: ignore[no-untyped-def]
+                  absent: str) -> list[IngestError]:
+    """The staged ``rows`` whose ``value`` of ``ref`` is ``absent`` from the post-state."""
+    cursor.execute(
+        f"""
+        SELECT s.line, s.sourced_id, {value} FROM {rows}
+        WHERE {value} IS NOT NULL AND s.status IS DISTINCT FROM 'tobedeleted'
+          AND {absent}
+        ORDER BY s.n LIMIT {MAX_ERRORS_PER_CHECK}
+        """
+    )
+    return _missing(TABLES[ref.entity], ref, cursor.fetchall())
+
+
+class _WholeChecks:
+    """The reference checks of first-loaded bulk files: every staged row against the
+    post-state ids of its target, materialised once per target (``ids_table``).
+
+    They read only what is committed (the staged files, other sources' rows), so, given a
+    second connection that can read the staged files, they are shared out between the two
+    connections by the rows they read, the larger shares first (on one core, a first
+    import's checks were about a tenth of a 50,000-pupil import).
+    A share the second connection could not check (no connection, a lock it would not
+    wait for) is checked on this one afterwards (``left``).
+    """
+
+    def __init__(self, refs: list[Reference], changes: ChangeSet, *, source_id: int,
+                 modes: dict[str, str], concurrent: bool) -> None:
+        self._source_id, self._modes = source_id, modes
+        self.here, self.there, self.left = refs, [], []
+        self._views: dict[str, str] = {}
+        self._unreadable: set[str] = set()
+        if concurrent and len({r.target for r in refs}) > 1:
+            self._share(changes)
+
+    def _share(self, changes: ChangeSet) -> None:
+        """Share out the checks by target, each target's checks in two parts: those the
+        second connection can read (the target's staged file and the checked file both
+        unlogged), and the others, which stay here. A target with checks on both
+        connections has its ids materialised on both."""
+        def staged(entity: str) -> int:
+            change = changes.by_entity.get(entity)
+            return change.staged if change is not None else 0
+
+        parts: dict[tuple[str, bool], list[Reference]] = {}
+        for ref in self.here:
+            readable = self._readable(ref.target) and self._readable(ref.entity)
+            parts.setdefault((ref.target, readable), []).append(ref)
+        cost = {part: staged(part[0]) + sum(staged(r.entity) for r in refs)
+                for part, refs in parts.items()}
+        loads = {True: 0, False: 0}  # rows read there (True) and here
+        self.here = []
+        for part in sorted(parts, key=lambda p: (-cost[p], p)):
+            there = part[1] and loads[True] <= loads[False]
+            loads[there] += cost[part]
+            (self.there if there else self.here).extend(parts[part])
+
+    def _readable(self, entity: str) -> bool:
+        """Whether a second connection can read the entity's staged file, if any (and
+        the statement that makes its view there)."""
+        if entity in self._views or self._modes.get(entity) not in ("bulk", "delta"):
+            return True  # no staged file: only the current rows are read
+        if entity in self._unreadable:
+            return False
+        view = view_definition(entity)
+        if view is None:
+            self._unreadable.add(entity)
+            return False
+        self._views[entity] = view
+        return True
+
+    @contextmanager
+    def beside(self) -> Iterator[Future | None]:
+        """Check the second connection's share on a worker thread meanwhile."""
+        if not self.there:
+            yield None
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool, connection.cursor() as cursor:
+            # one core each: the parallel workers the checks would otherwise start here
+            # would take the other connection's core
+            cursor.execute("SHOW max_parallel_workers_per_gather")
+            workers = cursor.fetchone()[0]
+            cursor.execute("SET max_parallel_workers_per_gather = 0")
+            try:
+                yield pool.submit(self._run_beside)
+            finally:
+                cursor.execute("SELECT set_config('max_parallel_workers_per_gather', %s, false)",
+                               [workers])
+
+    def _run_beside(self) -> dict[Reference, list[IngestError]]:
+        try:
+            with beside(views=self._views), connection.cursor() as cursor:
+                # never wait on another import's locks: this connection's import does
+                # the share itself
+                cursor.execute("SET lock_timeout = '5s'")
+                cursor.execute("SET max_parallel_workers_per_gather = 0")
+                return self.run(cursor, self.there)
+        except DatabaseError as exc:
+            logger.warning("reference checks left to the import's connection (%s)", exc)
+            self.left = self.there
+            return {}
+
+    def run(self, cursor, refs: list[Reference]) -> dict[Reference, list[IngestError]]:  # type: ignore[no-untyped-def]
+        """Check ``refs`` on ``cursor``'s connection, with its own materialised id sets."""
+        materialised: dict[str, int] = {}
+        found: dict[Reference, list[IngestError]] = {}
+        try:
+            for target in sorted({r.target for r in refs}):
+                ids = ids_table(target)
+                cursor.execute(f"DROP TABLE IF EXISTS {ids}")
+                cursor.execute(
+                    f"CREATE UNLOGGED TABLE {ids} AS "
+                    f"{_post_state_ids_sql(target, source_id=self._source_id, modes=self._modes)}"
+                )
+                materialised[target] = cursor.rowcount
+                # No index: every probe of an id set is hashed.
+                cursor.execute(f"ANALYZE {ids}")
+            for ref in refs:
+                source_rows, value = _staged_refs(ref, f"{TABLES[ref.entity].staging} s")
+                absent = _absent_sql(ref.target, value, source_id=self._source_id,
+                                     modes=self._modes, materialised=materialised)
+                found[ref] = _missing_refs(cursor, ref, source_rows, value, absent)
+        finally:
+            for target in materialised:
+                cursor.execute(f"DROP TABLE IF EXISTS {ids_table(target)}")
+        return found
 
 
 def _staged_refs(ref: Reference, rows: str) -> tuple[str, str]:
@@ -623,12 +745,14 @@ def check_cycles(entity: str, *, source_id: int, mode: str) -> list[IngestError]
 
 def check_state(
     *, source_id: int, modes: dict[str, str], changes: ChangeSet,
-    primary_roles_later: bool = False,
+    primary_roles_later: bool = False, concurrent: bool = False,
 ) -> list[IngestError]:
     """The checks that read the current roster (run under the source's import lock,
     after the diff). ``primary_roles_later``: the caller checks the primary roles itself
-    (a first import's, beside its index builds: see ``first_import.py``)."""
-    found = check_references(source_id=source_id, modes=modes, changes=changes)
+    (a first import's, beside its index builds: see ``first_import.py``).
+    ``concurrent``: the staged rows are committed (see ``check_references``)."""
+    found = check_references(source_id=source_id, modes=modes, changes=changes,
+                             concurrent=concurrent)
     if modes.get("roles") in ("bulk", "delta") and not primary_roles_later:
         found += check_primary_roles(source_id=source_id, mode=modes["roles"],
                                      change=changes.by_entity["roles"])
