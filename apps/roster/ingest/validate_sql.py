@@ -463,11 +463,11 @@ class _WholeChecks:
             cursor.execute("SHOW max_parallel_workers_per_gather")
             workers = cursor.fetchone()[0]
             cursor.execute("SET max_parallel_workers_per_gather = 0")
-            try:
-                yield pool.submit(self._run_beside)
-            finally:
-                cursor.execute("SELECT set_config('max_parallel_workers_per_gather', %s, false)",
-                               [workers])
+            yield pool.submit(self._run_beside)
+            # (not on an error: the transaction's rollback undoes the SET, and an aborted
+            # transaction would refuse this statement and hide the error)
+            cursor.execute("SELECT set_config('max_parallel_workers_per_gather', %s, false)",
+                           [workers])
 
     def _run_beside(self) -> dict[Reference, list[IngestError]]:
         try:
@@ -486,25 +486,25 @@ class _WholeChecks:
         """Check ``refs`` on ``cursor``'s connection, with its own materialised id sets."""
         materialised: dict[str, int] = {}
         found: dict[Reference, list[IngestError]] = {}
-        try:
-            for target in sorted({r.target for r in refs}):
-                ids = ids_table(target)
-                cursor.execute(f"DROP TABLE IF EXISTS {ids}")
-                cursor.execute(
-                    f"CREATE UNLOGGED TABLE {ids} AS "
-                    f"{_post_state_ids_sql(target, source_id=self._source_id, modes=self._modes)}"
-                )
-                materialised[target] = cursor.rowcount
-                # No index: every probe of an id set is hashed.
-                cursor.execute(f"ANALYZE {ids}")
-            for ref in refs:
-                source_rows, value = _staged_refs(ref, f"{TABLES[ref.entity].staging} s")
-                absent = _absent_sql(ref.target, value, source_id=self._source_id,
-                                     modes=self._modes, materialised=materialised)
-                found[ref] = _missing_refs(cursor, ref, source_rows, value, absent)
-        finally:
-            for target in materialised:
-                cursor.execute(f"DROP TABLE IF EXISTS {ids_table(target)}")
+        for target in sorted({r.target for r in refs}):
+            ids = ids_table(target)
+            cursor.execute(f"DROP TABLE IF EXISTS {ids}")
+            cursor.execute(
+                f"CREATE UNLOGGED TABLE {ids} AS "
+                f"{_post_state_ids_sql(target, source_id=self._source_id, modes=self._modes)}"
+            )
+            materialised[target] = cursor.rowcount
+            # No index: every probe of an id set is hashed.
+            cursor.execute(f"ANALYZE {ids}")
+        for ref in refs:
+            source_rows, value = _staged_refs(ref, f"{TABLES[ref.entity].staging} s")
+            absent = _absent_sql(ref.target, value, source_id=self._source_id,
+                                 modes=self._modes, materialised=materialised)
+            found[ref] = _missing_refs(cursor, ref, source_rows, value, absent)
+        # (after an error, the import's rollback takes them, or the next import drops a
+        # second connection's: staging.drop_orphaned_tables)
+        for target in materialised:
+            cursor.execute(f"DROP TABLE IF EXISTS {ids_table(target)}")
         return found
 
 
