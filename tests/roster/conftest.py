@@ -73,3 +73,12 @@ def audited(action: str) -> list[dict]:
         for model in (AuditEvent, PendingAuditEvent)
         for e in model.objects.filter(action=action).order_by("occurred_at")
     ]
+
+
+@pytest.fixture
+def every_file_readable_beside(monkeypatch):  # type: ignore[no-untyped-def]
+    """Every staged file in an unlogged table, as a large one's: a second connection can
+    read them all (a small district's files are otherwise temporary tables)."""
+    from apps.roster.ingest import fastcopy
+
+    monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", 0)

@@ -14,16 +14,13 @@ import pytest
 from django.db import OperationalError, connection
 
 from apps.roster.ingest import errors as codes
-from apps.roster.ingest import fastcopy, validate_sql
+from apps.roster.ingest import validate_sql
 from apps.roster.ingest.first_import import BesideIndexBuilds
 from apps.roster.models import CANONICAL_MODELS, ImportState, RosterVersion
 from tests.roster.builders import small_district
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-@pytest.fixture(autouse=True)
-def every_file_readable_beside(monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", 0)
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("every_file_readable_beside")]
 
 
 @pytest.fixture
