@@ -103,6 +103,13 @@ def browser(chromium_path):  # type: ignore[no-untyped-def]
         )
         yield browser
         browser.close()
+        # The connections the browser tests opened, while Playwright's event loop ran on
+        # this thread, are not the ones Django finds once it has stopped (its connections
+        # live in asgiref's Local): closed here, or the test database could not be dropped
+        # at the end of the run ("is being accessed by other users").
+        from django.db import connections
+
+        connections.close_all()
 
 
 @pytest.fixture
