@@ -23,7 +23,9 @@ LARGE, SMALL = 0, 10**12  # UNLOGGED_FROM_BYTES: every file large; none
 
 @pytest.fixture
 def relayed(monkeypatch):  # type: ignore[no-untyped-def]
-    """The canonical tables written through the relay, in order."""
+    """The canonical tables written through the relay, in order (a small district's files
+    relayed as a large one's would be, once staged where a second connection reads them)."""
+    monkeypatch.setattr(apply_sql, "RELAY_FROM_ROWS", 0)
     tables: list[str] = []
     real = apply_sql.relay_rows
 
@@ -165,3 +167,19 @@ def test_without_a_second_connection_imports_are_written_on_one(
     assert second.changes["deleted"] == 1
     enrollments = CANONICAL_MODELS["enrollments"].objects
     assert enrollments.filter(valid_to_version=None).count() == len(feed["enrollments"])
+
+
+def test_a_first_load_of_few_rows_is_inserted_here_even_where_it_could_be_relayed(
+    monkeypatch, import_feed, relayed
+):
+    # given every file staged where a second connection could read it, and a threshold
+    # at the district's users (a teacher and 30 students; 30 demographics, one class)
+    monkeypatch.setattr(fastcopy, "UNLOGGED_FROM_BYTES", LARGE)
+    feed = small_district(students=30)
+    monkeypatch.setattr(apply_sql, "RELAY_FROM_ROWS", len(feed["users"]))
+
+    run = import_feed(feed)
+
+    # then only the files of at least that many rows went through the relay
+    assert run.state == ImportState.APPLIED
+    assert set(relayed) == {"roster_user", "roster_role", "roster_enrollment"}

@@ -316,7 +316,8 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
                 for drop, _ in rebuild:
                     cursor.execute(drop)
                 _first_load_write(
-                    cursor, entity, columns=insert_cols, concurrent=concurrent,
+                    cursor, entity, columns=insert_cols,
+                    concurrent=concurrent and change.staged >= RELAY_FROM_ROWS,
                     rows=_typed_once(f"SELECT s.* FROM {t.staging} s "
                                      f"WHERE s.status IS DISTINCT FROM 'tobedeleted'",
                                      select_cols),
@@ -399,10 +400,18 @@ def _alongside(cursor, statements: list[str],  # type: ignore[no-untyped-def]
             return None
 
 
+# A first load of fewer rows is written by INSERT ... SELECT even where it could be relayed:
+# a relay costs a second connection and a pass through Python, and below some tens of
+# thousands of rows that is all it saves (50,000 demographics: 0.15 s relayed, 0.13 s
+# inserted; 19,000 classes: 0.12 s and 0.11 s).
+RELAY_FROM_ROWS = 60_000
+
+
 def _first_load_write(cursor, entity: str, *, columns: str, rows: str,  # type: ignore[no-untyped-def]
                       concurrent: bool) -> None:
     """Insert ``rows`` into the entity's table: a large file's through the relay (see
-    ``diff_apply``), else, or without a second connection, by INSERT ... SELECT."""
+    ``diff_apply``; ``concurrent`` only for files of ``RELAY_FROM_ROWS`` or more), else,
+    or without a second connection, by INSERT ... SELECT."""
     table = TABLES[entity].table
     view = view_definition(entity) if concurrent else None
     if view is not None:

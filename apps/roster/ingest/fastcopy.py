@@ -79,8 +79,13 @@ _DECLINED = (NotPlain, ZipBombError, CorruptEntryError, DataError, psycopg.DataE
 
 # Staged files with fewer rows are not analysed.
 ANALYZE_FROM_ROWS = 20_000
-# Files at least this large (uncompressed bytes) are staged in an unlogged table.
-UNLOGGED_FROM_BYTES = 4 << 20
+# Files at least this large (uncompressed bytes) are staged in an unlogged table, which a
+# second connection can read: the references a first load's checks share out (where a
+# 50,000-pupil district's 2 to 4 MB classes, demographics and results files, staged in
+# temporary tables, kept part of the checks on one connection) and the files staging shares
+# out. Smaller ones go in temporary tables, which cost less to create than an unlogged
+# table's synced init fork.
+UNLOGGED_FROM_BYTES = 1 << 20
 
 
 class _Declined(Exception):
