@@ -105,12 +105,12 @@ def test_a_share_the_second_connection_cannot_check_is_checked_here(
     import_feed, shares, on_one_connection, monkeypatch
 ):
     @contextmanager
-    def refused(**kwargs):  # type: ignore[no-untyped-def]
+    def refused(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OperationalError("too many connections")
         yield  # pragma: no cover
 
     with monkeypatch.context() as m:
-        m.setattr(validate_sql, "beside", refused)
+        m.setattr(validate_sql, "reading_beside", refused)
         fallen_back = import_feed(broken_everywhere(), source="two")
     with on_one_connection():
         one = import_feed(broken_everywhere(), source="one")

@@ -316,8 +316,8 @@ def diff_apply(*, source_id: int, version: int, changes: ChangeSet,
                 for drop, _ in rebuild:
                     cursor.execute(drop)
                 _first_load_write(
-                    cursor, entity, columns=insert_cols,
-                    concurrent=concurrent and change.staged >= RELAY_FROM_ROWS,
+                    cursor, entity, columns=insert_cols, concurrent=concurrent,
+                    staged=change.staged,
                     rows=_typed_once(f"SELECT s.* FROM {t.staging} s "
                                      f"WHERE s.status IS DISTINCT FROM 'tobedeleted'",
                                      select_cols),
@@ -408,12 +408,12 @@ RELAY_FROM_ROWS = 60_000
 
 
 def _first_load_write(cursor, entity: str, *, columns: str, rows: str,  # type: ignore[no-untyped-def]
-                      concurrent: bool) -> None:
-    """Insert ``rows`` into the entity's table: a large file's through the relay (see
-    ``diff_apply``; ``concurrent`` only for files of ``RELAY_FROM_ROWS`` or more), else,
-    or without a second connection, by INSERT ... SELECT."""
+                      concurrent: bool, staged: int) -> None:
+    """Insert ``rows`` into the entity's table: a large file's (``staged`` rows, at least
+    ``RELAY_FROM_ROWS``) through the relay (see ``diff_apply``), else, or without a second
+    connection, by INSERT ... SELECT."""
     table = TABLES[entity].table
-    view = view_definition(entity) if concurrent else None
+    view = view_definition(entity) if concurrent and staged >= RELAY_FROM_ROWS else None
     if view is not None:
         try:
             relay_rows(cursor, entity=entity, view=view, query=rows, table=table,

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
-
 from apps.roster.ingest import validate_sql
 from apps.roster.ingest.apply import ChangeSet, one_process_build_ahead
 from apps.roster.ingest.errors import IngestError
 from apps.roster.ingest.gates import Counts, FirstImportCounts
-from apps.roster.ingest.relay import beside, view_definition
+from apps.roster.ingest.relay import reading_beside, view_definition
 
 
 @dataclass(frozen=True)
@@ -86,12 +84,7 @@ class BesideIndexBuilds:
                                                 change=changes.by_entity["roles"])
 
     def __call__(self) -> Found:
-        with beside(views=self.views), connection.cursor() as cursor:
-            # one core: the other is the index build's
-            cursor.execute("SET max_parallel_workers_per_gather = 0")
-            # never wait on this import's locks (it waits on this work): fail, and the
-            # import does the work itself
-            cursor.execute("SET lock_timeout = '5s'")
+        with reading_beside(self.views):  # the other core is the index build's
             counted = self.counts.staged() if self.counts is not None else None
             conflict = (validate_sql.primary_roles_conflict(self.roles)
                         if self.roles is not None else None)

@@ -3,12 +3,15 @@
 The import holds one transaction on one connection, and PostgreSQL runs a statement on one
 core. What a second connection may do for it is read what is committed: the fast path's
 staged text of a large file (an unlogged table, committed before the import's transaction
-starts) and the canonical rows as they were before the import. Two uses:
+starts) and the canonical rows as they were before the import. Its uses:
 
-* ``fastcopy.StagedBeside`` stages the largest file on a worker thread's connection
+* ``fastcopy.StagedBeside`` stages large files on a worker thread's connection
   while the import's stages the others, ``apply.diff_compute`` diffs the largest file
   there, and ``apply.statistics_refresh`` analyses half the tables there (``beside``,
   with the staging views recreated from ``view_definition``);
+* ``reading_beside`` (``beside`` on one core, never waiting long on a lock) reads for
+  the import meanwhile: a first load's reference checks (``validate_sql``) and the work
+  beside a one-process index build (``first_import``);
 * ``relay_rows`` has the second connection compute a first load's typed rows and hashes
   (``COPY (query) TO STDOUT``) while this one writes them (``COPY table FROM STDIN``).
   Besides the second core, COPY writes rows in batches (one WAL record per page of rows),
@@ -63,6 +66,18 @@ def beside(*, key: int | None = None, views: dict[str, str] | None = None) -> It
                 yield
     finally:
         connection.close()
+
+
+@contextmanager
+def reading_beside(views: dict[str, str]) -> Iterator[None]:
+    """``beside`` for reads alongside the import's own work (checks, counts): on one core,
+    the other being the import's, and never waiting long on a lock, which the import may
+    hold while it waits for this work: a DatabaseError instead, and the import does the
+    work itself."""
+    with beside(views=views), connection.cursor() as cursor:
+        cursor.execute("SET max_parallel_workers_per_gather = 0")
+        cursor.execute("SET lock_timeout = '5s'")
+        yield
 
 
 def view_definition(entity: str) -> str | None:

@@ -40,7 +40,7 @@ from django.db import DatabaseError, connection
 from apps.roster.ingest import errors as codes
 from apps.roster.ingest.apply import ChangeSet, EntityChange, change_table
 from apps.roster.ingest.errors import IngestError
-from apps.roster.ingest.relay import beside, view_definition
+from apps.roster.ingest.relay import reading_beside, view_definition
 from apps.roster.ingest.staging import TABLES, session_key
 
 logger = logging.getLogger(__name__)
@@ -471,11 +471,7 @@ class _WholeChecks:
 
     def _run_beside(self) -> dict[Reference, list[IngestError]]:
         try:
-            with beside(views=self._views), connection.cursor() as cursor:
-                # never wait on another import's locks: this connection's import does
-                # the share itself
-                cursor.execute("SET lock_timeout = '5s'")
-                cursor.execute("SET max_parallel_workers_per_gather = 0")
+            with reading_beside(self._views), connection.cursor() as cursor:
                 return self.run(cursor, self.there)
         except DatabaseError as exc:
             logger.warning("reference checks left to the import's connection (%s)", exc)
